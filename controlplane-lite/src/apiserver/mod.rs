@@ -1,0 +1,16 @@
+//! The Kubernetes REST API server.
+
+pub mod alloc;
+pub mod discovery;
+pub mod handlers;
+pub mod kinds;
+pub mod object;
+pub mod openapi;
+pub mod patch;
+pub mod printers;
+pub mod registry;
+pub mod response;
+pub mod route;
+pub mod selectors;
+pub mod server;
+pub mod status;

@@ -1,0 +1,87 @@
+//! Control plane settings (the command line of `skiff-controlplane`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Etcd,
+}
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "skiff-controlplane", version, about = "skiff's Kubernetes-compatible API server")]
+pub struct Config {
+    /// Where the store, certificates and admin.kubeconfig live.
+    #[arg(long, default_value = "/var/lib/skiff/controlplane")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: String,
+    /// HTTPS port (0 picks a free one; the kubeconfig names it).
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// Storage backend.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+    /// etcd client URLs, comma-separated (with --store etcd).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// The range Service ClusterIPs come from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: String,
+    /// Extra names or addresses for the serving certificate.
+    #[arg(long = "tls-san", value_delimiter = ',')]
+    pub tls_sans: Vec<String>,
+    /// How often old revisions are compacted away (history of one interval is kept).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub compaction_interval: Duration,
+}
+
+/// Parses `300ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 10s, 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("invalid duration {s:?}: unit must be ms, s, m or h")),
+    }
+}
+
+impl Config {
+    /// Defaults for a given data directory (what tests and `skiff up` start from).
+    pub fn for_dir(dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: dir.into(),
+            bind_address: "127.0.0.1".into(),
+            secure_port: 6443,
+            store: StoreKind::Sqlite,
+            etcd_endpoints: Vec::new(),
+            service_cluster_ip_range: "10.96.0.0/12".into(),
+            tls_sans: Vec::new(),
+            compaction_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5x").is_err());
+    }
+}

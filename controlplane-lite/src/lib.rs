@@ -1,0 +1,136 @@
+//! skiff-controlplane: a Kubernetes-compatible API server on an embedded store.
+
+pub mod apiserver;
+pub mod bootstrap;
+pub mod config;
+pub mod controllers;
+pub mod pki;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use apiserver::alloc::ServiceAllocator;
+use apiserver::handlers::Api;
+use apiserver::server::{self, Authenticator, Identity};
+pub use config::{Config, StoreKind};
+use store::DynStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    #[error("--service-cluster-ip-range: {0}")]
+    Cidr(#[from] apiserver::alloc::CidrError),
+    #[error("bootstrapping the cluster: {0}")]
+    Bootstrap(String),
+    #[error("--store etcd needs --etcd-endpoints")]
+    NoEtcdEndpoints,
+}
+
+/// Opens the configured store.
+pub async fn open_store(cfg: &Config) -> Result<DynStore, RunError> {
+    Ok(match cfg.store {
+        StoreKind::Sqlite => {
+            let s: DynStore = store::sqlite::SqliteStore::open(&cfg.data_dir.join("state.db"))?;
+            s
+        }
+        StoreKind::Etcd => {
+            if cfg.etcd_endpoints.is_empty() {
+                return Err(RunError::NoEtcdEndpoints);
+            }
+            // TODO(etcd): wired once the etcd backend lands.
+            return Err(RunError::NoEtcdEndpoints);
+        }
+    })
+}
+
+/// A running server's handle: where it listens and how to stop it.
+pub struct Running {
+    pub address: std::net::SocketAddr,
+    pub kubeconfig: std::path::PathBuf,
+    pub api: Arc<Api>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting requests and waits for the server task to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the control plane; returns once it is serving.
+pub async fn start(cfg: Config) -> Result<Running, RunError> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| RunError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    })?;
+    let range: apiserver::alloc::Ipv4Cidr = cfg.service_cluster_ip_range.parse()?;
+    let allocator = ServiceAllocator::new(range)?;
+    let mut sans = vec![cfg.bind_address.clone(), allocator.apiserver_ip().to_string()];
+    sans.extend(cfg.tls_sans.iter().cloned());
+    let pki = pki::Pki::load_or_create(&cfg.data_dir, &sans)?;
+    let store = open_store(&cfg).await?;
+    let listener = server::bind(&format!("{}:{}", cfg.bind_address, cfg.secure_port)).await?;
+    let local = listener.local_addr().map_err(|source| server::ServeError::Io {
+        what: "reading the listening address".into(),
+        source,
+    })?;
+    let host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let server_address = format!("{host}:{}", local.port());
+    let api = Arc::new(Api {
+        store,
+        services: tokio::sync::Mutex::new(allocator),
+        server_address: server_address.clone(),
+    });
+    bootstrap::run(&api)
+        .await
+        .map_err(|e| RunError::Bootstrap(e.to_string()))?;
+    let tls = server::tls_config(&pki.ca_pem, &pki.serving_cert_pem, &pki.serving_key_pem)?;
+    let mut auth = Authenticator::default();
+    auth.tokens.insert(
+        pki.admin_token.clone(),
+        Identity {
+            user: pki::ADMIN_USER.into(),
+            groups: vec![pki::MASTERS_GROUP.into()],
+        },
+    );
+    let kubeconfig = cfg.data_dir.join("admin.kubeconfig");
+    pki.write_admin_kubeconfig(&kubeconfig, &format!("https://{server_address}"))?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let ctl = controllers::spawn(api.clone(), cfg.compaction_interval, stopped.clone());
+    let serve_api = api.clone();
+    let task = tokio::spawn(async move {
+        server::serve(listener, tls, serve_api, Arc::new(auth), async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await;
+        ctl.abort();
+    });
+    tracing::info!(address = %local, elapsed_ms = t0.elapsed().as_millis() as u64, kubeconfig = %kubeconfig.display(), "control plane serving");
+    Ok(Running {
+        address: local,
+        kubeconfig,
+        api,
+        stop,
+        task,
+    })
+}
