@@ -1,1 +1,49 @@
-fn main() {}
+//! `skiff`: the command a person types.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod up;
+
+#[derive(Parser)]
+#[command(name = "skiff", version, about = "A small, fast Kubernetes work-alike")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring up a one-node cluster on this machine (Ctrl-C stops it; run again to resume).
+    Up {
+        /// Where the cluster's state lives.
+        #[arg(long, default_value = "/var/lib/skiff")]
+        data_dir: PathBuf,
+        /// HTTPS port of the API server.
+        #[arg(long, default_value_t = 6443)]
+        port: u16,
+    },
+    /// Benchmarks against the reference tools on this machine.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Up { data_dir, port } => up::run(data_dir, port).await.context("skiff up"),
+        Cmd::Bench { which } => bench::run(which).await,
+    }
+}

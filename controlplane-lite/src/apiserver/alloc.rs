@@ -191,11 +191,10 @@ pub fn cluster_ips(svc: &Value) -> Vec<Ipv4Addr> {
         out.push(ip);
     }
     for ip in svc.pointer("/spec/clusterIPs").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(ip) = ip.as_str().and_then(|s| s.parse::<Ipv4Addr>().ok()) {
-            if !out.contains(&ip) {
+        if let Some(ip) = ip.as_str().and_then(|s| s.parse::<Ipv4Addr>().ok())
+            && !out.contains(&ip) {
                 out.push(ip);
             }
-        }
     }
     out
 }

@@ -125,7 +125,7 @@ fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(&h.to_be_bytes())[..11].to_string()
+    base64::engine::general_purpose::STANDARD.encode(h.to_be_bytes())[..11].to_string()
 }
 
 /// Every kind served, for tests and the OpenAPI documents.

@@ -80,11 +80,10 @@ impl Selectors {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        if let Some(l) = &self.labels {
-            if !l.matches(&object::labels(obj)) {
+        if let Some(l) = &self.labels
+            && !l.matches(&object::labels(obj)) {
                 return false;
             }
-        }
         if let Some(f) = &self.fields {
             // `source` on events is the reporting component's name.
             let get = |path: &str| -> Option<String> {

@@ -46,7 +46,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    fn from_header(&self, req: &http::Request<Incoming>) -> Option<Identity> {
+    fn identify(&self, req: &http::Request<Incoming>) -> Option<Identity> {
         let h = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
         let token = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))?;
         self.tokens.get(token.trim()).cloned()
@@ -167,7 +167,7 @@ async fn dispatch(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let identity = cert_identity.or_else(|| auth.from_header(&req));
+    let identity = cert_identity.or_else(|| auth.identify(&req));
     let resp = match identity {
         None => response::error(&ApiError::new(401, "Unauthorized", "Unauthorized")),
         Some(id) => route_request(&api, &id, req).await,

@@ -61,15 +61,14 @@ impl DeleteOptions {
         if req.query.flag("orphanDependents") {
             o.propagation = Some("Orphan".into());
         }
-        if let Some(p) = &o.propagation {
-            if !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
+        if let Some(p) = &o.propagation
+            && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
                 return Err(ApiError::new(
                     422,
                     "Invalid",
                     format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""),
                 ));
             }
-        }
         o.dry_run |= req.dry_run();
         Ok(o)
     }
@@ -97,16 +96,14 @@ pub async fn delete_object(
         let Some((obj, kv)) = api.read(info, ns, name).await? else {
             return Err(ApiError::not_found(info, name));
         };
-        if let Some(uid) = &opts.precondition_uid {
-            if uid != object::uid(&obj) {
+        if let Some(uid) = &opts.precondition_uid
+            && uid != object::uid(&obj) {
                 return Err(ApiError::conflict_msg(info, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(&obj))));
             }
-        }
-        if let Some(rv) = &opts.precondition_rv {
-            if rv != object::resource_version(&obj) {
+        if let Some(rv) = &opts.precondition_rv
+            && rv != object::resource_version(&obj) {
                 return Err(ApiError::conflict_msg(info, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", object::resource_version(&obj))));
             }
-        }
         let mut finalizers = object::finalizers(&obj);
         match opts.propagation.as_deref() {
             Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),

@@ -163,11 +163,10 @@ pub async fn watch(api: &Arc<Api>, req: &Request) -> Reply {
                     return;
                 }
             }
-            if send_initial && bookmarks {
-                if tx.send(enc.bookmark(start, true)).await.is_err() {
+            if send_initial && bookmarks
+                && tx.send(enc.bookmark(start, true)).await.is_err() {
                     return;
                 }
-            }
             let mut last = start;
             let deadline = tokio::time::sleep(timeout);
             tokio::pin!(deadline);

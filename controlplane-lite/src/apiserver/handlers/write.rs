@@ -20,6 +20,10 @@ pub fn decode_body(req: &Request) -> Result<Value, ApiError> {
     if req.body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
+    // Clients that prefer protobuf or CBOR fall back to JSON on a 415.
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
     if ct.contains("yaml") {
         let text = std::str::from_utf8(&req.body)
             .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
@@ -254,11 +258,10 @@ async fn update_with(
         let Some((old, kv)) = api.read(info, ns, name).await? else {
             return Err(ApiError::not_found(info, name));
         };
-        if let Precondition::Exact(rv) = &pre {
-            if rv != object::resource_version(&old) {
+        if let Precondition::Exact(rv) = &pre
+            && rv != object::resource_version(&old) {
                 return Err(ApiError::conflict(info, name));
             }
-        }
         let mut new = mutate(&old)?;
         if object::name(&new) != name {
             return Err(ApiError::bad_request(format!(
@@ -361,6 +364,10 @@ fn apply_patch(req: &Request, kind: &str, old: &Value, patch: &Value) -> Result<
 }
 
 fn patch_body(req: &Request) -> Result<Value, ApiError> {
+    let ct = req.content_type();
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
     if req.content_type().starts_with("application/apply-patch+yaml") {
         let text = std::str::from_utf8(&req.body)
             .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;

@@ -216,11 +216,10 @@ fn job_spec(obj: &mut Value, path: &[&str]) {
         default_at(s, &["restartPolicy"], json!("Never"));
         pod_spec(s);
     }
-    if spec.get("manualSelector").is_some_and(Value::is_null) {
-        if let Some(o) = spec.as_object_mut() {
+    if spec.get("manualSelector").is_some_and(Value::is_null)
+        && let Some(o) = spec.as_object_mut() {
             o.remove("manualSelector");
         }
-    }
 }
 
 /// Defaults of a PodSpec (also inside workload templates).

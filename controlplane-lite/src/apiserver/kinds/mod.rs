@@ -113,11 +113,10 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
         object::meta_mut(obj).insert("generation".into(), json!(1));
     }
     // The server owns status for these: whatever a client sends on create is reset.
-    if has_status_subresource(info) && !matches!(info.kind, "Node") {
-        if let Some(o) = obj.as_object_mut() {
+    if has_status_subresource(info) && !matches!(info.kind, "Node")
+        && let Some(o) = obj.as_object_mut() {
             o.remove("status");
         }
-    }
     defaults::apply(info, obj);
 }
 
@@ -163,8 +162,8 @@ pub fn prepare_update(info: &ResourceInfo, new: &mut Value, old: &Value, subreso
             nm.remove("namespace");
         }
     }
-    if has_status_subresource(info) {
-        if let Some(o) = new.as_object_mut() {
+    if has_status_subresource(info)
+        && let Some(o) = new.as_object_mut() {
             match old.get("status") {
                 Some(s) => {
                     o.insert("status".into(), s.clone());
@@ -174,7 +173,6 @@ pub fn prepare_update(info: &ResourceInfo, new: &mut Value, old: &Value, subreso
                 }
             }
         }
-    }
     defaults::apply(info, new);
     if new.get("spec") != old.get("spec") {
         let g = object::meta(old)

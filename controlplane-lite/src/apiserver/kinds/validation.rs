@@ -78,13 +78,11 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
                     }
                 }
             }
-            if info.kind == "ConfigMap" {
-                if let Some(old) = old {
-                    if old.get("immutable") == Some(&json!(true)) && (obj.get("data") != old.get("data") || obj.get("binaryData") != old.get("binaryData")) {
+            if info.kind == "ConfigMap"
+                && let Some(old) = old
+                    && old.get("immutable") == Some(&json!(true)) && (obj.get("data") != old.get("data") || obj.get("binaryData") != old.get("binaryData")) {
                         c.push(Cause::forbidden("data", "field is immutable when `immutable` is set"));
                     }
-                }
-            }
         }
         "Namespace" => {
             if let Some(old) = old {
@@ -212,11 +210,10 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
         if !(1..=65535).contains(&cp) {
             c.push(Cause::invalid(format!("{p}.ports[{i}].containerPort"), &json!(cp), "must be between 1 and 65535, inclusive"));
         }
-        if let Some(hp) = port.get("hostPort").and_then(Value::as_i64) {
-            if !(0..=65535).contains(&hp) {
+        if let Some(hp) = port.get("hostPort").and_then(Value::as_i64)
+            && !(0..=65535).contains(&hp) {
                 c.push(Cause::invalid(format!("{p}.ports[{i}].hostPort"), &json!(hp), "must be between 1 and 65535, inclusive"));
             }
-        }
         if let Some(n) = port.get("name").and_then(Value::as_str) {
             for e in names::port_name_errors(n) {
                 c.push(Cause::invalid(format!("{p}.ports[{i}].name"), &json!(n), e));
@@ -245,7 +242,7 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
         for (res, q) in ct.pointer(&format!("/resources/{kind}")).and_then(Value::as_object).into_iter().flatten() {
             let s = q.as_str().map(str::to_string).unwrap_or_else(|| q.to_string());
             if let Err(e) = s.parse::<crate::apiserver::patch::Quantity>() {
-                c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), e.to_string()));
+                c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), &e));
             } else if s.starts_with('-') {
                 c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), "must be greater than or equal to 0"));
             }
@@ -257,11 +254,10 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
     if let (Some(req), Some(lim)) = (req, lim) {
         for (res, r) in req {
             let (Some(r), Some(l)) = (r.as_str(), lim.get(res).and_then(Value::as_str)) else { continue };
-            if let (Ok(rq), Ok(lq)) = (r.parse::<crate::apiserver::patch::Quantity>(), l.parse::<crate::apiserver::patch::Quantity>()) {
-                if rq > lq {
+            if let (Ok(rq), Ok(lq)) = (r.parse::<crate::apiserver::patch::Quantity>(), l.parse::<crate::apiserver::patch::Quantity>())
+                && rq > lq {
                     c.push(Cause::invalid(format!("{p}.resources.requests[{res}]"), &json!(r), format!("must be less than or equal to {res} limit of {l}")));
                 }
-            }
         }
     }
 }
@@ -300,11 +296,10 @@ fn pod_update(new: &Value, old: &Value, c: &mut Causes) {
     let (Some(ns), Some(os)) = (new.get("spec"), old.get("spec")) else { return };
     let mut os = mask(os);
     let ns = mask(ns);
-    if let Some(o) = os.as_object_mut() {
-        if new.pointer("/spec/nodeName").is_some() && old.pointer("/spec/nodeName").is_none_or(|n| n.as_str() == Some("")) {
+    if let Some(o) = os.as_object_mut()
+        && new.pointer("/spec/nodeName").is_some() && old.pointer("/spec/nodeName").is_none_or(|n| n.as_str() == Some("")) {
             o.remove("nodeName");
         }
-    }
     if ns != os {
         c.push(Cause::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
     }
@@ -330,11 +325,10 @@ fn workload(info: &ResourceInfo, obj: &Value, c: &mut Causes) {
             }
         }
     }
-    if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
-        if r < 0 {
+    if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64)
+        && r < 0 {
             c.push(Cause::invalid("spec.replicas", &json!(r), "must be greater than or equal to 0"));
         }
-    }
     match obj.pointer("/spec/template/spec") {
         Some(spec) => {
             pod_spec(spec, "spec.template.spec", c);

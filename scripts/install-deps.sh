@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing skiff needs on a fresh Debian 12 machine.
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config curl ca-certificates
+  protobuf-compiler   # containerd-client and etcd-client generate gRPC code
+  etcd-server         # the distributed store backend and its tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Debian starts etcd as a service on install; skiff starts its own when it needs one.
+if systemctl is-active --quiet etcd 2>/dev/null; then
+  systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
+
+if ! command -v kubectl >/dev/null; then
+  echo "kubectl is not on PATH: install kubectl 1.32 (the tests drive the real kubectl)" >&2
+  exit 1
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is not on PATH: install Rust (rustup) first" >&2
+  exit 1
+fi

@@ -1,0 +1,41 @@
+//! `skiff bench …`: measurements against the reference tools, in one run, with ratios.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+
+mod api;
+mod procs;
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// API server: creates/s and latency at concurrency 1 and 16, list and watch at
+    /// 10,000 pods, RSS — against raw etcd puts in the same run.
+    Api {
+        /// Pods stored for the list/RSS measurements.
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Concurrent watchers.
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+    },
+}
+
+pub async fn run(which: Which) -> anyhow::Result<()> {
+    match which {
+        Which::Api { pods, watchers } => api::run(pods, watchers).await,
+    }
+}
+
+/// p-th percentile (0..=100) of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
