@@ -49,8 +49,8 @@ pub async fn open_store(cfg: &Config) -> Result<DynStore, RunError> {
             if cfg.etcd_endpoints.is_empty() {
                 return Err(RunError::NoEtcdEndpoints);
             }
-            // TODO(etcd): wired once the etcd backend lands.
-            return Err(RunError::NoEtcdEndpoints);
+            let s: DynStore = store::etcd::EtcdStore::connect(&cfg.etcd_endpoints).await?;
+            s
         }
     })
 }

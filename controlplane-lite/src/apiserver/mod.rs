@@ -6,7 +6,6 @@ pub mod handlers;
 pub mod kinds;
 pub mod object;
 pub mod openapi;
-pub mod patch;
 pub mod printers;
 pub mod registry;
 pub mod response;

@@ -18,7 +18,7 @@ use super::handlers::{self, Api, MAX_BODY};
 use super::response::{self, Response};
 use super::route::{self, Query, Route};
 use super::status::ApiError;
-use super::discovery;
+use super::{discovery, openapi};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -207,7 +207,12 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
             Some(v) => get_only(response::json(StatusCode::OK, &v)),
             None => not_found(),
         },
-        Route::OpenApiV2 | Route::OpenApiV3Index | Route::OpenApiV3(_) => not_found(),
+        Route::OpenApiV2 => get_only(response::raw_json(StatusCode::OK, openapi::v2().to_vec())),
+        Route::OpenApiV3Index => get_only(response::raw_json(StatusCode::OK, openapi::v3_index().to_vec())),
+        Route::OpenApiV3(p) => match openapi::v3_group(&p) {
+            Some(doc) => get_only(response::raw_json(StatusCode::OK, doc.to_vec())),
+            None => not_found(),
+        },
         Route::NotFound => not_found(),
         Route::Resource(res) => {
             let body = match read_body(body).await {

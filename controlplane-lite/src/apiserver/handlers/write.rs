@@ -356,7 +356,7 @@ fn apply_patch(req: &Request, kind: &str, old: &Value, patch: &Value) -> Result<
     {
         // Server-side apply is served as a strategic merge of the applied configuration:
         // fields it names are set, list entries merge by their keys.
-        crate::apiserver::patch::strategic(kind, old, patch)
+        skiff_api::strategic_merge::apply_strategic_merge_patch(kind, old, patch)
             .map_err(|e| ApiError::bad_request(format!("unable to apply patch: {e}")))
     } else {
         Err(ApiError::unsupported_media_type(ct))

@@ -241,8 +241,8 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
     for kind in ["requests", "limits"] {
         for (res, q) in ct.pointer(&format!("/resources/{kind}")).and_then(Value::as_object).into_iter().flatten() {
             let s = q.as_str().map(str::to_string).unwrap_or_else(|| q.to_string());
-            if let Err(e) = s.parse::<crate::apiserver::patch::Quantity>() {
-                c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), &e));
+            if let Err(e) = s.parse::<skiff_api::quantity::Quantity>() {
+                c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), e.to_string()));
             } else if s.starts_with('-') {
                 c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), "must be greater than or equal to 0"));
             }
@@ -254,7 +254,7 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
     if let (Some(req), Some(lim)) = (req, lim) {
         for (res, r) in req {
             let (Some(r), Some(l)) = (r.as_str(), lim.get(res).and_then(Value::as_str)) else { continue };
-            if let (Ok(rq), Ok(lq)) = (r.parse::<crate::apiserver::patch::Quantity>(), l.parse::<crate::apiserver::patch::Quantity>())
+            if let (Ok(rq), Ok(lq)) = (r.parse::<skiff_api::quantity::Quantity>(), l.parse::<skiff_api::quantity::Quantity>())
                 && rq > lq {
                     c.push(Cause::invalid(format!("{p}.resources.requests[{res}]"), &json!(r), format!("must be less than or equal to {res} limit of {l}")));
                 }
