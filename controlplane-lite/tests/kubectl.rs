@@ -438,3 +438,114 @@ fn the_same_kubectl_flow_works_on_etcd() {
     assert_eq!(r, "4");
     cp.kubectl_ok(&["delete", "namespace", "demo", "--timeout=30s"]);
 }
+
+fn post_json(cp: &ControlPlane, method: &str, path: &str, body: &str, ct: &str) -> (u16, Value) {
+    let url = format!("{}{path}", cp.url());
+    let (code, text) = curl(
+        cp,
+        &["-X", method, "-H", &format!("Content-Type: {ct}"), "-d", body, &url],
+        Some(&cp.admin_token()),
+    );
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn subresources_graceful_deletion_and_allocation() {
+    let cp = start();
+    // binding sets spec.nodeName and PodScheduled, once.
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"web-","namespace":"default"},"spec":{"containers":[{"name":"c","image":"busybox:1.36"}]}}"#;
+    let (code, created) = post_json(&cp, "POST", "/api/v1/namespaces/default/pods", pod, "application/json");
+    assert_eq!(code, 201, "{created}");
+    let name = created["metadata"]["name"].as_str().expect("generated name").to_string();
+    assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+    assert_eq!(created["status"]["phase"], "Pending");
+    assert_eq!(created["status"]["qosClass"], "BestEffort");
+    let binding = format!(r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"{name}"}},"target":{{"kind":"Node","name":"n1"}}}}"#);
+    let path = format!("/api/v1/namespaces/default/pods/{name}/binding");
+    let (code, _) = post_json(&cp, "POST", &path, &binding, "application/json");
+    assert_eq!(code, 201);
+    let (code, again) = post_json(&cp, "POST", &path, &binding, "application/json");
+    assert_eq!(code, 409, "{again}");
+    let node = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.spec.nodeName} {.status.conditions[0].type}"]);
+    assert_eq!(node, "n1 PodScheduled");
+    // status is written only through /status.
+    let status_patch = r#"{"status":{"phase":"Running","podIP":"10.244.0.5"}}"#;
+    let (code, _) = post_json(&cp, "PATCH", &format!("/api/v1/namespaces/default/pods/{name}"), status_patch, "application/merge-patch+json");
+    assert_eq!(code, 200);
+    let phase = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "Pending", "main resource ignores status");
+    let (code, _) = post_json(&cp, "PATCH", &format!("/api/v1/namespaces/default/pods/{name}/status"), status_patch, "application/merge-patch+json");
+    assert_eq!(code, 200);
+    let phase = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.status.phase} {.status.podIP}"]);
+    assert_eq!(phase, "Running 10.244.0.5");
+    // A pod on a node is deleted gracefully: it stays, marked, until forced.
+    cp.kubectl_ok(&["delete", "pod", &name, "--wait=false"]);
+    let ts = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.metadata.deletionTimestamp} {.metadata.deletionGracePeriodSeconds}"]);
+    assert!(ts.ends_with(" 30"), "{ts}");
+    let table = cp.kubectl_ok(&["get", "pod", &name]);
+    assert!(table.contains("Terminating"), "{table}");
+    cp.kubectl_ok(&["delete", "pod", &name, "--grace-period=0", "--force"]);
+    assert!(!cp.kubectl(&["get", "pod", &name]).status.success());
+    // NodePorts and ClusterIPs are never handed out twice.
+    let svc = |n: &str, port: u16| format!(r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"{n}"}},"spec":{{"type":"NodePort","ports":[{{"port":80,"nodePort":{port}}}]}}}}"#);
+    cp.kubectl_stdin(&["create", "-f", "-"], &svc("a", 30080));
+    let (code, err) = post_json(&cp, "POST", "/api/v1/namespaces/default/services", &svc("b", 30080), "application/json");
+    assert_eq!(code, 422, "{err}");
+    assert!(err["message"].as_str().unwrap_or("").contains("provided port is already allocated"), "{err}");
+    let headless = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"h"},"spec":{"clusterIP":"None","selector":{"app":"x"},"ports":[{"port":80}]}}"#;
+    cp.kubectl_stdin(&["create", "-f", "-"], headless);
+    assert_eq!(cp.kubectl_ok(&["get", "svc", "h", "-o", "jsonpath={.spec.clusterIP}"]), "None");
+    cp.kubectl_ok(&["delete", "svc", "a"]);
+    let (code, _) = post_json(&cp, "POST", "/api/v1/namespaces/default/services", &svc("b", 30080), "application/json");
+    assert_eq!(code, 201, "a deleted Service's node port is free again");
+    // scale subresource and deletecollection.
+    cp.kubectl_stdin(&["apply", "-f", "-"], MANIFEST_V1);
+    let (code, scale) = post_json(&cp, "PATCH", "/apis/apps/v1/namespaces/demo/deployments/web/scale", r#"{"spec":{"replicas":7}}"#, "application/merge-patch+json");
+    assert_eq!(code, 200, "{scale}");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 7);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    for i in 0..3 {
+        cp.kubectl_ok(&["-n", "demo", "create", "configmap", &format!("bulk{i}"), "--from-literal=a=b"]);
+        cp.kubectl_ok(&["-n", "demo", "label", "configmap", &format!("bulk{i}"), "batch=yes"]);
+    }
+    let url = format!("{}/api/v1/namespaces/demo/configmaps?labelSelector=batch%3Dyes", cp.url());
+    let (code, _) = curl(&cp, &["-X", "DELETE", &url], Some(&cp.admin_token()));
+    assert_eq!(code, 200);
+    let left = cp.kubectl_ok(&["-n", "demo", "get", "cm", "-o", "name"]);
+    assert_eq!(left.trim(), "configmap/web-index", "{left}");
+}
+
+#[test]
+fn watch_bookmarks_and_label_transitions() {
+    let cp = start();
+    cp.kubectl_ok(&["create", "configmap", "t1"]);
+    let rv = json_of(&cp.kubectl_ok(&["get", "cm", "-o", "json"]))["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list rv")
+        .to_string();
+    let watcher = {
+        let url = format!("{}/api/v1/namespaces/default/configmaps?watch=1&labelSelector=keep%3Dyes&resourceVersion={rv}&timeoutSeconds=2", cp.url());
+        let ca = cp.data_dir().join("pki/ca.crt");
+        let token = cp.admin_token();
+        std::thread::spawn(move || {
+            Command::new("curl")
+                .args(["-s", "-N", "--cacert"])
+                .arg(ca)
+                .args(["-H", &format!("Authorization: Bearer {token}"), &url])
+                .output()
+                .expect("curl")
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    cp.kubectl_ok(&["label", "cm", "t1", "keep=yes"]);
+    cp.kubectl_ok(&["label", "cm", "t1", "other=1"]);
+    cp.kubectl_ok(&["label", "cm", "t1", "keep=no", "--overwrite"]);
+    let out = watcher.join().expect("watcher");
+    let types: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| json_of(l)["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"], "entering, changing and leaving the selector");
+}

@@ -43,6 +43,32 @@ pub fn normalize(kind: &str, v: Value) -> Result<Value, String> {
         "StorageClass" => through!(api::storage::v1::StorageClass),
         other => Err(format!("no type for kind {other}")),
     }
+    .map(|mut v| {
+        drop_empty(&mut v);
+        v
+    })
+}
+
+/// Go's `omitempty` leaves empty maps and lists of these fields out of the JSON; doing the
+/// same keeps `kubectl diff` and `-o yaml` free of `annotations: {}` noise.
+fn drop_empty(v: &mut Value) {
+    let empty = |x: &Value| {
+        x.as_object().is_some_and(|m| m.is_empty()) || x.as_array().is_some_and(|a| a.is_empty())
+    };
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["labels", "annotations", "finalizers", "ownerReferences", "managedFields"] {
+            if m.get(k).is_some_and(empty) {
+                m.remove(k);
+            }
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        for k in ["data", "binaryData"] {
+            if o.get(k).is_some_and(empty) {
+                o.remove(k);
+            }
+        }
+    }
 }
 
 /// Paths of fields present in `input` that did not survive [`normalize`]: what Kubernetes'
