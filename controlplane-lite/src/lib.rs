@@ -81,15 +81,20 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
     })?;
     let range: apiserver::alloc::Ipv4Cidr = cfg.service_cluster_ip_range.parse()?;
     let allocator = ServiceAllocator::new(range)?;
-    let mut sans = vec![cfg.bind_address.clone(), allocator.apiserver_ip().to_string()];
+    let mut sans = vec![
+        cfg.bind_address.clone(),
+        allocator.apiserver_ip().to_string(),
+    ];
     sans.extend(cfg.tls_sans.iter().cloned());
     let pki = pki::Pki::load_or_create(&cfg.data_dir, &sans)?;
     let store = open_store(&cfg).await?;
     let listener = server::bind(&format!("{}:{}", cfg.bind_address, cfg.secure_port)).await?;
-    let local = listener.local_addr().map_err(|source| server::ServeError::Io {
-        what: "reading the listening address".into(),
-        source,
-    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| server::ServeError::Io {
+            what: "reading the listening address".into(),
+            source,
+        })?;
     let host = if local.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -100,6 +105,7 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         store,
         services: tokio::sync::Mutex::new(allocator),
         server_address: server_address.clone(),
+        namespaces: Default::default(),
     });
     bootstrap::run(&api)
         .await
@@ -133,4 +139,13 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         stop,
         task,
     })
+}
+
+/// Caps glibc's malloc arenas: with one arena per thread, memory freed after a large list
+/// stays resident in whichever arena served it. Two arenas keep RSS near the live set.
+pub fn tune_allocator() {
+    // SAFETY: mallopt only adjusts allocator parameters; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }

@@ -8,16 +8,20 @@ use skiff_controlplane::Config;
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cfg = Config::parse();
+    skiff_controlplane::tune_allocator();
     let running = skiff_controlplane::start(cfg)
         .await
         .context("starting the control plane")?;
-    println!("ready: https://{} kubeconfig: {}", running.address, running.kubeconfig.display());
+    println!(
+        "ready: https://{} kubeconfig: {}",
+        running.address,
+        running.kubeconfig.display()
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {

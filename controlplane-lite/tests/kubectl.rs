@@ -111,9 +111,11 @@ fn serves_at_once_and_refuses_anonymous() {
     let (code, _) = curl(&cp, &[&format!("{}/version", cp.url())], None);
     assert_eq!(code, 401, "health and version need credentials too");
     let version = cp.kubectl_ok(&["version", "-o", "json"]);
-    assert!(json_of(&version)["serverVersion"]["gitVersion"]
-        .as_str()
-        .is_some_and(|v| v.starts_with("v1.")));
+    assert!(
+        json_of(&version)["serverVersion"]["gitVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("v1."))
+    );
 }
 
 #[test]
@@ -135,7 +137,10 @@ fn apply_twice_merges_three_ways() {
         .replace("hello v1", "hello v2")
         .replace("replicas: 2", "replicas: 3")
         .replace("        - {name: B, value: \"2\"}\n", "")
-        .replace("image: busybox:1.36\n        command: [\"httpd\"", "image: busybox:1.37\n        command: [\"httpd\"");
+        .replace(
+            "image: busybox:1.36\n        command: [\"httpd\"",
+            "image: busybox:1.37\n        command: [\"httpd\"",
+        );
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], &v2);
     assert!(out.contains("deployment.apps/web configured"), "{out}");
     assert!(out.contains("namespace/demo unchanged"), "{out}");
@@ -145,12 +150,31 @@ fn apply_twice_merges_three_ways() {
     assert_eq!(c0["image"], "busybox:1.37");
     assert_eq!(c0["env"].as_array().map(Vec::len), Some(1), "{c0}");
     assert_eq!(c0["env"][0]["name"], "A");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][1]["image"], "busybox:1.36");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][1]["image"],
+        "busybox:1.36"
+    );
     assert_eq!(d["metadata"]["annotations"]["team"], "blue");
     assert_eq!(d["metadata"]["generation"], 2);
-    let cm = cp.kubectl_ok(&["-n", "demo", "get", "cm", "web-index", "-o", "jsonpath={.data.index\\.html}"]);
+    let cm = cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "get",
+        "cm",
+        "web-index",
+        "-o",
+        "jsonpath={.data.index\\.html}",
+    ]);
     assert_eq!(cm, "hello v2");
-    let secret = cp.kubectl_ok(&["-n", "demo", "get", "secret", "web-secret", "-o", "jsonpath={.data.password}"]);
+    let secret = cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "get",
+        "secret",
+        "web-secret",
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
     assert_eq!(secret, "czNjcmV0");
     // A third apply of the same file changes nothing.
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], &v2);
@@ -164,38 +188,86 @@ fn get_in_every_format_and_describe() {
     let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p1","namespace":"demo","labels":{"app":"web"}},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"busybox:1.36"}]}}"#;
     cp.kubectl_stdin(&["create", "-f", "-"], pod);
     let table = cp.kubectl_ok(&["-n", "demo", "get", "pods"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{table}");
-    assert!(table.contains("p1") && table.contains("0/1") && table.contains("Pending"), "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    assert!(
+        table.contains("p1") && table.contains("0/1") && table.contains("Pending"),
+        "{table}"
+    );
     let wide = cp.kubectl_ok(&["-n", "demo", "get", "pods", "-o", "wide"]);
     assert!(wide.lines().next().unwrap_or("").contains("NODE"), "{wide}");
     assert!(wide.contains("n1"), "{wide}");
     let svc = cp.kubectl_ok(&["-n", "demo", "get", "svc"]);
     assert!(svc.contains("NodePort") && svc.contains("80:3"), "{svc}");
     let deploy = cp.kubectl_ok(&["-n", "demo", "get", "deploy"]);
-    assert!(deploy.starts_with("NAME") && deploy.contains("UP-TO-DATE"), "{deploy}");
+    assert!(
+        deploy.starts_with("NAME") && deploy.contains("UP-TO-DATE"),
+        "{deploy}"
+    );
     let y = cp.kubectl_ok(&["-n", "demo", "get", "cm", "web-index", "-o", "yaml"]);
-    assert!(y.contains("index.html: hello v1") && y.contains("resourceVersion:"), "{y}");
+    assert!(
+        y.contains("index.html: hello v1") && y.contains("resourceVersion:"),
+        "{y}"
+    );
     let j = json_of(&cp.kubectl_ok(&["-n", "demo", "get", "svc", "web", "-o", "json"]));
     let ip = j["spec"]["clusterIP"].as_str().expect("clusterIP");
     assert!(ip.starts_with("10.9") || ip.starts_with("10.1"), "{ip}");
-    let np = j["spec"]["ports"][0]["nodePort"].as_u64().expect("nodePort");
+    let np = j["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("nodePort");
     assert!((30000..=32767).contains(&np));
-    let jp = cp.kubectl_ok(&["-n", "demo", "get", "deploy", "-o", "jsonpath={.items[*].metadata.name}"]);
+    let jp = cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "get",
+        "deploy",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
     assert_eq!(jp, "web");
     let names = cp.kubectl_ok(&["-n", "demo", "get", "all", "-o", "name"]);
-    assert!(names.contains("pod/p1") && names.contains("deployment.apps/web") && names.contains("service/web"), "{names}");
+    assert!(
+        names.contains("pod/p1")
+            && names.contains("deployment.apps/web")
+            && names.contains("service/web"),
+        "{names}"
+    );
     let labels = cp.kubectl_ok(&["-n", "demo", "get", "pods", "--show-labels"]);
     assert!(labels.contains("app=web"), "{labels}");
     let sel = cp.kubectl_ok(&["-n", "demo", "get", "pods", "-l", "app=web", "-o", "name"]);
     assert_eq!(sel.trim(), "pod/p1");
     let none = cp.kubectl_ok(&["-n", "demo", "get", "pods", "-l", "app!=web", "-o", "name"]);
     assert_eq!(none.trim(), "");
-    let fs = cp.kubectl_ok(&["get", "pods", "-A", "--field-selector", "spec.nodeName=n1,status.phase=Pending", "-o", "name"]);
+    let fs = cp.kubectl_ok(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "spec.nodeName=n1,status.phase=Pending",
+        "-o",
+        "name",
+    ]);
     assert_eq!(fs.trim(), "pod/p1");
     let d = cp.kubectl_ok(&["-n", "demo", "describe", "pod", "p1"]);
-    assert!(d.contains("Name:") && d.contains("p1") && d.contains("busybox:1.36"), "{d}");
-    for (kind, name) in [("deployment", "web"), ("service", "web"), ("configmap", "web-index"), ("secret", "web-secret")] {
+    assert!(
+        d.contains("Name:") && d.contains("p1") && d.contains("busybox:1.36"),
+        "{d}"
+    );
+    for (kind, name) in [
+        ("deployment", "web"),
+        ("service", "web"),
+        ("configmap", "web-index"),
+        ("secret", "web-secret"),
+    ] {
         let d = cp.kubectl_ok(&["-n", "demo", "describe", kind, name]);
         assert!(d.contains(name), "{kind}: {d}");
     }
@@ -207,23 +279,43 @@ fn get_in_every_format_and_describe() {
 fn chunked_list_walks_every_page() {
     let cp = start();
     for i in 0..7 {
-        cp.kubectl_ok(&["create", "configmap", &format!("c{i}"), "--from-literal=k=v"]);
+        cp.kubectl_ok(&[
+            "create",
+            "configmap",
+            &format!("c{i}"),
+            "--from-literal=k=v",
+        ]);
     }
     let all = cp.kubectl_ok(&["get", "cm", "--chunk-size=2", "-o", "name"]);
-    assert_eq!(all.lines().filter(|l| l.starts_with("configmap/c")).count(), 7, "{all}");
+    assert_eq!(
+        all.lines().filter(|l| l.starts_with("configmap/c")).count(),
+        7,
+        "{all}"
+    );
     let url = format!("{}/api/v1/namespaces/default/configmaps?limit=3", cp.url());
     let (code, body) = curl(&cp, &[&url], Some(&cp.admin_token()));
     assert_eq!(code, 200);
     let page = json_of(&body);
     assert_eq!(page["items"].as_array().map(Vec::len), Some(3));
-    assert!(page["metadata"]["continue"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(
+        page["metadata"]["continue"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
 }
 
 #[test]
 fn watch_streams_changes() {
     let cp = start();
     let mut child = cp
-        .kubectl_cmd(&["get", "configmaps", "-w", "--output-watch-events", "-o", "name"])
+        .kubectl_cmd(&[
+            "get",
+            "configmaps",
+            "-w",
+            "--output-watch-events",
+            "-o",
+            "name",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -250,7 +342,11 @@ fn watch_streams_changes() {
     let _ = child.wait();
     assert_eq!(
         seen,
-        ["ADDED configmap/w1", "MODIFIED configmap/w1", "DELETED configmap/w1"],
+        [
+            "ADDED configmap/w1",
+            "MODIFIED configmap/w1",
+            "DELETED configmap/w1"
+        ],
         "watch output"
     );
 }
@@ -263,9 +359,34 @@ fn label_annotate_scale_patch_set_image_edit_replace() {
     cp.kubectl_ok(&["-n", "demo", "annotate", "deploy", "web", "note=hi"]);
     let out = cp.kubectl_ok(&["-n", "demo", "scale", "deploy", "web", "--replicas=5"]);
     assert!(out.contains("scaled"), "{out}");
-    cp.kubectl_ok(&["-n", "demo", "set", "image", "deploy/web", "sidecar=busybox:1.37"]);
-    cp.kubectl_ok(&["-n", "demo", "patch", "deploy", "web", "--type=merge", "-p", r#"{"spec":{"minReadySeconds":3}}"#]);
-    cp.kubectl_ok(&["-n", "demo", "patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/revisionHistoryLimit","value":4}]"#]);
+    cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "set",
+        "image",
+        "deploy/web",
+        "sidecar=busybox:1.37",
+    ]);
+    cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "patch",
+        "deploy",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minReadySeconds":3}}"#,
+    ]);
+    cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/revisionHistoryLimit","value":4}]"#,
+    ]);
     cp.kubectl_ok(&["-n", "demo", "patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"httpd","env":[{"name":"C","value":"3"}]}]}}}}"#]);
     let d = json_of(&cp.kubectl_ok(&["-n", "demo", "get", "deploy", "web", "-o", "json"]));
     assert_eq!(d["metadata"]["labels"]["tier"], "front");
@@ -276,31 +397,74 @@ fn label_annotate_scale_patch_set_image_edit_replace() {
     let cs = &d["spec"]["template"]["spec"]["containers"];
     assert_eq!(cs[1]["image"], "busybox:1.37");
     assert_eq!(cs[0]["image"], "busybox:1.36");
-    let env: Vec<&str> = cs[0]["env"].as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
-    assert_eq!(env, ["C", "A", "B"], "strategic merge adds C by name and keeps A and B");
+    let env: Vec<&str> = cs[0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        env,
+        ["C", "A", "B"],
+        "strategic merge adds C by name and keeps A and B"
+    );
     // kubectl edit with a scripted editor.
     let editor = cp.data_dir().join("editor.sh");
-    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/note: hi/note: edited/' \"$1\"\n").expect("editor");
-    Command::new("chmod").arg("+x").arg(&editor).status().expect("chmod");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/note: hi/note: edited/' \"$1\"\n",
+    )
+    .expect("editor");
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&editor)
+        .status()
+        .expect("chmod");
     let out = cp
         .kubectl_cmd(&["-n", "demo", "edit", "deploy", "web"])
         .env("KUBE_EDITOR", &editor)
         .output()
         .expect("kubectl edit");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let note = cp.kubectl_ok(&["-n", "demo", "get", "deploy", "web", "-o", "jsonpath={.metadata.annotations.note}"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let note = cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.metadata.annotations.note}",
+    ]);
     assert_eq!(note, "edited");
     // replace with a stale resourceVersion is a conflict.
     let mut cm = json_of(&cp.kubectl_ok(&["-n", "demo", "get", "cm", "web-index", "-o", "json"]));
     cp.kubectl_ok(&["-n", "demo", "label", "cm", "web-index", "bump=1"]);
     cm["data"]["index.html"] = Value::String("stale".into());
-    let out = cp.kubectl_cmd(&["replace", "-f", "-"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().expect("stdin").write_all(cm.to_string().as_bytes())?;
-        c.wait_with_output()
-    }).expect("kubectl replace");
+    let out = cp
+        .kubectl_cmd(&["replace", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(cm.to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("kubectl replace");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the object has been modified"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the object has been modified"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn owned_configmap(name: &str, owner: &str, uid: &str) -> String {
@@ -318,15 +482,29 @@ fn delete_follows_cascade_flags() {
         cp.kubectl_ok(&["create", "configmap", &owner]);
         let uid = cp.kubectl_ok(&["get", "cm", &owner, "-o", "jsonpath={.metadata.uid}"]);
         cp.kubectl_stdin(&["create", "-f", "-"], &owned_configmap(&dep, &owner, &uid));
-        let out = cp.kubectl_ok(&["delete", "cm", &owner, &format!("--cascade={policy}"), "--timeout=20s"]);
+        let out = cp.kubectl_ok(&[
+            "delete",
+            "cm",
+            &owner,
+            &format!("--cascade={policy}"),
+            "--timeout=20s",
+        ]);
         assert!(out.contains("deleted"), "{out}");
         let gone = |name: &str| !cp.kubectl(&["get", "cm", name]).status.success();
         assert!(gone(&owner), "{policy}: owner is gone");
         if policy == "orphan" {
-            let refs = cp.kubectl_ok(&["get", "cm", &dep, "-o", "jsonpath={.metadata.ownerReferences}"]);
+            let refs = cp.kubectl_ok(&[
+                "get",
+                "cm",
+                &dep,
+                "-o",
+                "jsonpath={.metadata.ownerReferences}",
+            ]);
             assert_eq!(refs, "", "orphaned dependent keeps no reference");
         } else {
-            eventually(Duration::from_secs(10), "dependent collected", || gone(&dep).then_some(()));
+            eventually(Duration::from_secs(10), "dependent collected", || {
+                gone(&dep).then_some(())
+            });
         }
     }
 }
@@ -336,15 +514,41 @@ fn namespace_deletion_empties_it_and_refuses_new_content() {
     let cp = start();
     cp.kubectl_ok(&["create", "namespace", "doomed"]);
     cp.kubectl_ok(&["-n", "doomed", "create", "configmap", "a"]);
-    cp.kubectl_ok(&["-n", "doomed", "create", "secret", "generic", "s", "--from-literal=k=v"]);
+    cp.kubectl_ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=k=v",
+    ]);
     // A finalizer holds one object, so the namespace stays Terminating for a while.
-    cp.kubectl_ok(&["-n", "doomed", "patch", "cm", "a", "--type=merge", "-p", r#"{"metadata":{"finalizers":["example.com/hold"]}}"#]);
+    cp.kubectl_ok(&[
+        "-n",
+        "doomed",
+        "patch",
+        "cm",
+        "a",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
     cp.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"]);
     let phase = cp.kubectl_ok(&["get", "ns", "doomed", "-o", "jsonpath={.status.phase}"]);
     assert_eq!(phase, "Terminating");
     let err = cp.kubectl_err(&["-n", "doomed", "create", "configmap", "b"]);
     assert!(err.contains("because it is being terminated"), "{err}");
-    cp.kubectl_ok(&["-n", "doomed", "patch", "cm", "a", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+    cp.kubectl_ok(&[
+        "-n",
+        "doomed",
+        "patch",
+        "cm",
+        "a",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
     eventually(Duration::from_secs(10), "namespace removed", || {
         (!cp.kubectl(&["get", "ns", "doomed"]).status.success()).then_some(())
     });
@@ -356,39 +560,101 @@ fn namespace_deletion_empties_it_and_refuses_new_content() {
 fn bad_input_gets_kubernetes_errors_and_writes_nothing() {
     let cp = start();
     let err = cp.kubectl_err(&["get", "widgets"]);
-    assert!(err.contains("the server doesn't have a resource type \"widgets\""), "{err}");
+    assert!(
+        err.contains("the server doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
     cp.kubectl_ok(&["create", "configmap", "dup"]);
     let err = cp.kubectl_err(&["create", "configmap", "dup"]);
-    assert!(err.contains("AlreadyExists") || err.contains("already exists"), "{err}");
+    assert!(
+        err.contains("AlreadyExists") || err.contains("already exists"),
+        "{err}"
+    );
     let bad_pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":"c"}]}}"#;
-    let out = cp.kubectl_cmd(&["create", "-f", "-"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().expect("stdin").write_all(bad_pod.as_bytes())?;
-        c.wait_with_output()
-    }).expect("kubectl create");
+    let out = cp
+        .kubectl_cmd(&["create", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(bad_pod.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("kubectl create");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is invalid") && err.contains("spec.containers[0].image: Required value") && err.contains("metadata.name"), "{err}");
+    assert!(
+        err.contains("is invalid")
+            && err.contains("spec.containers[0].image: Required value")
+            && err.contains("metadata.name"),
+        "{err}"
+    );
     let none = cp.kubectl_ok(&["get", "pods", "-o", "name"]);
     assert_eq!(none.trim(), "", "a failed create writes nothing");
     let token = cp.admin_token();
     let url = format!("{}/api/v1/namespaces/default/configmaps", cp.url());
-    let (code, body) = curl(&cp, &["-X", "POST", "-H", "Content-Type: application/json", "-d", "{not json", &url], Some(&token));
+    let (code, body) = curl(
+        &cp,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{not json",
+            &url,
+        ],
+        Some(&token),
+    );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("\"reason\":\"BadRequest\""), "{body}");
-    let big = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"k":"{}"}}}}"#, "x".repeat(3 * 1024 * 1024 + 10));
+    let big = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"k":"{}"}}}}"#,
+        "x".repeat(3 * 1024 * 1024 + 10)
+    );
     let file = cp.data_dir().join("big.json");
     std::fs::write(&file, big).expect("write big body");
-    let (code, body) = curl(&cp, &["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", &format!("@{}", file.display()), &url], Some(&token));
+    let (code, body) = curl(
+        &cp,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &url,
+        ],
+        Some(&token),
+    );
     assert_eq!(code, 413, "{body}");
-    let (code, _) = curl(&cp, &[&format!("{}/api/v1/namespaces/default/widgets", cp.url())], Some(&token));
+    let (code, _) = curl(
+        &cp,
+        &[&format!("{}/api/v1/namespaces/default/widgets", cp.url())],
+        Some(&token),
+    );
     assert_eq!(code, 404);
     let err = cp.kubectl_err(&["get", "configmap", "missing"]);
     assert!(err.contains("configmaps \"missing\" not found"), "{err}");
-    let out = cp.kubectl_cmd(&["create", "-f", "-"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().expect("stdin").write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n")?;
-        c.wait_with_output()
-    }).expect("kubectl create");
+    let out = cp
+        .kubectl_cmd(&["create", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n")?;
+            c.wait_with_output()
+        })
+        .expect("kubectl create");
     assert!(!out.status.success());
 }
 
@@ -396,21 +662,41 @@ fn bad_input_gets_kubernetes_errors_and_writes_nothing() {
 fn acknowledged_writes_survive_kill_9_and_watches_resume() {
     let mut cp = start();
     for i in 0..20 {
-        cp.kubectl_ok(&["create", "configmap", &format!("d{i}"), &format!("--from-literal=i={i}")]);
+        cp.kubectl_ok(&[
+            "create",
+            "configmap",
+            &format!("d{i}"),
+            &format!("--from-literal=i={i}"),
+        ]);
     }
-    let rv = json_of(&cp.kubectl_ok(&["get", "cm", "d19", "-o", "json"]))["metadata"]["resourceVersion"]
-        .as_str()
-        .expect("rv")
-        .to_string();
+    let rv =
+        json_of(&cp.kubectl_ok(&["get", "cm", "d19", "-o", "json"]))["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .to_string();
     cp.crash();
     cp.launch().expect("restart on the same dir");
     let names = cp.kubectl_ok(&["get", "cm", "-o", "name"]);
-    assert_eq!(names.lines().filter(|l| l.starts_with("configmap/d")).count(), 20, "{names}");
+    assert_eq!(
+        names
+            .lines()
+            .filter(|l| l.starts_with("configmap/d"))
+            .count(),
+        20,
+        "{names}"
+    );
     cp.kubectl_ok(&["create", "configmap", "after"]);
-    let url = format!("{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1", cp.url());
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1",
+        cp.url()
+    );
     let (code, body) = curl(&cp, &[&url], Some(&cp.admin_token()));
     assert_eq!(code, 200);
-    let events: Vec<Value> = body.lines().filter(|l| !l.is_empty()).map(json_of).collect();
+    let events: Vec<Value> = body
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(json_of)
+        .collect();
     assert_eq!(events.len(), 1, "{body}");
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[0]["object"]["metadata"]["name"], "after");
@@ -422,19 +708,37 @@ fn watch_from_a_compacted_revision_is_gone() {
     cp.kubectl_ok(&["create", "configmap", "c1"]);
     cp.kubectl_ok(&["create", "configmap", "c2"]);
     std::thread::sleep(Duration::from_millis(1200));
-    let url = format!("{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=1&timeoutSeconds=1", cp.url());
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=1&timeoutSeconds=1",
+        cp.url()
+    );
     let (_, body) = curl(&cp, &[&url], Some(&cp.admin_token()));
-    assert!(body.contains("\"type\":\"ERROR\"") && body.contains("\"code\":410"), "{body}");
+    assert!(
+        body.contains("\"type\":\"ERROR\"") && body.contains("\"code\":410"),
+        "{body}"
+    );
 }
 
 #[test]
 fn the_same_kubectl_flow_works_on_etcd() {
     let etcd = Etcd::start().expect("etcd starts");
-    let cp = ControlPlane::start(BIN.as_ref(), &["--store", "etcd", "--etcd-endpoints", &etcd.client_url]).expect("start on etcd");
+    let cp = ControlPlane::start(
+        BIN.as_ref(),
+        &["--store", "etcd", "--etcd-endpoints", &etcd.client_url],
+    )
+    .expect("start on etcd");
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], MANIFEST_V1);
     assert!(out.contains("deployment.apps/web created"), "{out}");
     cp.kubectl_ok(&["-n", "demo", "scale", "deploy", "web", "--replicas=4"]);
-    let r = cp.kubectl_ok(&["-n", "demo", "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]);
+    let r = cp.kubectl_ok(&[
+        "-n",
+        "demo",
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(r, "4");
     cp.kubectl_ok(&["delete", "namespace", "demo", "--timeout=30s"]);
 }
@@ -443,7 +747,15 @@ fn post_json(cp: &ControlPlane, method: &str, path: &str, body: &str, ct: &str) 
     let url = format!("{}{path}", cp.url());
     let (code, text) = curl(
         cp,
-        &["-X", method, "-H", &format!("Content-Type: {ct}"), "-d", body, &url],
+        &[
+            "-X",
+            method,
+            "-H",
+            &format!("Content-Type: {ct}"),
+            "-d",
+            body,
+            &url,
+        ],
         Some(&cp.admin_token()),
     );
     (code, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -454,62 +766,151 @@ fn subresources_graceful_deletion_and_allocation() {
     let cp = start();
     // binding sets spec.nodeName and PodScheduled, once.
     let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"web-","namespace":"default"},"spec":{"containers":[{"name":"c","image":"busybox:1.36"}]}}"#;
-    let (code, created) = post_json(&cp, "POST", "/api/v1/namespaces/default/pods", pod, "application/json");
+    let (code, created) = post_json(
+        &cp,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        pod,
+        "application/json",
+    );
     assert_eq!(code, 201, "{created}");
-    let name = created["metadata"]["name"].as_str().expect("generated name").to_string();
+    let name = created["metadata"]["name"]
+        .as_str()
+        .expect("generated name")
+        .to_string();
     assert!(name.starts_with("web-") && name.len() == 9, "{name}");
     assert_eq!(created["status"]["phase"], "Pending");
     assert_eq!(created["status"]["qosClass"], "BestEffort");
-    let binding = format!(r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"{name}"}},"target":{{"kind":"Node","name":"n1"}}}}"#);
+    let binding = format!(
+        r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"{name}"}},"target":{{"kind":"Node","name":"n1"}}}}"#
+    );
     let path = format!("/api/v1/namespaces/default/pods/{name}/binding");
     let (code, _) = post_json(&cp, "POST", &path, &binding, "application/json");
     assert_eq!(code, 201);
     let (code, again) = post_json(&cp, "POST", &path, &binding, "application/json");
     assert_eq!(code, 409, "{again}");
-    let node = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.spec.nodeName} {.status.conditions[0].type}"]);
+    let node = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        &name,
+        "-o",
+        "jsonpath={.spec.nodeName} {.status.conditions[0].type}",
+    ]);
     assert_eq!(node, "n1 PodScheduled");
     // status is written only through /status.
     let status_patch = r#"{"status":{"phase":"Running","podIP":"10.244.0.5"}}"#;
-    let (code, _) = post_json(&cp, "PATCH", &format!("/api/v1/namespaces/default/pods/{name}"), status_patch, "application/merge-patch+json");
+    let (code, _) = post_json(
+        &cp,
+        "PATCH",
+        &format!("/api/v1/namespaces/default/pods/{name}"),
+        status_patch,
+        "application/merge-patch+json",
+    );
     assert_eq!(code, 200);
     let phase = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.status.phase}"]);
     assert_eq!(phase, "Pending", "main resource ignores status");
-    let (code, _) = post_json(&cp, "PATCH", &format!("/api/v1/namespaces/default/pods/{name}/status"), status_patch, "application/merge-patch+json");
+    let (code, _) = post_json(
+        &cp,
+        "PATCH",
+        &format!("/api/v1/namespaces/default/pods/{name}/status"),
+        status_patch,
+        "application/merge-patch+json",
+    );
     assert_eq!(code, 200);
-    let phase = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.status.phase} {.status.podIP}"]);
+    let phase = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        &name,
+        "-o",
+        "jsonpath={.status.phase} {.status.podIP}",
+    ]);
     assert_eq!(phase, "Running 10.244.0.5");
     // A pod on a node is deleted gracefully: it stays, marked, until forced.
     cp.kubectl_ok(&["delete", "pod", &name, "--wait=false"]);
-    let ts = cp.kubectl_ok(&["get", "pod", &name, "-o", "jsonpath={.metadata.deletionTimestamp} {.metadata.deletionGracePeriodSeconds}"]);
+    let ts = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        &name,
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp} {.metadata.deletionGracePeriodSeconds}",
+    ]);
     assert!(ts.ends_with(" 30"), "{ts}");
     let table = cp.kubectl_ok(&["get", "pod", &name]);
     assert!(table.contains("Terminating"), "{table}");
     cp.kubectl_ok(&["delete", "pod", &name, "--grace-period=0", "--force"]);
     assert!(!cp.kubectl(&["get", "pod", &name]).status.success());
     // NodePorts and ClusterIPs are never handed out twice.
-    let svc = |n: &str, port: u16| format!(r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"{n}"}},"spec":{{"type":"NodePort","ports":[{{"port":80,"nodePort":{port}}}]}}}}"#);
+    let svc = |n: &str, port: u16| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"{n}"}},"spec":{{"type":"NodePort","ports":[{{"port":80,"nodePort":{port}}}]}}}}"#
+        )
+    };
     cp.kubectl_stdin(&["create", "-f", "-"], &svc("a", 30080));
-    let (code, err) = post_json(&cp, "POST", "/api/v1/namespaces/default/services", &svc("b", 30080), "application/json");
+    let (code, err) = post_json(
+        &cp,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        &svc("b", 30080),
+        "application/json",
+    );
     assert_eq!(code, 422, "{err}");
-    assert!(err["message"].as_str().unwrap_or("").contains("provided port is already allocated"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("provided port is already allocated"),
+        "{err}"
+    );
     let headless = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"h"},"spec":{"clusterIP":"None","selector":{"app":"x"},"ports":[{"port":80}]}}"#;
     cp.kubectl_stdin(&["create", "-f", "-"], headless);
-    assert_eq!(cp.kubectl_ok(&["get", "svc", "h", "-o", "jsonpath={.spec.clusterIP}"]), "None");
+    assert_eq!(
+        cp.kubectl_ok(&["get", "svc", "h", "-o", "jsonpath={.spec.clusterIP}"]),
+        "None"
+    );
     cp.kubectl_ok(&["delete", "svc", "a"]);
-    let (code, _) = post_json(&cp, "POST", "/api/v1/namespaces/default/services", &svc("b", 30080), "application/json");
+    let (code, _) = post_json(
+        &cp,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        &svc("b", 30080),
+        "application/json",
+    );
     assert_eq!(code, 201, "a deleted Service's node port is free again");
     // scale subresource and deletecollection.
     cp.kubectl_stdin(&["apply", "-f", "-"], MANIFEST_V1);
-    let (code, scale) = post_json(&cp, "PATCH", "/apis/apps/v1/namespaces/demo/deployments/web/scale", r#"{"spec":{"replicas":7}}"#, "application/merge-patch+json");
+    let (code, scale) = post_json(
+        &cp,
+        "PATCH",
+        "/apis/apps/v1/namespaces/demo/deployments/web/scale",
+        r#"{"spec":{"replicas":7}}"#,
+        "application/merge-patch+json",
+    );
     assert_eq!(code, 200, "{scale}");
     assert_eq!(scale["kind"], "Scale");
     assert_eq!(scale["spec"]["replicas"], 7);
     assert_eq!(scale["status"]["selector"], "app=web");
     for i in 0..3 {
-        cp.kubectl_ok(&["-n", "demo", "create", "configmap", &format!("bulk{i}"), "--from-literal=a=b"]);
-        cp.kubectl_ok(&["-n", "demo", "label", "configmap", &format!("bulk{i}"), "batch=yes"]);
+        cp.kubectl_ok(&[
+            "-n",
+            "demo",
+            "create",
+            "configmap",
+            &format!("bulk{i}"),
+            "--from-literal=a=b",
+        ]);
+        cp.kubectl_ok(&[
+            "-n",
+            "demo",
+            "label",
+            "configmap",
+            &format!("bulk{i}"),
+            "batch=yes",
+        ]);
     }
-    let url = format!("{}/api/v1/namespaces/demo/configmaps?labelSelector=batch%3Dyes", cp.url());
+    let url = format!(
+        "{}/api/v1/namespaces/demo/configmaps?labelSelector=batch%3Dyes",
+        cp.url()
+    );
     let (code, _) = curl(&cp, &["-X", "DELETE", &url], Some(&cp.admin_token()));
     assert_eq!(code, 200);
     let left = cp.kubectl_ok(&["-n", "demo", "get", "cm", "-o", "name"]);
@@ -525,7 +926,10 @@ fn watch_bookmarks_and_label_transitions() {
         .expect("list rv")
         .to_string();
     let watcher = {
-        let url = format!("{}/api/v1/namespaces/default/configmaps?watch=1&labelSelector=keep%3Dyes&resourceVersion={rv}&timeoutSeconds=2", cp.url());
+        let url = format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=1&labelSelector=keep%3Dyes&resourceVersion={rv}&timeoutSeconds=2",
+            cp.url()
+        );
         let ca = cp.data_dir().join("pki/ca.crt");
         let token = cp.admin_token();
         std::thread::spawn(move || {
@@ -547,5 +951,9 @@ fn watch_bookmarks_and_label_transitions() {
         .filter(|l| !l.is_empty())
         .map(|l| json_of(l)["type"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"], "entering, changing and leaving the selector");
+    assert_eq!(
+        types,
+        ["ADDED", "MODIFIED", "DELETED"],
+        "entering, changing and leaving the selector"
+    );
 }

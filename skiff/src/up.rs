@@ -6,6 +6,7 @@ use anyhow::Context;
 use skiff_controlplane::Config;
 
 pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
+    skiff_controlplane::tune_allocator();
     let mut cfg = Config::for_dir(data_dir.join("controlplane"));
     cfg.secure_port = port;
     let running = skiff_controlplane::start(cfg)

@@ -29,13 +29,19 @@ pub struct Ipv4Cidr {
 impl std::str::FromStr for Ipv4Cidr {
     type Err = CidrError;
     fn from_str(s: &str) -> Result<Self, CidrError> {
-        let (ip, prefix) = s.split_once('/').ok_or_else(|| CidrError::Parse(s.into()))?;
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| CidrError::Parse(s.into()))?;
         let ip: Ipv4Addr = ip.parse().map_err(|_| CidrError::Parse(s.into()))?;
         let prefix: u8 = prefix.parse().map_err(|_| CidrError::Parse(s.into()))?;
         if prefix > 32 {
             return Err(CidrError::Parse(s.into()));
         }
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
         Ok(Ipv4Cidr {
             base: u32::from(ip) & mask,
             prefix,
@@ -55,7 +61,11 @@ impl Ipv4Cidr {
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
         u32::from(ip) & mask == self.base
     }
 
@@ -86,11 +96,20 @@ pub enum AllocError {
 impl std::fmt::Display for AllocError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AllocError::IpInUse(ip) => write!(f, "failed to allocate IP {ip}: provided IP is already allocated"),
-            AllocError::IpOutOfRange(ip, r) => write!(f, "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {r}"),
+            AllocError::IpInUse(ip) => write!(
+                f,
+                "failed to allocate IP {ip}: provided IP is already allocated"
+            ),
+            AllocError::IpOutOfRange(ip, r) => write!(
+                f,
+                "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {r}"
+            ),
             AllocError::IpsExhausted => write!(f, "failed to allocate a serviceIP: range is full"),
             AllocError::PortInUse(_) => write!(f, "provided port is already allocated"),
-            AllocError::PortOutOfRange(_) => write!(f, "provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"),
+            AllocError::PortOutOfRange(_) => write!(
+                f,
+                "provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"
+            ),
             AllocError::PortsExhausted => write!(f, "range is full"),
         }
     }
@@ -187,14 +206,24 @@ impl ServiceAllocator {
 
 pub fn cluster_ips(svc: &Value) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
-    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+    if let Some(ip) = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+    {
         out.push(ip);
     }
-    for ip in svc.pointer("/spec/clusterIPs").and_then(Value::as_array).into_iter().flatten() {
+    for ip in svc
+        .pointer("/spec/clusterIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(ip) = ip.as_str().and_then(|s| s.parse::<Ipv4Addr>().ok())
-            && !out.contains(&ip) {
-                out.push(ip);
-            }
+            && !out.contains(&ip)
+        {
+            out.push(ip);
+        }
     }
     out
 }
@@ -217,7 +246,9 @@ mod tests {
     fn ips_and_ports() {
         let mut a = ServiceAllocator::new("10.96.0.0/28".parse().expect("cidr")).expect("alloc");
         assert_eq!(a.apiserver_ip(), Ipv4Addr::new(10, 96, 0, 1));
-        let ip = a.allocate_ip(Some(Ipv4Addr::new(10, 96, 0, 1))).expect("first");
+        let ip = a
+            .allocate_ip(Some(Ipv4Addr::new(10, 96, 0, 1)))
+            .expect("first");
         assert_eq!(a.allocate_ip(Some(ip)), Err(AllocError::IpInUse(ip)));
         let mut seen = HashSet::new();
         for _ in 0..13 {
@@ -231,6 +262,9 @@ mod tests {
         let p = a.allocate_port(None).expect("port");
         assert!((NODE_PORT_MIN..=NODE_PORT_MAX).contains(&p));
         assert_eq!(a.allocate_port(Some(p)), Err(AllocError::PortInUse(p)));
-        assert_eq!(a.allocate_port(Some(80)), Err(AllocError::PortOutOfRange(80)));
+        assert_eq!(
+            a.allocate_port(Some(80)),
+            Err(AllocError::PortOutOfRange(80))
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The Kubernetes REST API server.
 
 pub mod alloc;
+pub mod codec;
 pub mod discovery;
 pub mod handlers;
 pub mod kinds;

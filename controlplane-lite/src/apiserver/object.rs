@@ -137,7 +137,11 @@ mod tests {
         assert_eq!(field_string(&o, "spec.replicas"), "3");
         assert_eq!(field_string(&o, "spec.paused"), "true");
         assert_eq!(field_string(&o, "status.phase"), "");
-        default_at(&mut o, &["spec", "strategy", "type"], json!("RollingUpdate"));
+        default_at(
+            &mut o,
+            &["spec", "strategy", "type"],
+            json!("RollingUpdate"),
+        );
         default_at(&mut o, &["spec", "replicas"], json!(1));
         assert_eq!(o["spec"]["strategy"]["type"], "RollingUpdate");
         assert_eq!(o["spec"]["replicas"], 3);

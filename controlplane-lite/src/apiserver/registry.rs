@@ -39,7 +39,11 @@ impl ResourceInfo {
 
     /// The storage prefix: `/registry/<group or core>/<plural>/`.
     pub fn storage_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
         format!("/registry/{group}/{}/", self.plural)
     }
 
@@ -70,27 +74,258 @@ const NONE: &[&str] = &[];
 
 /// Every resource served, grouped by API group and version.
 pub static RESOURCES: &[ResourceInfo] = &[
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], NONE, &["status"], "io.k8s.api.core.v1.Namespace"),
-    res!("", "v1", "Node", "nodes", "node", false, &["no"], NONE, &["status"], "io.k8s.api.core.v1.Node"),
-    res!("", "v1", "Pod", "pods", "pod", true, &["po"], ALL, &["status", "binding"], "io.k8s.api.core.v1.Pod"),
-    res!("", "v1", "Service", "services", "service", true, &["svc"], ALL, &["status"], "io.k8s.api.core.v1.Service"),
-    res!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], NONE, NONE, "io.k8s.api.core.v1.Endpoints"),
-    res!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], NONE, NONE, "io.k8s.api.core.v1.ConfigMap"),
-    res!("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "io.k8s.api.core.v1.Secret"),
-    res!("", "v1", "Event", "events", "event", true, &["ev"], NONE, NONE, "io.k8s.api.core.v1.Event"),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], NONE, NONE, "io.k8s.api.core.v1.ServiceAccount"),
-    res!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, &["pv"], NONE, &["status"], "io.k8s.api.core.v1.PersistentVolume"),
-    res!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["pvc"], NONE, &["status"], "io.k8s.api.core.v1.PersistentVolumeClaim"),
-    res!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], ALL, &["status", "scale"], "io.k8s.api.apps.v1.Deployment"),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], ALL, &["status", "scale"], "io.k8s.api.apps.v1.ReplicaSet"),
-    res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], ALL, &["status", "scale"], "io.k8s.api.apps.v1.StatefulSet"),
-    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], ALL, &["status"], "io.k8s.api.apps.v1.DaemonSet"),
-    res!("batch", "v1", "Job", "jobs", "job", true, NONE, ALL, &["status"], "io.k8s.api.batch.v1.Job"),
-    res!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["cj"], ALL, &["status"], "io.k8s.api.batch.v1.CronJob"),
-    res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "io.k8s.api.discovery.v1.EndpointSlice"),
-    res!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["ing"], NONE, &["status"], "io.k8s.api.networking.v1.Ingress"),
-    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, "io.k8s.api.coordination.v1.Lease"),
-    res!("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false, &["sc"], NONE, NONE, "io.k8s.api.storage.v1.StorageClass"),
+    res!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        &["ns"],
+        NONE,
+        &["status"],
+        "io.k8s.api.core.v1.Namespace"
+    ),
+    res!(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        false,
+        &["no"],
+        NONE,
+        &["status"],
+        "io.k8s.api.core.v1.Node"
+    ),
+    res!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        true,
+        &["po"],
+        ALL,
+        &["status", "binding"],
+        "io.k8s.api.core.v1.Pod"
+    ),
+    res!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        &["svc"],
+        ALL,
+        &["status"],
+        "io.k8s.api.core.v1.Service"
+    ),
+    res!(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        NONE,
+        NONE,
+        "io.k8s.api.core.v1.Endpoints"
+    ),
+    res!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        &["cm"],
+        NONE,
+        NONE,
+        "io.k8s.api.core.v1.ConfigMap"
+    ),
+    res!(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "io.k8s.api.core.v1.Secret"
+    ),
+    res!(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        NONE,
+        NONE,
+        "io.k8s.api.core.v1.Event"
+    ),
+    res!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        NONE,
+        NONE,
+        "io.k8s.api.core.v1.ServiceAccount"
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        false,
+        &["pv"],
+        NONE,
+        &["status"],
+        "io.k8s.api.core.v1.PersistentVolume"
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        true,
+        &["pvc"],
+        NONE,
+        &["status"],
+        "io.k8s.api.core.v1.PersistentVolumeClaim"
+    ),
+    res!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        &["deploy"],
+        ALL,
+        &["status", "scale"],
+        "io.k8s.api.apps.v1.Deployment"
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        &["rs"],
+        ALL,
+        &["status", "scale"],
+        "io.k8s.api.apps.v1.ReplicaSet"
+    ),
+    res!(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        true,
+        &["sts"],
+        ALL,
+        &["status", "scale"],
+        "io.k8s.api.apps.v1.StatefulSet"
+    ),
+    res!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        true,
+        &["ds"],
+        ALL,
+        &["status"],
+        "io.k8s.api.apps.v1.DaemonSet"
+    ),
+    res!(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        true,
+        NONE,
+        ALL,
+        &["status"],
+        "io.k8s.api.batch.v1.Job"
+    ),
+    res!(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        true,
+        &["cj"],
+        ALL,
+        &["status"],
+        "io.k8s.api.batch.v1.CronJob"
+    ),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "io.k8s.api.discovery.v1.EndpointSlice"
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        "ingress",
+        true,
+        &["ing"],
+        NONE,
+        &["status"],
+        "io.k8s.api.networking.v1.Ingress"
+    ),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "io.k8s.api.coordination.v1.Lease"
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        false,
+        &["sc"],
+        NONE,
+        NONE,
+        "io.k8s.api.storage.v1.StorageClass"
+    ),
 ];
 
 /// The group/versions served, in discovery order (core first).
@@ -135,8 +370,14 @@ mod tests {
     #[test]
     fn lookups_agree() {
         for r in RESOURCES {
-            assert_eq!(lookup(r.group, r.version, r.plural).map(|x| x.kind), Some(r.kind));
-            assert_eq!(by_kind(&r.api_version(), r.kind).map(|x| x.plural), Some(r.plural));
+            assert_eq!(
+                lookup(r.group, r.version, r.plural).map(|x| x.kind),
+                Some(r.kind)
+            );
+            assert_eq!(
+                by_kind(&r.api_version(), r.kind).map(|x| x.plural),
+                Some(r.plural)
+            );
         }
         assert_eq!(group_versions().first(), Some(&("", "v1")));
     }

@@ -111,7 +111,10 @@ impl Query {
     }
 
     pub fn flag(&self, k: &str) -> bool {
-        matches!(self.0.get(k).map(String::as_str), Some("1" | "true" | "True"))
+        matches!(
+            self.0.get(k).map(String::as_str),
+            Some("1" | "true" | "True")
+        )
     }
 }
 

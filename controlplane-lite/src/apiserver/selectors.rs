@@ -53,13 +53,13 @@ pub struct Selectors {
 
 impl Selectors {
     pub fn from_query(info: &ResourceInfo, q: &Query) -> Result<Selectors, ApiError> {
-        let labels = match q.get("labelSelector") {
-            Some(s) => Some(
-                labels::Selector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
-            ),
-            None => None,
-        };
+        let labels =
+            match q.get("labelSelector") {
+                Some(s) => Some(labels::Selector::parse(s).map_err(|e| {
+                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                })?),
+                None => None,
+            };
         let fields = match q.get("fieldSelector") {
             Some(s) => {
                 let sel = fields::FieldSelector::parse(s)
@@ -81,9 +81,10 @@ impl Selectors {
 
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(l) = &self.labels
-            && !l.matches(&object::labels(obj)) {
-                return false;
-            }
+            && !l.matches(&object::labels(obj))
+        {
+            return false;
+        }
         if let Some(f) = &self.fields {
             // `source` on events is the reporting component's name.
             let get = |path: &str| -> Option<String> {
@@ -101,9 +102,20 @@ impl Selectors {
         true
     }
 
+    /// True when nothing but (at most) an exact `metadata.name` is selected on.
+    pub fn only_pins_name(&self) -> bool {
+        self.labels.is_none()
+            && self.fields.as_ref().is_none_or(|f| {
+                f.requirements().len() == 1 && f.requires_exact_match("metadata.name").is_some()
+            })
+    }
+
     /// When the field selector pins `metadata.name` exactly, the name (lets a get-by-name
     /// watch read one key instead of a whole collection).
     pub fn exact_name(&self) -> Option<String> {
-        self.fields.as_ref()?.requires_exact_match("metadata.name").map(str::to_string)
+        self.fields
+            .as_ref()?
+            .requires_exact_match("metadata.name")
+            .map(str::to_string)
     }
 }

@@ -47,8 +47,14 @@ pub struct Authenticator {
 
 impl Authenticator {
     fn identify(&self, req: &http::Request<Incoming>) -> Option<Identity> {
-        let h = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let token = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))?;
+        let h = req
+            .headers()
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let token = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))?;
         self.tokens.get(token.trim()).cloned()
     }
 }
@@ -191,13 +197,20 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
         if parts.method == Method::GET || parts.method == Method::HEAD {
             r
         } else {
-            response::error(&ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+            response::error(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            ))
         }
     };
     match route {
         Route::Version => get_only(response::json(StatusCode::OK, &discovery::version())),
         Route::Health => get_only(response::text(StatusCode::OK, "ok")),
-        Route::CoreVersions => get_only(response::json(StatusCode::OK, &discovery::core_versions(&api.server_address))),
+        Route::CoreVersions => get_only(response::json(
+            StatusCode::OK,
+            &discovery::core_versions(&api.server_address),
+        )),
         Route::Groups => get_only(response::json(StatusCode::OK, &discovery::groups())),
         Route::Group(g) => match discovery::group(&g) {
             Some(v) => get_only(response::json(StatusCode::OK, &v)),
@@ -208,7 +221,10 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
             None => not_found(),
         },
         Route::OpenApiV2 => get_only(response::raw_json(StatusCode::OK, openapi::v2().to_vec())),
-        Route::OpenApiV3Index => get_only(response::raw_json(StatusCode::OK, openapi::v3_index().to_vec())),
+        Route::OpenApiV3Index => get_only(response::raw_json(
+            StatusCode::OK,
+            openapi::v3_index().to_vec(),
+        )),
         Route::OpenApiV3(p) => match openapi::v3_group(&p) {
             Some(doc) => get_only(response::raw_json(StatusCode::OK, doc.to_vec())),
             None => not_found(),
@@ -237,19 +253,26 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
 async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
-            413,
-            "RequestEntityTooLarge",
-            format!("Request entity too large: limit is {MAX_BODY}"),
-        )),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: limit is {MAX_BODY}"),
+            ))
+        }
         Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
     }
 }
 
 /// Binds the listening socket.
 pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Io {
-        what: format!("binding {addr}"),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io {
+            what: format!("binding {addr}"),
+            source,
+        })
 }

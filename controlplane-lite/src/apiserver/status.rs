@@ -28,7 +28,11 @@ impl Cause {
         Cause {
             reason: "FieldValueInvalid",
             field: field.into(),
-            message: format!("Invalid value: {}: {}", render_value(value), detail.as_ref()),
+            message: format!(
+                "Invalid value: {}: {}",
+                render_value(value),
+                detail.as_ref()
+            ),
         }
     }
 
@@ -190,7 +194,9 @@ impl ApiError {
             .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
             .collect();
         ApiError {
-            details: Some(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes})),
+            details: Some(
+                json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes}),
+            ),
             ..ApiError::new(422, "Invalid", message)
         }
     }
@@ -207,7 +213,10 @@ impl ApiError {
         ApiError::new(
             405,
             "MethodNotAllowed",
-            format!("{verb} is not supported on resources of kind \"{}\"", info.qualified_plural()),
+            format!(
+                "{verb} is not supported on resources of kind \"{}\"",
+                info.qualified_plural()
+            ),
         )
     }
 
@@ -220,7 +229,13 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(ct: &str) -> ApiError {
-        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {ct:?})"
+            ),
+        )
     }
 
     /// Maps a store failure on `name` of `info` to what a client should see.
@@ -283,17 +298,16 @@ mod tests {
     #[test]
     fn messages_read_like_kubernetes() {
         let pods = registry::lookup("", "v1", "pods").expect("pods");
-        assert_eq!(ApiError::not_found(pods, "x").message, "pods \"x\" not found");
+        assert_eq!(
+            ApiError::not_found(pods, "x").message,
+            "pods \"x\" not found"
+        );
         let deps = registry::lookup("apps", "v1", "deployments").expect("deployments");
         assert_eq!(
             ApiError::already_exists(deps, "web").message,
             "deployments.apps \"web\" already exists"
         );
-        let e = ApiError::invalid(
-            pods,
-            "x",
-            vec![Cause::required("spec.containers[0].image")],
-        );
+        let e = ApiError::invalid(pods, "x", vec![Cause::required("spec.containers[0].image")]);
         assert_eq!(
             e.message,
             "Pod \"x\" is invalid: spec.containers[0].image: Required value"

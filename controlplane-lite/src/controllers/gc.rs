@@ -8,7 +8,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::apiserver::handlers::{Api, DeleteOptions, decode_stored, delete_object, encode_for_store};
+use crate::apiserver::handlers::{
+    Api, DeleteOptions, decode_stored, delete_object, encode_for_store,
+};
 use crate::apiserver::object;
 use crate::apiserver::registry::{self, ResourceInfo};
 use crate::apiserver::status::ApiError;
@@ -34,7 +36,10 @@ impl Graph {
         }
         let owners = owner_uids(obj);
         for o in &owners {
-            self.dependents.entry(o.clone()).or_default().insert(key.to_string());
+            self.dependents
+                .entry(o.clone())
+                .or_default()
+                .insert(key.to_string());
         }
         self.owners_of.insert(key.to_string(), owners);
     }
@@ -127,7 +132,7 @@ async fn follow(api: &Api) -> Result<(), ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))?;
     while let Some(ev) = stream.next().await {
         let ev = ev.map_err(|e| ApiError::internal(e.to_string()))?;
-        let obj = decode_stored(&ev.kv)?;
+        let obj = metadata_only(&ev.kv)?;
         match ev.kind {
             EventType::Delete => {
                 let uid = object::uid(&obj).to_string();
@@ -157,6 +162,19 @@ async fn follow(api: &Api) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Just the metadata of a stored object: the collector never needs more, and skipping the
+/// rest keeps it cheap on every write.
+fn metadata_only(kv: &KeyValue) -> Result<Value, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Top {
+        #[serde(default)]
+        metadata: Value,
+    }
+    let top: Top = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
+    Ok(json!({"metadata": top.metadata}))
 }
 
 async fn read_key(api: &Api, key: &str) -> Result<Option<(Value, KeyValue)>, ApiError> {
@@ -247,7 +265,15 @@ async fn process_finalizers(api: &Api, graph: &Graph, key: &str) -> Result<(), A
         return Ok(());
     };
     if rest.is_empty() && object::is_deleting(&new) && info.kind != "Namespace" {
-        match crate::apiserver::handlers::delete::remove(api, info, ns.as_deref(), &name, Some(kv.mod_revision)).await {
+        match crate::apiserver::handlers::delete::remove(
+            api,
+            info,
+            ns.as_deref(),
+            &name,
+            Some(kv.mod_revision),
+        )
+        .await
+        {
             Ok(_) => {}
             Err(e) if e.code == 404 || e.code == 409 => {}
             Err(e) => return Err(e),
@@ -268,7 +294,10 @@ async fn strip_owner(api: &Api, key: &str, owner_uid: &str) -> Result<(), ApiErr
             return Ok(());
         };
         let mut new = obj.clone();
-        if let Some(refs) = new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+        if let Some(refs) = new
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
             if refs.is_empty() {
                 object::meta_mut(&mut new).remove("ownerReferences");
@@ -293,7 +322,8 @@ mod tests {
 
     #[test]
     fn keys_parse() {
-        let (info, ns, name) = parse_key("/registry/apps/replicasets/default/web-1").expect("parse");
+        let (info, ns, name) =
+            parse_key("/registry/apps/replicasets/default/web-1").expect("parse");
         assert_eq!(info.kind, "ReplicaSet");
         assert_eq!(ns.as_deref(), Some("default"));
         assert_eq!(name, "web-1");

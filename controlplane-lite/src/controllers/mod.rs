@@ -8,6 +8,7 @@ use crate::apiserver::handlers::Api;
 pub mod compactor;
 pub mod gc;
 pub mod namespace;
+pub mod namespace_cache;
 
 /// Starts every controller; the returned handle aborts them all.
 pub fn spawn(
@@ -17,11 +18,13 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let ns = tokio::spawn(namespace::run(api.clone()));
+        let nsc = tokio::spawn(namespace_cache::run(api.clone()));
         let gc = tokio::spawn(gc::run(api.clone()));
         let compact = tokio::spawn(compactor::run(api.store.clone(), compaction_interval));
         let mut stop = stop;
         let _ = stop.wait_for(|s| *s).await;
         ns.abort();
+        nsc.abort();
         gc.abort();
         compact.abort();
     })

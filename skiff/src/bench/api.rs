@@ -39,12 +39,20 @@ fn pod(ns: &str, name: &str) -> Value {
 struct Client {
     http: reqwest::Client,
     base: String,
+    dir: std::path::PathBuf,
+    port: u16,
 }
 
 impl Client {
+    /// Another client to the same server, on a connection of its own.
+    fn fresh(&self) -> anyhow::Result<Client> {
+        Client::new(&self.dir, self.port)
+    }
+
     fn new(dir: &std::path::Path, port: u16) -> anyhow::Result<Client> {
         let ca = std::fs::read(dir.join("pki/ca.crt")).context("reading CA")?;
-        let token = std::fs::read_to_string(dir.join("pki/admin.token")).context("reading token")?;
+        let token =
+            std::fs::read_to_string(dir.join("pki/admin.token")).context("reading token")?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,
@@ -58,33 +66,56 @@ impl Client {
         Ok(Client {
             http,
             base: format!("https://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            port,
         })
     }
 
-    async fn create(&self, ns: &str, body: &Value) -> anyhow::Result<()> {
+    async fn create(&self, ns: &str, body: Vec<u8>) -> anyhow::Result<()> {
         let r = self
             .http
             .post(format!("{}/api/v1/namespaces/{ns}/pods", self.base))
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await?;
         if r.status() != 201 {
-            bail!("create answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+            bail!(
+                "create answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
         }
         Ok(())
     }
 }
 
-/// Runs `total` creates at `conc` concurrency; returns (per-second rate, sorted latencies).
-async fn creates(c: &Arc<Client>, ns: &str, prefix: &str, total: usize, conc: usize) -> anyhow::Result<(f64, Vec<Duration>)> {
+/// Runs `total` creates at `conc` concurrency, each worker on its own connection as the
+/// etcd reference's clients are; bodies are serialized before the clock starts. Returns
+/// (per-second rate, sorted latencies).
+async fn creates(
+    c: &Arc<Client>,
+    ns: &str,
+    prefix: &str,
+    total: usize,
+    conc: usize,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
     let next = Arc::new(AtomicUsize::new(0));
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..total)
+            .map(|i| serde_json::to_vec(&pod(ns, &format!("{prefix}-{i}"))))
+            .collect::<Result<_, _>>()?,
+    );
+    let mut clients = Vec::new();
+    for _ in 0..conc {
+        clients.push(Arc::new(c.fresh()?));
+    }
     let t0 = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let c = c.clone();
+    for c in clients {
         let next = next.clone();
         let ns = ns.to_string();
-        let prefix = prefix.to_string();
+        let bodies = bodies.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -92,9 +123,8 @@ async fn creates(c: &Arc<Client>, ns: &str, prefix: &str, total: usize, conc: us
                 if i >= total {
                     return Ok::<_, anyhow::Error>(lat);
                 }
-                let body = pod(&ns, &format!("{prefix}-{i}"));
                 let t = Instant::now();
-                c.create(&ns, &body).await?;
+                c.create(&ns, bodies[i].clone()).await?;
                 lat.push(t.elapsed());
             }
         }));
@@ -108,7 +138,12 @@ async fn creates(c: &Arc<Client>, ns: &str, prefix: &str, total: usize, conc: us
     Ok((rate, all))
 }
 
-async fn etcd_puts(url: &str, total: usize, conc: usize, value: Vec<u8>) -> anyhow::Result<(f64, Vec<Duration>)> {
+async fn etcd_puts(
+    url: &str,
+    total: usize,
+    conc: usize,
+    value: Vec<u8>,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
     let next = Arc::new(AtomicUsize::new(0));
     let value = Arc::new(value);
     let t0 = Instant::now();
@@ -125,7 +160,9 @@ async fn etcd_puts(url: &str, total: usize, conc: usize, value: Vec<u8>) -> anyh
                     return Ok::<_, anyhow::Error>(lat);
                 }
                 let t = Instant::now();
-                client.put(format!("/bench/{conc}/{w}/{i}"), value.as_slice(), None).await?;
+                client
+                    .put(format!("/bench/{conc}/{w}/{i}"), value.as_slice(), None)
+                    .await?;
                 lat.push(t.elapsed());
             }
         }));
@@ -164,14 +201,24 @@ pub async fn run(pods: usize, watchers: usize) -> anyhow::Result<()> {
     // Watchers on a namespace of their own, then a burst of creates there.
     let ns = "watched";
     let nsbody = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-    c.http.post(format!("{}/api/v1/namespaces", c.base)).json(&nsbody).send().await?;
+    c.http
+        .post(format!("{}/api/v1/namespaces", c.base))
+        .json(&nsbody)
+        .send()
+        .await?;
     let events = 1000usize;
     let received = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
+    // Watchers get a connection of their own: dropping their streams resets them, which
+    // must not count against the connection the creates use.
+    let wc = Client::new(cp.dir.path(), port)?;
     for _ in 0..watchers {
-        let resp = c
+        let resp = wc
             .http
-            .get(format!("{}/api/v1/namespaces/{ns}/pods?watch=1&resourceVersion=0", c.base))
+            .get(format!(
+                "{}/api/v1/namespaces/{ns}/pods?watch=1&resourceVersion=0",
+                c.base
+            ))
             .send()
             .await?;
         let received = received.clone();
@@ -195,9 +242,10 @@ pub async fn run(pods: usize, watchers: usize) -> anyhow::Result<()> {
     let mut complete = 0;
     for h in handles {
         if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(60), h).await
-            && n >= events {
-                complete += 1;
-            }
+            && n >= events
+        {
+            complete += 1;
+        }
     }
     let watch_time = tw.elapsed();
     println!(
@@ -213,7 +261,13 @@ pub async fn run(pods: usize, watchers: usize) -> anyhow::Result<()> {
     let mut list_lat = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let body = c.http.get(format!("{}/api/v1/pods", c.base)).send().await?.bytes().await?;
+        let body = c
+            .http
+            .get(format!("{}/api/v1/pods", c.base))
+            .send()
+            .await?
+            .bytes()
+            .await?;
         list_lat.push(t.elapsed());
         let v: Value = serde_json::from_slice(&body)?;
         let n = v["items"].as_array().map_or(0, Vec::len);
@@ -225,7 +279,12 @@ pub async fn run(pods: usize, watchers: usize) -> anyhow::Result<()> {
     let mut paged = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        c.http.get(format!("{}/api/v1/pods?limit=500", c.base)).send().await?.bytes().await?;
+        c.http
+            .get(format!("{}/api/v1/pods?limit=500", c.base))
+            .send()
+            .await?
+            .bytes()
+            .await?;
         paged.push(t.elapsed());
     }
     paged.sort();
@@ -236,7 +295,10 @@ pub async fn run(pods: usize, watchers: usize) -> anyhow::Result<()> {
         ms(percentile(&paged, 50.0))
     );
     let rss_full = cp.rss_mib()?;
-    println!("server RSS: {rss_empty:.1} MiB empty, {rss_full:.1} MiB with {} pods", pods.max(stored));
+    println!(
+        "server RSS: {rss_empty:.1} MiB empty, {rss_full:.1} MiB with {} pods",
+        pods.max(stored)
+    );
     drop(cp);
 
     let (etcd, url) = procs::etcd()?;
@@ -255,8 +317,18 @@ pub async fn run(pods: usize, watchers: usize) -> anyhow::Result<()> {
         ms(percentile(&elat16, 99.0))
     );
     println!();
-    println!("ratio skiff creates / etcd puts: c=1 {:.2}x, c=16 {:.2}x (target ≥ 1.0 at c=16)", rate1 / e1, rate16 / e16);
-    println!("p99 create latency c=16: {} (target ≤ 50 ms)", ms(percentile(&lat16, 99.0)));
-    println!("RSS with {} pods: {rss_full:.1} MiB (target ≤ 100 MiB)", pods.max(stored));
+    println!(
+        "ratio skiff creates / etcd puts: c=1 {:.2}x, c=16 {:.2}x (target ≥ 1.0 at c=16)",
+        rate1 / e1,
+        rate16 / e16
+    );
+    println!(
+        "p99 create latency c=16: {} (target ≤ 50 ms)",
+        ms(percentile(&lat16, 99.0))
+    );
+    println!(
+        "RSS with {} pods: {rss_full:.1} MiB (target ≤ 100 MiB)",
+        pods.max(stored)
+    );
     Ok(())
 }

@@ -60,14 +60,19 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("locating the skiff binary")?;
     let p = me.parent().map(|d| d.join(name)).context("no parent dir")?;
     if !p.exists() {
-        bail!("{} not found next to skiff (build the workspace: cargo build --release --bins)", p.display());
+        bail!(
+            "{} not found next to skiff (build the workspace: cargo build --release --bins)",
+            p.display()
+        );
     }
     Ok(p)
 }
 
 /// Starts `skiff-controlplane` on a fresh dir; returns (guard, port, ready time).
 pub fn control_plane(bin: &Path) -> anyhow::Result<(Guard, u16, Duration)> {
-    let dir = tempfile::Builder::new().prefix("skiff-bench-cp-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-bench-cp-")
+        .tempdir()?;
     let port = free_port()?;
     let t0 = Instant::now();
     let child = Command::new(bin)
@@ -92,7 +97,9 @@ pub fn control_plane(bin: &Path) -> anyhow::Result<(Guard, u16, Duration)> {
 
 /// Starts `etcd` on fresh loopback ports; returns (guard, client URL).
 pub fn etcd() -> anyhow::Result<(Guard, String)> {
-    let dir = tempfile::Builder::new().prefix("skiff-bench-etcd-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-bench-etcd-")
+        .tempdir()?;
     let client = free_port()?;
     let peer = free_port()?;
     let curl = format!("http://127.0.0.1:{client}");
@@ -100,8 +107,18 @@ pub fn etcd() -> anyhow::Result<(Guard, String)> {
     let child = Command::new("etcd")
         .args(["--name", "bench", "--data-dir"])
         .arg(dir.path())
-        .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
-        .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
+        .args([
+            "--listen-client-urls",
+            &curl,
+            "--advertise-client-urls",
+            &curl,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &purl,
+            "--initial-advertise-peer-urls",
+            &purl,
+        ])
         .args(["--initial-cluster", &format!("bench={purl}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -50,10 +50,10 @@ impl DeleteOptions {
                 .is_some_and(|a| a.iter().any(|v| v == "All"));
         }
         if let Some(g) = req.query.get("gracePeriodSeconds") {
-            o.grace_period = Some(
-                g.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
-            );
+            o.grace_period =
+                Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}"))
+                })?);
         }
         if let Some(p) = req.query.get("propagationPolicy") {
             o.propagation = Some(p.to_string());
@@ -62,13 +62,16 @@ impl DeleteOptions {
             o.propagation = Some("Orphan".into());
         }
         if let Some(p) = &o.propagation
-            && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
-                return Err(ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""),
-                ));
-            }
+            && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
+        {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                ),
+            ));
+        }
         o.dry_run |= req.dry_run();
         Ok(o)
     }
@@ -79,7 +82,10 @@ pub async fn delete(api: &Api, req: &Request, name: &str) -> Reply {
     let (code, obj) = delete_object(api, req.res.info, req.namespace(), name, &opts).await?;
     match obj {
         Some(o) => object_reply(req, code, &o),
-        None => Ok(response::json(code, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))),
+        None => Ok(response::json(
+            code,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        )),
     }
 }
 
@@ -97,16 +103,34 @@ pub async fn delete_object(
             return Err(ApiError::not_found(info, name));
         };
         if let Some(uid) = &opts.precondition_uid
-            && uid != object::uid(&obj) {
-                return Err(ApiError::conflict_msg(info, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(&obj))));
-            }
+            && uid != object::uid(&obj)
+        {
+            return Err(ApiError::conflict_msg(
+                info,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    object::uid(&obj)
+                ),
+            ));
+        }
         if let Some(rv) = &opts.precondition_rv
-            && rv != object::resource_version(&obj) {
-                return Err(ApiError::conflict_msg(info, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", object::resource_version(&obj))));
-            }
+            && rv != object::resource_version(&obj)
+        {
+            return Err(ApiError::conflict_msg(
+                info,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    object::resource_version(&obj)
+                ),
+            ));
+        }
         let mut finalizers = object::finalizers(&obj);
         match opts.propagation.as_deref() {
-            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                finalizers.push("orphan".into())
+            }
             Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                 finalizers.push("foregroundDeletion".into())
             }
@@ -227,7 +251,8 @@ pub async fn delete_collection(api: &Api, req: &Request) -> Reply {
     let sel = Selectors::from_query(info, &req.query)?;
     let listed = super::read::list_items(api, req, &sel, 0).await?;
     let mut items = Vec::new();
-    for obj in listed.items {
+    for kv in listed.items {
+        let obj = decode_stored(&kv)?;
         let ns = object::namespace(&obj).to_string();
         let ns = info.namespaced.then_some(ns.as_str());
         match delete_object(api, info, ns, object::name(&obj), &opts).await {

@@ -8,7 +8,6 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::alloc::ServiceAllocator;
-use super::object;
 use super::registry::ResourceInfo;
 use super::response::{self, Body, Response};
 use super::route::{Query, ResourceRequest};
@@ -30,6 +29,8 @@ pub struct Api {
     pub services: Mutex<ServiceAllocator>,
     /// `host:port` clients reach the server at (for discovery).
     pub server_address: String,
+    /// Namespace name → terminating, kept current by a watch (see controllers).
+    pub namespaces: std::sync::RwLock<std::collections::HashMap<String, bool>>,
 }
 
 pub type Reply = Result<Response, ApiError>;
@@ -74,23 +75,7 @@ impl Api {
     }
 }
 
-/// Parses a stored value and stamps its resourceVersion.
-pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
-    let mut v: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
-    object::set_resource_version(&mut v, kv.mod_revision);
-    Ok(v)
-}
-
-/// Serializes an object for storage: without resourceVersion, which is the store's revision.
-pub fn encode_for_store(obj: &Value) -> Result<Vec<u8>, ApiError> {
-    let mut o = obj.clone();
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-        m.remove("selfLink");
-    }
-    serde_json::to_vec(&o).map_err(|e| ApiError::internal(format!("encoding object: {e}")))
-}
+pub use super::codec::{decode as decode_stored, encode as encode_for_store};
 
 /// A request on a resource, after routing and authentication.
 pub struct Request {

@@ -5,9 +5,9 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 
 use crate::apiserver::alloc::{self, ServiceAllocator};
+use crate::apiserver::object;
 use crate::apiserver::registry::ResourceInfo;
 use crate::apiserver::status::{ApiError, Cause};
-use crate::apiserver::object;
 
 fn invalid(info: &ResourceInfo, svc: &Value, cause: Cause) -> ApiError {
     ApiError::invalid(info, object::name(svc), vec![cause])
@@ -21,7 +21,11 @@ pub fn allocate(
     new: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
-    let ty = new.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let ty = new
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     let spec = object::entry(new, &["spec"]);
     if ty == "ExternalName" {
         if let Some(o) = spec.as_object_mut() {
@@ -30,7 +34,11 @@ pub fn allocate(
             }
         }
     } else {
-        let requested = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+        let requested = spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let old_ip = old
             .and_then(|o| o.pointer("/spec/clusterIP"))
             .and_then(Value::as_str)
@@ -38,7 +46,15 @@ pub fn allocate(
             .to_string();
         let ip = if !old_ip.is_empty() {
             if !requested.is_empty() && requested != old_ip {
-                return Err(invalid(info, new, Cause::invalid("spec.clusterIPs[0]", &json!(requested), "may not change once set")));
+                return Err(invalid(
+                    info,
+                    new,
+                    Cause::invalid(
+                        "spec.clusterIPs[0]",
+                        &json!(requested),
+                        "may not change once set",
+                    ),
+                ));
             }
             old_ip
         } else if requested == "None" {
@@ -48,12 +64,26 @@ pub fn allocate(
                 None
             } else {
                 Some(requested.parse::<Ipv4Addr>().map_err(|_| {
-                    invalid(info, new, Cause::invalid("spec.clusterIPs[0]", &json!(requested), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
+                    invalid(
+                        info,
+                        new,
+                        Cause::invalid(
+                            "spec.clusterIPs[0]",
+                            &json!(requested),
+                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                        ),
+                    )
                 })?)
             };
             alloc
                 .allocate_ip(wanted)
-                .map_err(|e| invalid(info, new, Cause::invalid("spec.clusterIPs", &json!([requested]), e.to_string())))?
+                .map_err(|e| {
+                    invalid(
+                        info,
+                        new,
+                        Cause::invalid("spec.clusterIPs", &json!([requested]), e.to_string()),
+                    )
+                })?
                 .to_string()
         };
         let spec = object::entry(new, &["spec"]);
@@ -68,18 +98,27 @@ pub fn allocate(
     }
     let wants_node_ports = ty == "NodePort" || ty == "LoadBalancer";
     let old_ports = old.map(alloc::node_ports).unwrap_or_default();
-    let n_ports = new.pointer("/spec/ports").and_then(Value::as_array).map_or(0, Vec::len);
+    let n_ports = new
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let mut taken_now: Vec<u16> = Vec::new();
     for i in 0..n_ports {
         let ptr = format!("/spec/ports/{i}");
-        let Some(port) = new.pointer_mut(&ptr) else { continue };
+        let Some(port) = new.pointer_mut(&ptr) else {
+            continue;
+        };
         if !wants_node_ports {
             if let Some(o) = port.as_object_mut() {
                 o.remove("nodePort");
             }
             continue;
         }
-        let requested = port.get("nodePort").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0);
+        let requested = port
+            .get("nodePort")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0);
         let chosen = match requested {
             Some(p) if old_ports.contains(&p) => p,
             Some(p) => match alloc.allocate_port(Some(p)) {
@@ -91,7 +130,15 @@ pub fn allocate(
                     for t in taken_now {
                         alloc.free_port(t);
                     }
-                    return Err(invalid(info, new, Cause::invalid(format!("spec.ports[{i}].nodePort"), &json!(p), e.to_string())));
+                    return Err(invalid(
+                        info,
+                        new,
+                        Cause::invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            &json!(p),
+                            e.to_string(),
+                        ),
+                    ));
                 }
             },
             None => {
@@ -115,7 +162,15 @@ pub fn allocate(
                             for t in taken_now {
                                 alloc.free_port(t);
                             }
-                            return Err(invalid(info, new, Cause::invalid(format!("spec.ports[{i}].nodePort"), &json!(0), e.to_string())));
+                            return Err(invalid(
+                                info,
+                                new,
+                                Cause::invalid(
+                                    format!("spec.ports[{i}].nodePort"),
+                                    &json!(0),
+                                    e.to_string(),
+                                ),
+                            ));
                         }
                     },
                 }

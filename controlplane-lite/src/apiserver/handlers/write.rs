@@ -31,9 +31,7 @@ pub fn decode_body(req: &Request) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
     } else {
         serde_json::from_slice::<Value>(&req.body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "couldn't get version/kind; json parse error: {e}"
-            ))
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         })
     }
 }
@@ -80,13 +78,19 @@ fn check_identity(info: &ResourceInfo, req: &Request, obj: &mut Value) -> Result
 fn normalize(req: &Request, obj: Value, warnings: &mut Vec<String>) -> Result<Value, ApiError> {
     let kind = req.res.info.kind;
     let norm = kinds::normalize(kind, obj.clone()).map_err(|e| {
-        ApiError::bad_request(format!("{kind} in version \"{}\" cannot be handled as a {kind}: {e}", req.res.info.version))
+        ApiError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
+            req.res.info.version
+        ))
     })?;
     let unknown = kinds::unknown_fields(&obj, &norm);
     if !unknown.is_empty() {
         match req.query.get("fieldValidation").unwrap_or("Warn") {
             "Strict" => {
-                let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+                let list: Vec<String> = unknown
+                    .iter()
+                    .map(|u| format!("unknown field \"{u}\""))
+                    .collect();
                 return Err(ApiError::bad_request(format!(
                     "strict decoding error: {}",
                     list.join(", ")
@@ -104,14 +108,17 @@ async fn check_namespace(api: &Api, info: &ResourceInfo, ns: &str) -> Result<(),
     if !info.namespaced {
         return Ok(());
     }
+    let cached = api.namespaces.read().ok().and_then(|c| c.get(ns).copied());
+    if cached == Some(false) {
+        return Ok(());
+    }
     let nsinfo = crate::apiserver::registry::lookup("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces resource missing"))?;
     match api.read(nsinfo, None, ns).await? {
         None => Err(ApiError::namespace_not_found(ns)),
         Some((n, _)) if object::is_deleting(&n) => Err(ApiError::forbidden(format!(
-            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
             info.qualified_plural(),
-            "",
         ))),
         Some(_) => Ok(()),
     }
@@ -147,7 +154,9 @@ pub async fn create_object(
     obj: &mut Value,
     dry_run: bool,
 ) -> Result<Value, ApiError> {
-    let generate = object::meta_str(obj, "generateName").unwrap_or("").to_string();
+    let generate = object::meta_str(obj, "generateName")
+        .unwrap_or("")
+        .to_string();
     let explicit = object::name(obj).to_string();
     if explicit.is_empty() && generate.is_empty() {
         return Err(ApiError::invalid(
@@ -199,7 +208,10 @@ pub async fn create_object(
                 if let Some(mut alloc) = guard {
                     alloc.release(obj);
                 }
-                if matches!(e, StoreError::AlreadyExists { .. }) && explicit.is_empty() && attempt < 7 {
+                if matches!(e, StoreError::AlreadyExists { .. })
+                    && explicit.is_empty()
+                    && attempt < 7
+                {
                     continue;
                 }
                 return Err(ApiError::from_store(info, &name, e));
@@ -236,7 +248,17 @@ pub async fn update(api: &Api, req: &Request, name: &str, sub: Option<&str>) -> 
         rv => Precondition::Exact(rv.to_string()),
     };
     let dry = req.dry_run();
-    let out = update_with(api, info, req.namespace(), name, sub, dry, |_| Ok(obj.clone()), pre).await?;
+    let out = update_with(
+        api,
+        info,
+        req.namespace(),
+        name,
+        sub,
+        dry,
+        |_| Ok(obj.clone()),
+        pre,
+    )
+    .await?;
     let r = object_reply(req, StatusCode::OK, &out)?;
     Ok(with_warnings(r, &warnings))
 }
@@ -259,9 +281,10 @@ async fn update_with(
             return Err(ApiError::not_found(info, name));
         };
         if let Precondition::Exact(rv) = &pre
-            && rv != object::resource_version(&old) {
-                return Err(ApiError::conflict(info, name));
-            }
+            && rv != object::resource_version(&old)
+        {
+            return Err(ApiError::conflict(info, name));
+        }
         let mut new = mutate(&old)?;
         if object::name(&new) != name {
             return Err(ApiError::bad_request(format!(
@@ -345,7 +368,11 @@ fn apply_patch(req: &Request, kind: &str, old: &Value, patch: &Value) -> Result<
         let p: json_patch::Patch = serde_json::from_value(patch.clone())
             .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
         json_patch::patch(&mut doc, &p).map_err(|e| {
-            ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the server rejected our request due to an error in our request: {e}"),
+            )
         })?;
         Ok(doc)
     } else if ct.starts_with("application/merge-patch+json") {
@@ -368,7 +395,10 @@ fn patch_body(req: &Request) -> Result<Value, ApiError> {
     if ct.contains("protobuf") || ct.contains("cbor") {
         return Err(ApiError::unsupported_media_type(ct));
     }
-    if req.content_type().starts_with("application/apply-patch+yaml") {
+    if req
+        .content_type()
+        .starts_with("application/apply-patch+yaml")
+    {
         let text = std::str::from_utf8(&req.body)
             .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
         serde_yaml::from_str(text)
@@ -382,7 +412,9 @@ fn patch_body(req: &Request) -> Result<Value, ApiError> {
 pub async fn patch(api: &Api, req: &Request, name: &str, sub: Option<&str>) -> Reply {
     let info = req.res.info;
     let patch = patch_body(req)?;
-    let is_apply = req.content_type().starts_with("application/apply-patch+yaml");
+    let is_apply = req
+        .content_type()
+        .starts_with("application/apply-patch+yaml");
     if is_apply && sub.is_none() && api.read(info, req.namespace(), name).await?.is_none() {
         // Server-side apply creates what does not exist yet.
         let mut obj = patch.clone();
@@ -392,7 +424,10 @@ pub async fn patch(api: &Api, req: &Request, name: &str, sub: Option<&str>) -> R
         let created = create_object(api, info, &mut obj, req.dry_run()).await?;
         return object_reply(req, StatusCode::CREATED, &created);
     }
-    let pre = match patch.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+    let pre = match patch
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
         Some(rv) if !rv.is_empty() => Precondition::Exact(rv.to_string()),
         _ => Precondition::Latest,
     };
@@ -409,7 +444,17 @@ pub async fn patch(api: &Api, req: &Request, name: &str, sub: Option<&str>) -> R
         }
         Ok(n)
     };
-    let out = update_with(api, info, req.namespace(), name, sub, req.dry_run(), mutate, pre).await?;
+    let out = update_with(
+        api,
+        info,
+        req.namespace(),
+        name,
+        sub,
+        req.dry_run(),
+        mutate,
+        pre,
+    )
+    .await?;
     let r = object_reply(req, StatusCode::OK, &out)?;
     let ws = warnings.into_inner().unwrap_or_default();
     Ok(with_warnings(r, &ws))
@@ -423,14 +468,26 @@ pub async fn bind(api: &Api, req: &Request, name: &str) -> Reply {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            ApiError::invalid(info, name, vec![crate::apiserver::status::Cause::required("target.name")])
+            ApiError::invalid(
+                info,
+                name,
+                vec![crate::apiserver::status::Cause::required("target.name")],
+            )
         })?
         .to_string();
     let mutate = |old: &Value| -> Result<Value, ApiError> {
         if object::is_deleting(old) {
-            return Err(ApiError::conflict_msg(info, name, "pod is being deleted, cannot be assigned to a host"));
+            return Err(ApiError::conflict_msg(
+                info,
+                name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
         }
-        if let Some(cur) = old.pointer("/spec/nodeName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(cur) = old
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             return Err(ApiError::conflict_msg(
                 info,
                 name,
@@ -502,7 +559,12 @@ pub async fn get_scale(api: &Api, req: &Request, name: &str) -> Reply {
     Ok(response::json(StatusCode::OK, &scale_of(&obj)))
 }
 
-async fn set_replicas(api: &Api, req: &Request, name: &str, scale: impl Fn(&Value) -> Result<Value, ApiError>) -> Reply {
+async fn set_replicas(
+    api: &Api,
+    req: &Request,
+    name: &str,
+    scale: impl Fn(&Value) -> Result<Value, ApiError>,
+) -> Reply {
     let info = req.res.info;
     let mutate = |old: &Value| -> Result<Value, ApiError> {
         let new_scale = scale(&scale_of(old))?;
@@ -511,14 +573,30 @@ async fn set_replicas(api: &Api, req: &Request, name: &str, scale: impl Fn(&Valu
             .and_then(Value::as_i64)
             .ok_or_else(|| ApiError::bad_request("scale has no spec.replicas"))?;
         if replicas < 0 {
-            return Err(ApiError::new(422, "Invalid", format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0")));
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+                ),
+            ));
         }
         let mut new = old.clone();
         new["spec"]["replicas"] = json!(replicas);
         Ok(new)
     };
     let pre = Precondition::Latest;
-    let out = update_with(api, info, req.namespace(), name, None, req.dry_run(), mutate, pre).await?;
+    let out = update_with(
+        api,
+        info,
+        req.namespace(),
+        name,
+        None,
+        req.dry_run(),
+        mutate,
+        pre,
+    )
+    .await?;
     Ok(response::json(StatusCode::OK, &scale_of(&out)))
 }
 
@@ -540,7 +618,12 @@ fn selector_string(sel: &Value) -> String {
             parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
         }
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
         let vals: Vec<&str> = e
             .get("values")
