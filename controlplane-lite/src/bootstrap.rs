@@ -7,13 +7,19 @@ use crate::apiserver::handlers::{Api, create_object, decode_stored};
 use crate::apiserver::registry;
 use crate::apiserver::status::ApiError;
 
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn info(group: &str, plural: &str) -> Result<&'static registry::ResourceInfo, ApiError> {
-    registry::lookup(group, "v1", plural).ok_or_else(|| ApiError::internal(format!("{plural} not registered")))
+    registry::lookup(group, "v1", plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} not registered")))
 }
 
-async fn ensure(api: &Api, info: &'static registry::ResourceInfo, mut obj: Value) -> Result<(), ApiError> {
+async fn ensure(
+    api: &Api,
+    info: &'static registry::ResourceInfo,
+    mut obj: Value,
+) -> Result<(), ApiError> {
     match create_object(api, info, &mut obj, false).await {
         Ok(_) => Ok(()),
         Err(e) if e.reason == "AlreadyExists" => Ok(()),
@@ -36,7 +42,12 @@ pub async fn run(api: &Api) -> Result<(), ApiError> {
     }
     let namespaces = info("", "namespaces")?;
     for ns in SYSTEM_NAMESPACES {
-        ensure(api, namespaces, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        ensure(
+            api,
+            namespaces,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
     }
     let ip = api.services.lock().await.apiserver_ip().to_string();
     let port: u16 = api

@@ -10,7 +10,11 @@ pub enum StoreKind {
 }
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "skiff-controlplane", version, about = "skiff's Kubernetes-compatible API server")]
+#[command(
+    name = "skiff-controlplane",
+    version,
+    about = "skiff's Kubernetes-compatible API server"
+)]
 pub struct Config {
     /// Where the store, certificates and admin.kubeconfig live.
     #[arg(long, default_value = "/var/lib/skiff/controlplane")]
@@ -53,7 +57,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("invalid duration {s:?}: unit must be ms, s, m or h")),
+        _ => Err(format!(
+            "invalid duration {s:?}: unit must be ms, s, m or h"
+        )),
     }
 }
 

@@ -97,7 +97,9 @@ impl Pki {
         if !ca_cert_path.exists() || !ca_key_path.exists() {
             let key = KeyPair::generate().map_err(gen_err("CA key"))?;
             let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen_err("CA"))?;
-            params.distinguished_name.push(DnType::CommonName, "skiff-ca");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "skiff-ca");
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             params.key_usages = vec![
                 KeyUsagePurpose::KeyCertSign,
@@ -182,7 +184,9 @@ impl CaSigner {
     ) -> Result<(String, String), PkiError> {
         let key = KeyPair::generate().map_err(gen_err("leaf key"))?;
         let mut params = CertificateParams::new(sans.to_vec()).map_err(gen_err("leaf"))?;
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         for g in groups {
             params.distinguished_name.push(DnType::OrganizationName, *g);
         }

@@ -24,8 +24,16 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
             default_at(obj, &["spec", "replicas"], json!(1));
             default_at(obj, &["spec", "strategy", "type"], json!("RollingUpdate"));
             if obj.pointer("/spec/strategy/type") == Some(&json!("RollingUpdate")) {
-                default_at(obj, &["spec", "strategy", "rollingUpdate", "maxUnavailable"], json!("25%"));
-                default_at(obj, &["spec", "strategy", "rollingUpdate", "maxSurge"], json!("25%"));
+                default_at(
+                    obj,
+                    &["spec", "strategy", "rollingUpdate", "maxUnavailable"],
+                    json!("25%"),
+                );
+                default_at(
+                    obj,
+                    &["spec", "strategy", "rollingUpdate", "maxSurge"],
+                    json!("25%"),
+                );
             }
             default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
             default_at(obj, &["spec", "progressDeadlineSeconds"], json!(600));
@@ -38,14 +46,37 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
         "StatefulSet" => {
             default_at(obj, &["spec", "replicas"], json!(1));
             default_at(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
-            default_at(obj, &["spec", "updateStrategy", "type"], json!("RollingUpdate"));
+            default_at(
+                obj,
+                &["spec", "updateStrategy", "type"],
+                json!("RollingUpdate"),
+            );
             if obj.pointer("/spec/updateStrategy/type") == Some(&json!("RollingUpdate")) {
-                default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "partition"], json!(0));
+                default_at(
+                    obj,
+                    &["spec", "updateStrategy", "rollingUpdate", "partition"],
+                    json!(0),
+                );
             }
             default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
-            default_at(obj, &["spec", "persistentVolumeClaimRetentionPolicy", "whenDeleted"], json!("Retain"));
-            default_at(obj, &["spec", "persistentVolumeClaimRetentionPolicy", "whenScaled"], json!("Retain"));
-            if let Some(claims) = obj.pointer_mut("/spec/volumeClaimTemplates").and_then(Value::as_array_mut) {
+            default_at(
+                obj,
+                &[
+                    "spec",
+                    "persistentVolumeClaimRetentionPolicy",
+                    "whenDeleted",
+                ],
+                json!("Retain"),
+            );
+            default_at(
+                obj,
+                &["spec", "persistentVolumeClaimRetentionPolicy", "whenScaled"],
+                json!("Retain"),
+            );
+            if let Some(claims) = obj
+                .pointer_mut("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array_mut)
+            {
                 for c in claims {
                     default_at(c, &["spec", "volumeMode"], json!("Filesystem"));
                     default_at(c, &["status", "phase"], json!("Pending"));
@@ -54,10 +85,22 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
             template(obj, &["spec", "template"]);
         }
         "DaemonSet" => {
-            default_at(obj, &["spec", "updateStrategy", "type"], json!("RollingUpdate"));
+            default_at(
+                obj,
+                &["spec", "updateStrategy", "type"],
+                json!("RollingUpdate"),
+            );
             if obj.pointer("/spec/updateStrategy/type") == Some(&json!("RollingUpdate")) {
-                default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"], json!(1));
-                default_at(obj, &["spec", "updateStrategy", "rollingUpdate", "maxSurge"], json!(0));
+                default_at(
+                    obj,
+                    &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"],
+                    json!(1),
+                );
+                default_at(
+                    obj,
+                    &["spec", "updateStrategy", "rollingUpdate", "maxSurge"],
+                    json!(0),
+                );
             }
             default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
             template(obj, &["spec", "template"]);
@@ -77,7 +120,11 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
             default_at(obj, &["status", "phase"], json!("Pending"));
         }
         "PersistentVolume" => {
-            default_at(obj, &["spec", "persistentVolumeReclaimPolicy"], json!("Retain"));
+            default_at(
+                obj,
+                &["spec", "persistentVolumeReclaimPolicy"],
+                json!("Retain"),
+            );
             default_at(obj, &["spec", "volumeMode"], json!("Filesystem"));
             default_at(obj, &["status", "phase"], json!("Pending"));
         }
@@ -106,7 +153,8 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
         "Ingress" => {
             if let Some(rules) = obj.pointer_mut("/spec/rules").and_then(Value::as_array_mut) {
                 for r in rules {
-                    if let Some(paths) = r.pointer_mut("/http/paths").and_then(Value::as_array_mut) {
+                    if let Some(paths) = r.pointer_mut("/http/paths").and_then(Value::as_array_mut)
+                    {
                         for p in paths {
                             default_at(p, &["pathType"], json!("ImplementationSpecific"));
                         }
@@ -119,9 +167,17 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
 }
 
 fn namespace(obj: &mut Value) {
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !name.is_empty() {
-        default_at(obj, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
+        default_at(
+            obj,
+            &["metadata", "labels", "kubernetes.io/metadata.name"],
+            json!(name),
+        );
         if let Some(l) = obj.pointer_mut("/metadata/labels/kubernetes.io~1metadata.name") {
             // The label always names the namespace, whatever a client wrote.
             *l = json!(name);
@@ -156,7 +212,11 @@ fn secret(obj: &mut Value) {
 
 fn service(obj: &mut Value) {
     default_at(obj, &["spec", "type"], json!("ClusterIP"));
-    let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let ty = obj
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     default_at(obj, &["spec", "sessionAffinity"], json!("None"));
     if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for p in ports {
@@ -180,7 +240,16 @@ fn service(obj: &mut Value) {
         default_at(obj, &["spec", "allocateLoadBalancerNodePorts"], json!(true));
     }
     if obj.pointer("/spec/sessionAffinity") == Some(&json!("ClientIP")) {
-        default_at(obj, &["spec", "sessionAffinityConfig", "clientIP", "timeoutSeconds"], json!(10800));
+        default_at(
+            obj,
+            &[
+                "spec",
+                "sessionAffinityConfig",
+                "clientIP",
+                "timeoutSeconds",
+            ],
+            json!(10800),
+        );
     }
 }
 
@@ -211,15 +280,20 @@ fn job_spec(obj: &mut Value, path: &[&str]) {
     default_at(spec, &["completionMode"], json!("NonIndexed"));
     default_at(spec, &["suspend"], json!(false));
     default_at(spec, &["manualSelector"], Value::Null);
-    default_at(spec, &["podReplacementPolicy"], json!("TerminatingOrFailed"));
+    default_at(
+        spec,
+        &["podReplacementPolicy"],
+        json!("TerminatingOrFailed"),
+    );
     if let Some(s) = spec.pointer_mut("/template/spec") {
         default_at(s, &["restartPolicy"], json!("Never"));
         pod_spec(s);
     }
     if spec.get("manualSelector").is_some_and(Value::is_null)
-        && let Some(o) = spec.as_object_mut() {
-            o.remove("manualSelector");
-        }
+        && let Some(o) = spec.as_object_mut()
+    {
+        o.remove("manualSelector");
+    }
 }
 
 /// Defaults of a PodSpec (also inside workload templates).
@@ -255,10 +329,18 @@ pub fn pod_spec(spec: &mut Value) {
 }
 
 fn container(c: &mut Value) {
-    default_at(c, &["terminationMessagePath"], json!("/dev/termination-log"));
+    default_at(
+        c,
+        &["terminationMessagePath"],
+        json!("/dev/termination-log"),
+    );
     default_at(c, &["terminationMessagePolicy"], json!("File"));
     default_at(c, &["resources"], json!({}));
-    let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     default_at(c, &["imagePullPolicy"], json!(pull_policy_for(&image)));
     if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports {
@@ -303,12 +385,21 @@ pub fn qos_class(spec: &Value) -> &'static str {
     let mut any = false;
     let mut guaranteed = true;
     for list in ["containers", "initContainers"] {
-        for c in spec.get(list).and_then(Value::as_array).into_iter().flatten() {
+        for c in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let req = c.pointer("/resources/requests").and_then(Value::as_object);
             let lim = c.pointer("/resources/limits").and_then(Value::as_object);
             let relevant = |m: Option<&serde_json::Map<String, Value>>| {
-                m.map(|m| m.iter().filter(|(k, _)| *k == "cpu" || *k == "memory").count())
-                    .unwrap_or(0)
+                m.map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| *k == "cpu" || *k == "memory")
+                        .count()
+                })
+                .unwrap_or(0)
             };
             if relevant(req) > 0 || relevant(lim) > 0 {
                 any = true;
@@ -347,7 +438,10 @@ mod tests {
         assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(p["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
         assert_eq!(p["status"]["qosClass"], "BestEffort");
-        assert_eq!(pull_policy_for("registry:5000/busybox:1.36"), "IfNotPresent");
+        assert_eq!(
+            pull_policy_for("registry:5000/busybox:1.36"),
+            "IfNotPresent"
+        );
         assert_eq!(pull_policy_for("localhost:5000/busybox"), "Always");
     }
 

@@ -56,7 +56,13 @@ fn drop_empty(v: &mut Value) {
         x.as_object().is_some_and(|m| m.is_empty()) || x.as_array().is_some_and(|a| a.is_empty())
     };
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["labels", "annotations", "finalizers", "ownerReferences", "managedFields"] {
+        for k in [
+            "labels",
+            "annotations",
+            "finalizers",
+            "ownerReferences",
+            "managedFields",
+        ] {
             if m.get(k).is_some_and(empty) {
                 m.remove(k);
             }
@@ -135,20 +141,32 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
     if !info.namespaced {
         m.remove("namespace");
     }
-    if has_spec(obj) || matches!(info.kind, "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob") {
+    if has_spec(obj)
+        || matches!(
+            info.kind,
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
+        )
+    {
         object::meta_mut(obj).insert("generation".into(), json!(1));
     }
     // The server owns status for these: whatever a client sends on create is reset.
-    if has_status_subresource(info) && !matches!(info.kind, "Node")
-        && let Some(o) = obj.as_object_mut() {
-            o.remove("status");
-        }
+    if has_status_subresource(info)
+        && !matches!(info.kind, "Node")
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.remove("status");
+    }
     defaults::apply(info, obj);
 }
 
 /// Carries server-owned fields from `old` to `new` for an update of the main resource
 /// (`subresource == None`) or of `status`.
-pub fn prepare_update(info: &ResourceInfo, new: &mut Value, old: &Value, subresource: Option<&str>) {
+pub fn prepare_update(
+    info: &ResourceInfo,
+    new: &mut Value,
+    old: &Value,
+    subresource: Option<&str>,
+) {
     if subresource == Some("status") {
         // A status update changes status only (and keeps everything else as stored).
         let status = new.get("status").cloned();
@@ -178,7 +196,11 @@ pub fn prepare_update(info: &ResourceInfo, new: &mut Value, old: &Value, subreso
         .filter_map(|k| om.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect();
         let nm = object::meta_mut(new);
-        for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for k in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             nm.remove(k);
         }
         for (k, v) in keep {
@@ -189,16 +211,17 @@ pub fn prepare_update(info: &ResourceInfo, new: &mut Value, old: &Value, subreso
         }
     }
     if has_status_subresource(info)
-        && let Some(o) = new.as_object_mut() {
-            match old.get("status") {
-                Some(s) => {
-                    o.insert("status".into(), s.clone());
-                }
-                None => {
-                    o.remove("status");
-                }
+        && let Some(o) = new.as_object_mut()
+    {
+        match old.get("status") {
+            Some(s) => {
+                o.insert("status".into(), s.clone());
+            }
+            None => {
+                o.remove("status");
             }
         }
+    }
     defaults::apply(info, new);
     if new.get("spec") != old.get("spec") {
         let g = object::meta(old)
@@ -234,12 +257,14 @@ mod tests {
     fn status_is_server_owned() {
         let deps = registry::lookup("apps", "v1", "deployments").expect("deployments");
         let old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 1}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let mut new = json!({"metadata": {"name": "d"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        let mut new =
+            json!({"metadata": {"name": "d"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
         prepare_update(deps, &mut new, &old, None);
         assert_eq!(new["status"]["replicas"], 1);
         assert_eq!(new["metadata"]["uid"], "u1");
         assert_eq!(new["metadata"]["generation"], 2);
-        let mut st = json!({"metadata": {"name": "d"}, "spec": {"replicas": 5}, "status": {"replicas": 3}});
+        let mut st =
+            json!({"metadata": {"name": "d"}, "spec": {"replicas": 5}, "status": {"replicas": 3}});
         prepare_update(deps, &mut st, &old, Some("status"));
         assert_eq!(st["spec"]["replicas"], 1);
         assert_eq!(st["status"]["replicas"], 3);

@@ -42,16 +42,33 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
         "Job" => {
             if let Some(spec) = obj.pointer("/spec/template/spec") {
                 pod_spec(spec, "spec.template.spec", &mut c);
-                let rp = spec.get("restartPolicy").and_then(Value::as_str).unwrap_or("");
+                let rp = spec
+                    .get("restartPolicy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 if rp != "Never" && rp != "OnFailure" {
-                    c.push(Cause::not_supported("spec.template.spec.restartPolicy", &json!(rp), &["OnFailure", "Never"]));
+                    c.push(Cause::not_supported(
+                        "spec.template.spec.restartPolicy",
+                        &json!(rp),
+                        &["OnFailure", "Never"],
+                    ));
                 }
             } else {
                 c.push(Cause::required("spec.template"));
             }
             for f in ["completions", "parallelism", "backoffLimit"] {
-                if obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64).is_some_and(|n| n < 0) {
-                    c.push(Cause::invalid(format!("spec.{f}"), &obj.pointer(&format!("/spec/{f}")).cloned().unwrap_or_default(), "must be greater than or equal to 0"));
+                if obj
+                    .pointer(&format!("/spec/{f}"))
+                    .and_then(Value::as_i64)
+                    .is_some_and(|n| n < 0)
+                {
+                    c.push(Cause::invalid(
+                        format!("spec.{f}"),
+                        &obj.pointer(&format!("/spec/{f}"))
+                            .cloned()
+                            .unwrap_or_default(),
+                        "must be greater than or equal to 0",
+                    ));
                 }
             }
             if let Some(old) = old {
@@ -60,7 +77,11 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
             }
         }
         "CronJob" => {
-            if obj.pointer("/spec/schedule").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if obj
+                .pointer("/spec/schedule")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 c.push(Cause::required("spec.schedule"));
             }
             if let Some(spec) = obj.pointer("/spec/jobTemplate/spec/template/spec") {
@@ -72,7 +93,12 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
         "Service" => service(obj, &mut c),
         "ConfigMap" | "Secret" => {
             for field in ["data", "binaryData"] {
-                for k in obj.get(field).and_then(Value::as_object).into_iter().flat_map(|m| m.keys()) {
+                for k in obj
+                    .get(field)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                {
                     for e in names::config_map_key_errors(k) {
                         c.push(Cause::invalid(format!("{field}[{k}]"), &json!(k), e));
                     }
@@ -80,15 +106,24 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
             }
             if info.kind == "ConfigMap"
                 && let Some(old) = old
-                    && old.get("immutable") == Some(&json!(true)) && (obj.get("data") != old.get("data") || obj.get("binaryData") != old.get("binaryData")) {
-                        c.push(Cause::forbidden("data", "field is immutable when `immutable` is set"));
-                    }
+                && old.get("immutable") == Some(&json!(true))
+                && (obj.get("data") != old.get("data")
+                    || obj.get("binaryData") != old.get("binaryData"))
+            {
+                c.push(Cause::forbidden(
+                    "data",
+                    "field is immutable when `immutable` is set",
+                ));
+            }
         }
         "Namespace" => {
             if let Some(old) = old {
                 // A terminating namespace cannot be revived by an update.
                 if object::is_deleting(old) && !object::is_deleting(obj) {
-                    c.push(Cause::forbidden("metadata.deletionTimestamp", "field is immutable"));
+                    c.push(Cause::forbidden(
+                        "metadata.deletionTimestamp",
+                        "field is immutable",
+                    ));
                 }
             }
         }
@@ -126,7 +161,11 @@ fn metadata(info: &ResourceInfo, obj: &Value, c: &mut Causes) {
     let ann_size: usize = object::meta(obj)
         .and_then(|m| m.get("annotations"))
         .and_then(Value::as_object)
-        .map(|a| a.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum())
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum()
+        })
         .unwrap_or(0);
     if ann_size > 262_144 {
         c.push(Cause::too_long("metadata.annotations", 262_144));
@@ -135,7 +174,11 @@ fn metadata(info: &ResourceInfo, obj: &Value, c: &mut Causes) {
 
 fn immutable(new: &Value, old: &Value, ptr: &str, field: &str, c: &mut Causes) {
     if new.pointer(ptr) != old.pointer(ptr) {
-        c.push(Cause::invalid(field, &new.pointer(ptr).cloned().unwrap_or(Value::Null), "field is immutable"));
+        c.push(Cause::invalid(
+            field,
+            &new.pointer(ptr).cloned().unwrap_or(Value::Null),
+            "field is immutable",
+        ));
     }
 }
 
@@ -146,7 +189,13 @@ fn pod_spec(spec: &Value, path: &str, c: &mut Causes) {
     }
     let mut seen = HashSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, ct) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, ct) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let p = format!("{path}.{list}[{i}]");
             container(ct, &p, c);
             let name = ct.get("name").and_then(Value::as_str).unwrap_or("");
@@ -155,30 +204,72 @@ fn pod_spec(spec: &Value, path: &str, c: &mut Causes) {
             }
         }
     }
-    let rp = spec.get("restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+    let rp = spec
+        .get("restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
     if !matches!(rp, "Always" | "OnFailure" | "Never") {
-        c.push(Cause::not_supported(format!("{path}.restartPolicy"), &json!(rp), &["Always", "OnFailure", "Never"]));
+        c.push(Cause::not_supported(
+            format!("{path}.restartPolicy"),
+            &json!(rp),
+            &["Always", "OnFailure", "Never"],
+        ));
     }
-    let dp = spec.get("dnsPolicy").and_then(Value::as_str).unwrap_or("ClusterFirst");
-    if !matches!(dp, "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None") {
-        c.push(Cause::not_supported(format!("{path}.dnsPolicy"), &json!(dp), &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]));
+    let dp = spec
+        .get("dnsPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterFirst");
+    if !matches!(
+        dp,
+        "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None"
+    ) {
+        c.push(Cause::not_supported(
+            format!("{path}.dnsPolicy"),
+            &json!(dp),
+            &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        ));
     }
     let mut vols = HashSet::new();
-    for (i, v) in spec.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let name = v.get("name").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() {
             c.push(Cause::required(format!("{path}.volumes[{i}].name")));
         } else if !vols.insert(name.to_string()) {
-            c.push(Cause::duplicate(format!("{path}.volumes[{i}].name"), &json!(name)));
+            c.push(Cause::duplicate(
+                format!("{path}.volumes[{i}].name"),
+                &json!(name),
+            ));
         } else {
             for e in names::dns1123_label_errors(name) {
-                c.push(Cause::invalid(format!("{path}.volumes[{i}].name"), &json!(name), e));
+                c.push(Cause::invalid(
+                    format!("{path}.volumes[{i}].name"),
+                    &json!(name),
+                    e,
+                ));
             }
         }
     }
     for list in ["initContainers", "containers"] {
-        for (i, ct) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
-            for (j, m) in ct.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, ct) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for (j, m) in ct
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let name = m.get("name").and_then(Value::as_str).unwrap_or("");
                 if !vols.contains(name) {
                     c.push(Cause {
@@ -201,19 +292,41 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
             c.push(Cause::invalid(format!("{p}.name"), &json!(name), e));
         }
     }
-    if ct.get("image").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
+    if ct
+        .get("image")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s.trim().is_empty())
+    {
         c.push(Cause::required(format!("{p}.image")));
     }
     let mut port_names = HashSet::new();
-    for (i, port) in ct.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let cp = port.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
+    for (i, port) in ct
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let cp = port
+            .get("containerPort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if !(1..=65535).contains(&cp) {
-            c.push(Cause::invalid(format!("{p}.ports[{i}].containerPort"), &json!(cp), "must be between 1 and 65535, inclusive"));
+            c.push(Cause::invalid(
+                format!("{p}.ports[{i}].containerPort"),
+                &json!(cp),
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         if let Some(hp) = port.get("hostPort").and_then(Value::as_i64)
-            && !(0..=65535).contains(&hp) {
-                c.push(Cause::invalid(format!("{p}.ports[{i}].hostPort"), &json!(hp), "must be between 1 and 65535, inclusive"));
-            }
+            && !(0..=65535).contains(&hp)
+        {
+            c.push(Cause::invalid(
+                format!("{p}.ports[{i}].hostPort"),
+                &json!(hp),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
         if let Some(n) = port.get("name").and_then(Value::as_str) {
             for e in names::port_name_errors(n) {
                 c.push(Cause::invalid(format!("{p}.ports[{i}].name"), &json!(n), e));
@@ -224,7 +337,13 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
         }
         protocol(port, &format!("{p}.ports[{i}].protocol"), c);
     }
-    for (i, e) in ct.get("env").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, e) in ct
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let n = e.get("name").and_then(Value::as_str).unwrap_or("");
         if n.is_empty() {
             c.push(Cause::required(format!("{p}.env[{i}].name")));
@@ -234,17 +353,40 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
             }
         }
     }
-    let policy = ct.get("imagePullPolicy").and_then(Value::as_str).unwrap_or("IfNotPresent");
+    let policy = ct
+        .get("imagePullPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("IfNotPresent");
     if !matches!(policy, "Always" | "IfNotPresent" | "Never") {
-        c.push(Cause::not_supported(format!("{p}.imagePullPolicy"), &json!(policy), &["Always", "IfNotPresent", "Never"]));
+        c.push(Cause::not_supported(
+            format!("{p}.imagePullPolicy"),
+            &json!(policy),
+            &["Always", "IfNotPresent", "Never"],
+        ));
     }
     for kind in ["requests", "limits"] {
-        for (res, q) in ct.pointer(&format!("/resources/{kind}")).and_then(Value::as_object).into_iter().flatten() {
-            let s = q.as_str().map(str::to_string).unwrap_or_else(|| q.to_string());
+        for (res, q) in ct
+            .pointer(&format!("/resources/{kind}"))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let s = q
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| q.to_string());
             if let Err(e) = s.parse::<skiff_api::quantity::Quantity>() {
-                c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), e.to_string()));
+                c.push(Cause::invalid(
+                    format!("{p}.resources.{kind}[{res}]"),
+                    &json!(s),
+                    e.to_string(),
+                ));
             } else if s.starts_with('-') {
-                c.push(Cause::invalid(format!("{p}.resources.{kind}[{res}]"), &json!(s), "must be greater than or equal to 0"));
+                c.push(Cause::invalid(
+                    format!("{p}.resources.{kind}[{res}]"),
+                    &json!(s),
+                    "must be greater than or equal to 0",
+                ));
             }
         }
     }
@@ -253,19 +395,35 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
     let lim = ct.pointer("/resources/limits").and_then(Value::as_object);
     if let (Some(req), Some(lim)) = (req, lim) {
         for (res, r) in req {
-            let (Some(r), Some(l)) = (r.as_str(), lim.get(res).and_then(Value::as_str)) else { continue };
-            if let (Ok(rq), Ok(lq)) = (r.parse::<skiff_api::quantity::Quantity>(), l.parse::<skiff_api::quantity::Quantity>())
-                && rq > lq {
-                    c.push(Cause::invalid(format!("{p}.resources.requests[{res}]"), &json!(r), format!("must be less than or equal to {res} limit of {l}")));
-                }
+            let (Some(r), Some(l)) = (r.as_str(), lim.get(res).and_then(Value::as_str)) else {
+                continue;
+            };
+            if let (Ok(rq), Ok(lq)) = (
+                r.parse::<skiff_api::quantity::Quantity>(),
+                l.parse::<skiff_api::quantity::Quantity>(),
+            ) && rq > lq
+            {
+                c.push(Cause::invalid(
+                    format!("{p}.resources.requests[{res}]"),
+                    &json!(r),
+                    format!("must be less than or equal to {res} limit of {l}"),
+                ));
+            }
         }
     }
 }
 
 fn protocol(port: &Value, field: &str, c: &mut Causes) {
-    let proto = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+    let proto = port
+        .get("protocol")
+        .and_then(Value::as_str)
+        .unwrap_or("TCP");
     if !matches!(proto, "TCP" | "UDP" | "SCTP") {
-        c.push(Cause::not_supported(field, &json!(proto), &["SCTP", "TCP", "UDP"]));
+        c.push(Cause::not_supported(
+            field,
+            &json!(proto),
+            &["SCTP", "TCP", "UDP"],
+        ));
     }
 }
 
@@ -283,23 +441,36 @@ fn pod_update(new: &Value, old: &Value, c: &mut Causes) {
             }
         }
         if let Some(o) = s.as_object_mut() {
-            for k in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"] {
+            for k in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+            ] {
                 o.remove(k);
             }
             // Scheduling fills nodeName once.
-            if old.pointer("/spec/nodeName").is_none_or(|n| n.as_str() == Some("")) {
+            if old
+                .pointer("/spec/nodeName")
+                .is_none_or(|n| n.as_str() == Some(""))
+            {
                 o.remove("nodeName");
             }
         }
         s
     };
-    let (Some(ns), Some(os)) = (new.get("spec"), old.get("spec")) else { return };
+    let (Some(ns), Some(os)) = (new.get("spec"), old.get("spec")) else {
+        return;
+    };
     let mut os = mask(os);
     let ns = mask(ns);
     if let Some(o) = os.as_object_mut()
-        && new.pointer("/spec/nodeName").is_some() && old.pointer("/spec/nodeName").is_none_or(|n| n.as_str() == Some("")) {
-            o.remove("nodeName");
-        }
+        && new.pointer("/spec/nodeName").is_some()
+        && old
+            .pointer("/spec/nodeName")
+            .is_none_or(|n| n.as_str() == Some(""))
+    {
+        o.remove("nodeName");
+    }
     if ns != os {
         c.push(Cause::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
     }
@@ -310,63 +481,127 @@ fn workload(info: &ResourceInfo, obj: &Value, c: &mut Causes) {
         c.push(Cause::required("spec.selector"));
         return;
     };
-    let selector: Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector, _> = serde_json::from_value(sel.clone());
+    let selector: Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector, _> =
+        serde_json::from_value(sel.clone());
     let tmpl_labels: std::collections::BTreeMap<String, String> = obj
         .pointer("/spec/template/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
         .unwrap_or_default();
-    match selector.map_err(|e| e.to_string()).and_then(|s| labels::Selector::from_label_selector(&s).map_err(|e| e.to_string())) {
+    match selector
+        .map_err(|e| e.to_string())
+        .and_then(|s| labels::Selector::from_label_selector(&s).map_err(|e| e.to_string()))
+    {
         Err(e) => c.push(Cause::invalid("spec.selector", sel, e)),
-        Ok(s) if s.is_empty() => c.push(Cause::invalid("spec.selector", sel, "empty selector is invalid for deployment")),
+        Ok(s) if s.is_empty() => c.push(Cause::invalid(
+            "spec.selector",
+            sel,
+            "empty selector is invalid for deployment",
+        )),
         Ok(s) => {
             if !s.matches(&tmpl_labels) {
-                c.push(Cause::invalid("spec.template.metadata.labels", &json!(tmpl_labels), "`selector` does not match template `labels`"));
+                c.push(Cause::invalid(
+                    "spec.template.metadata.labels",
+                    &json!(tmpl_labels),
+                    "`selector` does not match template `labels`",
+                ));
             }
         }
     }
     if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64)
-        && r < 0 {
-            c.push(Cause::invalid("spec.replicas", &json!(r), "must be greater than or equal to 0"));
-        }
+        && r < 0
+    {
+        c.push(Cause::invalid(
+            "spec.replicas",
+            &json!(r),
+            "must be greater than or equal to 0",
+        ));
+    }
     match obj.pointer("/spec/template/spec") {
         Some(spec) => {
             pod_spec(spec, "spec.template.spec", c);
-            let rp = spec.get("restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+            let rp = spec
+                .get("restartPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("Always");
             if rp != "Always" {
-                c.push(Cause::not_supported("spec.template.spec.restartPolicy", &json!(rp), &["Always"]));
+                c.push(Cause::not_supported(
+                    "spec.template.spec.restartPolicy",
+                    &json!(rp),
+                    &["Always"],
+                ));
             }
         }
         None => c.push(Cause::required("spec.template")),
     }
     if info.kind == "Deployment" {
-        let ty = obj.pointer("/spec/strategy/type").and_then(Value::as_str).unwrap_or("RollingUpdate");
+        let ty = obj
+            .pointer("/spec/strategy/type")
+            .and_then(Value::as_str)
+            .unwrap_or("RollingUpdate");
         match ty {
             "RollingUpdate" => {
-                let zero = |p: &str| obj.pointer(p).is_some_and(|v| v == &json!(0) || v == &json!("0%") || v == &json!("0"));
-                if zero("/spec/strategy/rollingUpdate/maxUnavailable") && zero("/spec/strategy/rollingUpdate/maxSurge") {
-                    c.push(Cause::invalid("spec.strategy.rollingUpdate.maxUnavailable", &json!(0), "may not be 0 when `maxSurge` is 0"));
+                let zero = |p: &str| {
+                    obj.pointer(p)
+                        .is_some_and(|v| v == &json!(0) || v == &json!("0%") || v == &json!("0"))
+                };
+                if zero("/spec/strategy/rollingUpdate/maxUnavailable")
+                    && zero("/spec/strategy/rollingUpdate/maxSurge")
+                {
+                    c.push(Cause::invalid(
+                        "spec.strategy.rollingUpdate.maxUnavailable",
+                        &json!(0),
+                        "may not be 0 when `maxSurge` is 0",
+                    ));
                 }
             }
             "Recreate" => {
-                if obj.pointer("/spec/strategy/rollingUpdate").is_some_and(|v| !v.is_null()) {
-                    c.push(Cause::forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"));
+                if obj
+                    .pointer("/spec/strategy/rollingUpdate")
+                    .is_some_and(|v| !v.is_null())
+                {
+                    c.push(Cause::forbidden(
+                        "spec.strategy.rollingUpdate",
+                        "may not be specified when strategy `type` is 'Recreate'",
+                    ));
                 }
             }
-            other => c.push(Cause::not_supported("spec.strategy.type", &json!(other), &["Recreate", "RollingUpdate"])),
+            other => c.push(Cause::not_supported(
+                "spec.strategy.type",
+                &json!(other),
+                &["Recreate", "RollingUpdate"],
+            )),
         }
     }
 }
 
 fn service(obj: &Value, c: &mut Causes) {
-    let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
-    if !matches!(ty, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
-        c.push(Cause::not_supported("spec.type", &json!(ty), &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]));
+    let ty = obj
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    if !matches!(
+        ty,
+        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+    ) {
+        c.push(Cause::not_supported(
+            "spec.type",
+            &json!(ty),
+            &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+        ));
     }
     let ports = obj.pointer("/spec/ports").and_then(Value::as_array);
     let headless = obj.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
     if ty == "ExternalName" {
-        if obj.pointer("/spec/externalName").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if obj
+            .pointer("/spec/externalName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             c.push(Cause::required("spec.externalName"));
         }
     } else if ports.is_none_or(Vec::is_empty) && !headless {
@@ -377,7 +612,11 @@ fn service(obj: &Value, c: &mut Causes) {
     for (i, p) in ports.iter().enumerate() {
         let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
         if !(1..=65535).contains(&port) {
-            c.push(Cause::invalid(format!("spec.ports[{i}].port"), &json!(port), "must be between 1 and 65535, inclusive"));
+            c.push(Cause::invalid(
+                format!("spec.ports[{i}].port"),
+                &json!(port),
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         let name = p.get("name").and_then(Value::as_str).unwrap_or("");
         if ports.len() > 1 && name.is_empty() {
@@ -385,17 +624,28 @@ fn service(obj: &Value, c: &mut Causes) {
         }
         if !name.is_empty() {
             for e in names::dns1123_label_errors(name) {
-                c.push(Cause::invalid(format!("spec.ports[{i}].name"), &json!(name), e));
+                c.push(Cause::invalid(
+                    format!("spec.ports[{i}].name"),
+                    &json!(name),
+                    e,
+                ));
             }
             if !seen.insert(name.to_string()) {
-                c.push(Cause::duplicate(format!("spec.ports[{i}].name"), &json!(name)));
+                c.push(Cause::duplicate(
+                    format!("spec.ports[{i}].name"),
+                    &json!(name),
+                ));
             }
         }
         protocol(p, &format!("spec.ports[{i}].protocol"), c);
         if let Some(tp) = p.get("targetPort") {
             match tp {
                 Value::Number(n) if !(1..=65535).contains(&n.as_i64().unwrap_or(0)) => {
-                    c.push(Cause::invalid(format!("spec.ports[{i}].targetPort"), tp, "must be between 1 and 65535, inclusive"));
+                    c.push(Cause::invalid(
+                        format!("spec.ports[{i}].targetPort"),
+                        tp,
+                        "must be between 1 and 65535, inclusive",
+                    ));
                 }
                 Value::String(s) => {
                     for e in names::port_name_errors(s) {
@@ -405,13 +655,27 @@ fn service(obj: &Value, c: &mut Causes) {
                 _ => {}
             }
         }
-        if ty == "ClusterIP" && p.get("nodePort").and_then(Value::as_i64).is_some_and(|n| n != 0) {
-            c.push(Cause::forbidden(format!("spec.ports[{i}].nodePort"), "may not be used when `type` is 'ClusterIP'"));
+        if ty == "ClusterIP"
+            && p.get("nodePort")
+                .and_then(Value::as_i64)
+                .is_some_and(|n| n != 0)
+        {
+            c.push(Cause::forbidden(
+                format!("spec.ports[{i}].nodePort"),
+                "may not be used when `type` is 'ClusterIP'",
+            ));
         }
     }
-    let aff = obj.pointer("/spec/sessionAffinity").and_then(Value::as_str).unwrap_or("None");
+    let aff = obj
+        .pointer("/spec/sessionAffinity")
+        .and_then(Value::as_str)
+        .unwrap_or("None");
     if !matches!(aff, "None" | "ClientIP") {
-        c.push(Cause::not_supported("spec.sessionAffinity", &json!(aff), &["ClientIP", "None"]));
+        c.push(Cause::not_supported(
+            "spec.sessionAffinity",
+            &json!(aff),
+            &["ClientIP", "None"],
+        ));
     }
 }
 
@@ -421,7 +685,10 @@ mod tests {
     use crate::apiserver::registry;
 
     fn info(plural: &str) -> &'static ResourceInfo {
-        registry::RESOURCES.iter().find(|r| r.plural == plural).expect("registered")
+        registry::RESOURCES
+            .iter()
+            .find(|r| r.plural == plural)
+            .expect("registered")
     }
 
     #[test]
@@ -451,7 +718,10 @@ mod tests {
     #[test]
     fn service_rules() {
         let s = json!({"metadata": {"name": "9svc", "namespace": "default"}, "spec": {"ports": [{"port": 0}]}});
-        let fields: Vec<String> = validate(info("services"), &s, None).into_iter().map(|c| c.field).collect();
+        let fields: Vec<String> = validate(info("services"), &s, None)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
         assert!(fields.contains(&"metadata.name".to_string()));
         assert!(fields.contains(&"spec.ports[0].port".to_string()));
     }
