@@ -444,21 +444,7 @@ fn label_annotate_scale_patch_set_image_edit_replace() {
     let mut cm = json_of(&cp.kubectl_ok(&["-n", "demo", "get", "cm", "web-index", "-o", "json"]));
     cp.kubectl_ok(&["-n", "demo", "label", "cm", "web-index", "bump=1"]);
     cm["data"]["index.html"] = Value::String("stale".into());
-    let out = cp
-        .kubectl_cmd(&["replace", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(cm.to_string().as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("kubectl replace");
+    let out = cp.kubectl_stdin_output(&["replace", "-f", "-"], &cm.to_string());
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("the object has been modified"),
@@ -571,21 +557,7 @@ fn bad_input_gets_kubernetes_errors_and_writes_nothing() {
         "{err}"
     );
     let bad_pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":"c"}]}}"#;
-    let out = cp
-        .kubectl_cmd(&["create", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(bad_pod.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("kubectl create");
+    let out = cp.kubectl_stdin_output(&["create", "-f", "-"], &bad_pod);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("is invalid")
@@ -640,21 +612,10 @@ fn bad_input_gets_kubernetes_errors_and_writes_nothing() {
     assert_eq!(code, 404);
     let err = cp.kubectl_err(&["get", "configmap", "missing"]);
     assert!(err.contains("configmaps \"missing\" not found"), "{err}");
-    let out = cp
-        .kubectl_cmd(&["create", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n")?;
-            c.wait_with_output()
-        })
-        .expect("kubectl create");
+    let out = cp.kubectl_stdin_output(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n",
+    );
     assert!(!out.status.success());
 }
 

@@ -189,6 +189,17 @@ impl ControlPlane {
 
     /// Runs kubectl with `input` on stdin; returns stdout, panics on failure.
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> String {
+        let out = self.kubectl_stdin_output(args, input);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl with `input` on stdin, whatever its outcome.
+    pub fn kubectl_stdin_output(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
             .kubectl_cmd(args)
             .stdin(Stdio::piped())
@@ -202,13 +213,7 @@ impl ControlPlane {
             .expect("stdin")
             .write_all(input.as_bytes())
             .expect("writing stdin");
-        let out = child.wait_with_output().expect("kubectl output");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        child.wait_with_output().expect("kubectl output")
     }
 
     /// The admin bearer token (for raw HTTP checks).
