@@ -557,7 +557,7 @@ fn bad_input_gets_kubernetes_errors_and_writes_nothing() {
         "{err}"
     );
     let bad_pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":"c"}]}}"#;
-    let out = cp.kubectl_stdin_output(&["create", "-f", "-"], &bad_pod);
+    let out = cp.kubectl_stdin_output(&["create", "-f", "-"], bad_pod);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("is invalid")

@@ -81,10 +81,10 @@ fn error_line(e: &ApiError) -> Bytes {
 
 /// The wire line for an event when nothing needs the parsed object.
 fn fast_line(ev: &Event, only: Option<&str>) -> Result<Option<Bytes>, ApiError> {
-    if let Some(n) = only {
-        if ev.kv.key.rsplit('/').next() != Some(n) {
-            return Ok(None);
-        }
+    if let Some(n) = only
+        && ev.kv.key.rsplit('/').next() != Some(n)
+    {
+        return Ok(None);
     }
     let ty = match ev.kind {
         EventType::Create => "ADDED",
