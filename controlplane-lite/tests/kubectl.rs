@@ -308,14 +308,7 @@ fn chunked_list_walks_every_page() {
 fn watch_streams_changes() {
     let cp = start();
     let mut child = cp
-        .kubectl_cmd(&[
-            "get",
-            "configmaps",
-            "-w",
-            "--output-watch-events",
-            "-o",
-            "name",
-        ])
+        .kubectl_cmd(&["get", "configmaps", "-w", "--output-watch-events"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -331,10 +324,16 @@ fn watch_streams_changes() {
     cp.kubectl_ok(&["create", "configmap", "w1", "--from-literal=a=1"]);
     cp.kubectl_ok(&["label", "configmap", "w1", "x=y"]);
     cp.kubectl_ok(&["delete", "configmap", "w1"]);
+    // Table rows: EVENT NAME DATA AGE.
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) => seen.push(l),
+            Ok(l) => {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                if cols.get(1) == Some(&"w1") {
+                    seen.push(format!("{} configmap/w1", cols[0]));
+                }
+            }
             Err(_) => break,
         }
     }
@@ -916,5 +915,96 @@ fn watch_bookmarks_and_label_transitions() {
         types,
         ["ADDED", "MODIFIED", "DELETED"],
         "entering, changing and leaving the selector"
+    );
+}
+
+#[test]
+fn kubectl_create_generators_send_protobuf_and_work() {
+    let cp = start();
+    cp.kubectl_ok(&["create", "namespace", "gen"]);
+    let n = |args: &[&str]| {
+        let mut a = vec!["-n", "gen"];
+        a.extend_from_slice(args);
+        cp.kubectl_ok(&a)
+    };
+    n(&[
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    n(&[
+        "create",
+        "secret",
+        "generic",
+        "sec",
+        "--from-literal=password=pw",
+    ]);
+    n(&["create", "serviceaccount", "robot"]);
+    n(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox:1.36",
+        "--port=80",
+        "--replicas=2",
+        "--",
+        "httpd",
+        "-f",
+    ]);
+    n(&["create", "service", "nodeport", "web", "--tcp=80:8080"]);
+    n(&[
+        "create",
+        "job",
+        "once",
+        "--image=busybox:1.36",
+        "--",
+        "true",
+    ]);
+    n(&[
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox:1.36",
+        "--schedule=*/5 * * * *",
+        "--",
+        "date",
+    ]);
+    n(&["create", "ingress", "web", "--rule=example.test/=web:80"]);
+    let d = json_of(&n(&["get", "deploy", "web", "-o", "json"]));
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:1.36"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        80
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["command"][0],
+        "httpd"
+    );
+    assert_eq!(n(&["get", "cm", "cfg", "-o", "jsonpath={.data.b}"]), "2");
+    assert_eq!(
+        n(&["get", "secret", "sec", "-o", "jsonpath={.data.password}"]),
+        "cHc="
+    );
+    let svc = json_of(&n(&["get", "svc", "web", "-o", "json"]));
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(
+        n(&["get", "cronjob", "tick", "-o", "jsonpath={.spec.schedule}"]),
+        "*/5 * * * *"
+    );
+    assert_eq!(
+        n(&["get", "job", "once", "-o", "jsonpath={.spec.backoffLimit}"]),
+        "6"
+    );
+    let names = n(&["get", "sa,ing", "-o", "name"]);
+    assert!(
+        names.contains("serviceaccount/robot") && names.contains("ingress.networking.k8s.io/web"),
+        "{names}"
     );
 }

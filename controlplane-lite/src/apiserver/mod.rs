@@ -8,6 +8,7 @@ pub mod kinds;
 pub mod object;
 pub mod openapi;
 pub mod printers;
+pub mod protobuf;
 pub mod registry;
 pub mod response;
 pub mod route;

@@ -220,7 +220,23 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
             Some(v) => get_only(response::json(StatusCode::OK, &v)),
             None => not_found(),
         },
-        Route::OpenApiV2 => get_only(response::raw_json(StatusCode::OK, openapi::v2().to_vec())),
+        Route::OpenApiV2 => {
+            let accept = parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            // Only the JSON form exists; a client asking for protobuf alone must hear so.
+            if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
+                response::error(&ApiError::new(
+                    406,
+                    "NotAcceptable",
+                    "only application/json is served for /openapi/v2",
+                ))
+            } else {
+                get_only(response::raw_json(StatusCode::OK, openapi::v2().to_vec()))
+            }
+        }
         Route::OpenApiV3Index => get_only(response::raw_json(
             StatusCode::OK,
             openapi::v3_index().to_vec(),

@@ -20,8 +20,17 @@ pub fn decode_body(req: &Request) -> Result<Value, ApiError> {
     if req.body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    // Clients that prefer protobuf or CBOR fall back to JSON on a 415.
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    // kubectl's generator commands (`kubectl create configmap`, …) send protobuf.
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return crate::apiserver::protobuf::decode(&req.body).map_err(|e| {
+            ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("decoding the protobuf body: {e}"),
+            )
+        });
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::unsupported_media_type(ct));
     }
     if ct.contains("yaml") {
@@ -188,6 +197,10 @@ pub async fn create_object(
         let key = api.key(info, ns_opt, &name);
         let mut guard = None;
         if info.kind == "Service" {
+            // A duplicate is AlreadyExists, not an address conflict with itself.
+            if api.read(info, ns_opt, &name).await?.is_some() {
+                return Err(ApiError::already_exists(info, &name));
+            }
             let mut alloc = api.services.lock().await;
             services::allocate(info, &mut alloc, obj, None)?;
             guard = Some(alloc);
