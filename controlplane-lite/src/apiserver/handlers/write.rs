@@ -22,12 +22,17 @@ pub fn decode_body(req: &Request) -> Result<Value, ApiError> {
     }
     // kubectl's generator commands (`kubectl create configmap`, …) send protobuf.
     if ct.starts_with("application/vnd.kubernetes.protobuf") {
-        return crate::apiserver::protobuf::decode(&req.body).map_err(|e| {
-            ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                format!("decoding the protobuf body: {e}"),
-            )
+        use crate::apiserver::protobuf::{ProtoError, decode};
+        return decode(&req.body).map_err(|e| match e {
+            // A kind or envelope we cannot read as protobuf: the client should send JSON.
+            ProtoError::UnsupportedKind { .. } | ProtoError::UnsupportedEnvelope { .. } => {
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("decoding the protobuf body: {e}"),
+                )
+            }
+            other => ApiError::bad_request(format!("decoding the protobuf body: {other}")),
         });
     }
     if ct.contains("cbor") {
