@@ -141,11 +141,14 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
     })
 }
 
-/// Caps glibc's malloc arenas: with one arena per thread, memory freed after a large list
-/// stays resident in whichever arena served it. Two arenas keep RSS near the live set.
+/// mimalloc's option number for `purge_delay` (its header's `mi_option_purge_delay`).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Returns freed memory to the OS at once: a list of 10,000 objects allocates tens of MiB
+/// for a moment, and the default 10 ms purge delay keeps that resident under steady load.
 pub fn tune_allocator() {
-    // SAFETY: mallopt only adjusts allocator parameters; called before other threads start.
+    // SAFETY: sets a process-wide allocator option; mimalloc documents it as safe at any time.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
     }
 }
