@@ -90,32 +90,24 @@ impl Client {
     }
 }
 
-/// Runs `total` creates at `conc` concurrency, each worker on its own connection as the
-/// etcd reference's clients are; bodies are serialized before the clock starts. Returns
-/// (per-second rate, sorted latencies).
-async fn creates(
-    c: &Arc<Client>,
-    ns: &str,
-    prefix: &str,
+/// Runs operations `0..total` spread over `workers` (one task each, taking the next index
+/// as it finishes the last); returns (operations per second, sorted latencies).
+async fn drive<W, F, Fut>(
     total: usize,
-    conc: usize,
-) -> anyhow::Result<(f64, Vec<Duration>)> {
+    workers: Vec<W>,
+    op: F,
+) -> anyhow::Result<(f64, Vec<Duration>)>
+where
+    W: Clone + Send + 'static,
+    F: Fn(W, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..total)
-            .map(|i| serde_json::to_vec(&pod(ns, &format!("{prefix}-{i}"))))
-            .collect::<Result<_, _>>()?,
-    );
-    let mut clients = Vec::new();
-    for _ in 0..conc {
-        clients.push(Arc::new(c.fresh()?));
-    }
     let t0 = Instant::now();
     let mut tasks = Vec::new();
-    for c in clients {
+    for w in workers {
         let next = next.clone();
-        let ns = ns.to_string();
-        let bodies = bodies.clone();
+        let op = op.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -124,45 +116,7 @@ async fn creates(
                     return Ok::<_, anyhow::Error>(lat);
                 }
                 let t = Instant::now();
-                c.create(&ns, bodies[i].clone()).await?;
-                lat.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    let rate = total as f64 / t0.elapsed().as_secs_f64();
-    all.sort();
-    Ok((rate, all))
-}
-
-async fn etcd_puts(
-    url: &str,
-    total: usize,
-    conc: usize,
-    value: Vec<u8>,
-) -> anyhow::Result<(f64, Vec<Duration>)> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let value = Arc::new(value);
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..conc {
-        let mut client = etcd_client::Client::connect([url], None).await?;
-        let next = next.clone();
-        let value = value.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return Ok::<_, anyhow::Error>(lat);
-                }
-                let t = Instant::now();
-                client
-                    .put(format!("/bench/{conc}/{w}/{i}"), value.as_slice(), None)
-                    .await?;
+                op(w.clone(), i).await?;
                 lat.push(t.elapsed());
             }
         }));
@@ -173,6 +127,56 @@ async fn etcd_puts(
     }
     all.sort();
     Ok((total as f64 / t0.elapsed().as_secs_f64(), all))
+}
+
+/// `total` pod creates at `conc` concurrency, each worker on its own connection as the
+/// etcd reference's clients are; bodies are serialized before the clock starts.
+async fn creates(
+    c: &Arc<Client>,
+    ns: &str,
+    prefix: &str,
+    total: usize,
+    conc: usize,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..total)
+            .map(|i| serde_json::to_vec(&pod(ns, &format!("{prefix}-{i}"))))
+            .collect::<Result<_, _>>()?,
+    );
+    let mut clients = Vec::new();
+    for _ in 0..conc {
+        clients.push(Arc::new(c.fresh()?));
+    }
+    let ns = Arc::new(ns.to_string());
+    drive(total, clients, move |c: Arc<Client>, i| {
+        let body = bodies[i].clone();
+        let ns = ns.clone();
+        async move { c.create(&ns, body).await }
+    })
+    .await
+}
+
+/// The reference: `total` raw puts of `value` into etcd from `conc` clients.
+async fn etcd_puts(
+    url: &str,
+    total: usize,
+    conc: usize,
+    value: Vec<u8>,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
+    let mut clients = Vec::new();
+    for _ in 0..conc {
+        clients.push(etcd_client::Client::connect([url], None).await?);
+    }
+    let value = Arc::new(value);
+    drive(total, clients, move |mut c: etcd_client::Client, i| {
+        let value = value.clone();
+        async move {
+            c.put(format!("/bench/{conc}/{i}"), value.as_slice(), None)
+                .await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 pub async fn run(pods: usize, watchers: usize) -> anyhow::Result<()> {
