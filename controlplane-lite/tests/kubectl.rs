@@ -1008,3 +1008,53 @@ fn kubectl_create_generators_send_protobuf_and_work() {
         "{names}"
     );
 }
+
+#[test]
+fn every_kind_applies_gets_and_describes() {
+    let cp = start();
+    let manifest = include_str!("fixtures/every-kind.yaml");
+    cp.kubectl_stdin(&["apply", "-f", "-"], manifest);
+    let kinds = [
+        "nodes",
+        "pods",
+        "services",
+        "endpoints",
+        "configmaps",
+        "secrets",
+        "events",
+        "serviceaccounts",
+        "persistentvolumes",
+        "persistentvolumeclaims",
+        "deployments",
+        "replicasets",
+        "statefulsets",
+        "daemonsets",
+        "jobs",
+        "cronjobs",
+        "endpointslices",
+        "ingresses",
+        "leases",
+        "storageclasses",
+        "namespaces",
+    ];
+    for kind in kinds {
+        let wide = cp.kubectl_ok(&["get", kind, "-A", "-o", "wide"]);
+        assert!(
+            wide.is_empty() || wide.starts_with("NAMESPACE") || wide.starts_with("NAME"),
+            "{kind}: {wide}"
+        );
+        let out = cp.kubectl(&["describe", kind, "-A"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("panic"),
+            "describe {kind}: {err}"
+        );
+    }
+    let svc = cp.kubectl_ok(&["describe", "service", "web"]);
+    assert!(
+        svc.contains("Endpoints:") && svc.contains("10.244.0.5:80"),
+        "{svc}"
+    );
+    let sc = cp.kubectl_ok(&["get", "storageclass"]);
+    assert!(sc.contains("local (default)"), "{sc}");
+}

@@ -144,8 +144,10 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
             }
         }
         "EndpointSlice" => {
+            // Clients dereference name and protocol unconditionally (kubectl describe does).
             if let Some(ports) = obj.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports {
+                    default_at(p, &["name"], json!(""));
                     default_at(p, &["protocol"], json!("TCP"));
                 }
             }
