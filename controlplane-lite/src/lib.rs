@@ -146,7 +146,11 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Returns freed memory to the OS at once: a list of 10,000 objects allocates tens of MiB
 /// for a moment, and the default 10 ms purge delay keeps that resident under steady load.
+/// `MIMALLOC_PURGE_DELAY` in the environment still wins, for tuning in the field.
 pub fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: sets a process-wide allocator option; mimalloc documents it as safe at any time.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
