@@ -279,17 +279,6 @@ impl ApiError {
     }
 }
 
-/// The Status a successful delete answers with when the object is gone at once.
-pub fn success_status(info: &ResourceInfo, name: &str, uid: &str) -> Value {
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": {"name": name, "group": info.group, "kind": info.plural, "uid": uid},
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

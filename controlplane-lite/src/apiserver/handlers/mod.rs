@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use super::alloc::ServiceAllocator;
 use super::registry::ResourceInfo;
-use super::response::{self, Body, Response};
+use super::response::{self, Response};
 use super::route::{Query, ResourceRequest};
 use super::status::ApiError;
 use crate::store::{DynStore, KeyValue};
@@ -171,8 +171,4 @@ pub fn partial_metadata(obj: &Value) -> Value {
         "apiVersion": "meta.k8s.io/v1",
         "metadata": obj.get("metadata").cloned().unwrap_or(Value::Null),
     })
-}
-
-pub fn empty_body() -> Body {
-    response::full(Bytes::new())
 }
