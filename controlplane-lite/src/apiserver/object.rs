@@ -73,25 +73,6 @@ pub fn is_deleting(obj: &Value) -> bool {
     meta(obj).is_some_and(|m| m.get("deletionTimestamp").is_some_and(|v| !v.is_null()))
 }
 
-/// Reads a dotted path (`spec.nodeName`, `involvedObject.uid`) as a string, the way field
-/// selectors compare values: strings as they are, numbers and booleans printed, absent as "".
-pub fn field_string(obj: &Value, path: &str) -> String {
-    let mut cur = obj;
-    for part in path.split('.') {
-        match cur.get(part) {
-            Some(v) => cur = v,
-            None => return String::new(),
-        }
-    }
-    match cur {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// Gets `obj[path...]`, creating empty maps along the way.
 pub fn entry<'a>(obj: &'a mut Value, path: &[&str]) -> &'a mut Value {
     let mut cur = obj;
@@ -134,9 +115,6 @@ mod tests {
     #[test]
     fn fields_and_defaults() {
         let mut o = json!({"metadata": {"name": "a"}, "spec": {"replicas": 3, "paused": true}});
-        assert_eq!(field_string(&o, "spec.replicas"), "3");
-        assert_eq!(field_string(&o, "spec.paused"), "true");
-        assert_eq!(field_string(&o, "status.phase"), "");
         default_at(
             &mut o,
             &["spec", "strategy", "type"],

@@ -93,7 +93,7 @@ impl Selectors {
                 } else {
                     path
                 };
-                Some(object::field_string(obj, p))
+                fields::value_at_path(obj, p)
             };
             if !f.matches(get) {
                 return false;

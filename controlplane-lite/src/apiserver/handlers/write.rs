@@ -630,33 +630,9 @@ pub async fn patch_scale(api: &Api, req: &Request, name: &str) -> Reply {
 
 /// A LabelSelector in the string form `kubectl` and the Scale subresource use.
 fn selector_string(sel: &Value) -> String {
-    let mut parts = Vec::new();
-    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in m {
-            parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
-        }
-    }
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let vals: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => parts.push(format!("{key} in ({})", vals.join(","))),
-            "NotIn" => parts.push(format!("{key} notin ({})", vals.join(","))),
-            "Exists" => parts.push(key.to_string()),
-            "DoesNotExist" => parts.push(format!("!{key}")),
-            _ => {}
-        }
-    }
-    parts.join(",")
+    serde_json::from_value(sel.clone())
+        .ok()
+        .and_then(|ls| skiff_api::labels::Selector::from_label_selector(&ls).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }

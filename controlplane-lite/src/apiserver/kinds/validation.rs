@@ -208,27 +208,22 @@ fn pod_spec(spec: &Value, path: &str, c: &mut Causes) {
         .get("restartPolicy")
         .and_then(Value::as_str)
         .unwrap_or("Always");
-    if !matches!(rp, "Always" | "OnFailure" | "Never") {
-        c.push(Cause::not_supported(
-            format!("{path}.restartPolicy"),
-            &json!(rp),
-            &["Always", "OnFailure", "Never"],
-        ));
-    }
+    one_of(
+        c,
+        format!("{path}.restartPolicy"),
+        rp,
+        &["Always", "OnFailure", "Never"],
+    );
     let dp = spec
         .get("dnsPolicy")
         .and_then(Value::as_str)
         .unwrap_or("ClusterFirst");
-    if !matches!(
+    one_of(
+        c,
+        format!("{path}.dnsPolicy"),
         dp,
-        "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None"
-    ) {
-        c.push(Cause::not_supported(
-            format!("{path}.dnsPolicy"),
-            &json!(dp),
-            &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
-        ));
-    }
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+    );
     let mut vols = HashSet::new();
     for (i, v) in spec
         .get("volumes")
@@ -357,13 +352,12 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
         .get("imagePullPolicy")
         .and_then(Value::as_str)
         .unwrap_or("IfNotPresent");
-    if !matches!(policy, "Always" | "IfNotPresent" | "Never") {
-        c.push(Cause::not_supported(
-            format!("{p}.imagePullPolicy"),
-            &json!(policy),
-            &["Always", "IfNotPresent", "Never"],
-        ));
-    }
+    one_of(
+        c,
+        format!("{p}.imagePullPolicy"),
+        policy,
+        &["Always", "IfNotPresent", "Never"],
+    );
     for kind in ["requests", "limits"] {
         for (res, q) in ct
             .pointer(&format!("/resources/{kind}"))
@@ -413,18 +407,19 @@ fn container(ct: &Value, p: &str, c: &mut Causes) {
     }
 }
 
+/// `value` must be one of `allowed` (Kubernetes' "Unsupported value" otherwise).
+fn one_of(c: &mut Causes, field: impl Into<String>, value: &str, allowed: &[&str]) {
+    if !allowed.contains(&value) {
+        c.push(Cause::not_supported(field, &json!(value), allowed));
+    }
+}
+
 fn protocol(port: &Value, field: &str, c: &mut Causes) {
     let proto = port
         .get("protocol")
         .and_then(Value::as_str)
         .unwrap_or("TCP");
-    if !matches!(proto, "TCP" | "UDP" | "SCTP") {
-        c.push(Cause::not_supported(
-            field,
-            &json!(proto),
-            &["SCTP", "TCP", "UDP"],
-        ));
-    }
+    one_of(c, field, proto, &["SCTP", "TCP", "UDP"]);
 }
 
 /// Pods are immutable but for a few fields, as Kubernetes enforces.
@@ -584,16 +579,12 @@ fn service(obj: &Value, c: &mut Causes) {
         .pointer("/spec/type")
         .and_then(Value::as_str)
         .unwrap_or("ClusterIP");
-    if !matches!(
+    one_of(
+        c,
+        "spec.type",
         ty,
-        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
-    ) {
-        c.push(Cause::not_supported(
-            "spec.type",
-            &json!(ty),
-            &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
-        ));
-    }
+        &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+    );
     let ports = obj.pointer("/spec/ports").and_then(Value::as_array);
     let headless = obj.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
     if ty == "ExternalName" {
@@ -670,13 +661,7 @@ fn service(obj: &Value, c: &mut Causes) {
         .pointer("/spec/sessionAffinity")
         .and_then(Value::as_str)
         .unwrap_or("None");
-    if !matches!(aff, "None" | "ClientIP") {
-        c.push(Cause::not_supported(
-            "spec.sessionAffinity",
-            &json!(aff),
-            &["ClientIP", "None"],
-        ));
-    }
+    one_of(c, "spec.sessionAffinity", aff, &["ClientIP", "None"]);
 }
 
 #[cfg(test)]
