@@ -7,6 +7,8 @@ packages=(
   build-essential pkg-config curl ca-certificates
   protobuf-compiler   # containerd-client and etcd-client generate gRPC code
   etcd-server         # the distributed store backend and its tests
+  iproute2 nftables iptables   # the kernel suites create netns, links and rules
+  containernetworking-plugins  # the reference CNI plugins skiff's are compared with
 )
 
 missing=()

@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 mod api;
+mod cni;
 mod procs;
 
 #[derive(Subcommand)]
@@ -19,11 +20,22 @@ pub enum Which {
         #[arg(long, default_value_t = 100)]
         watchers: usize,
     },
+    /// CNI: ADD and DEL latency of skiff-bridge + skiff-ipam against the reference
+    /// bridge + host-local (/usr/lib/cni) with the same configuration.
+    Cni {
+        /// Pods (network namespaces) per round.
+        #[arg(long, default_value_t = 50)]
+        pods: usize,
+        /// Rounds of ADD-all then DEL-all per plugin.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
 }
 
 pub async fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Api { pods, watchers } => api::run(pods, watchers).await,
+        Which::Cni { pods, rounds } => tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?,
     }
 }
 
