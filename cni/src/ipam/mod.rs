@@ -4,6 +4,9 @@
 //! plugin calls `Ipam` in-process; the `skiff-ipam` binary runs it through the CNI
 //! protocol for any other runtime or plugin.
 
+mod config;
 mod range;
+mod resolv;
 
+pub use config::{DEFAULT_DATA_DIR, IpamConfig};
 pub use range::{Range, RangeError, RangeSet};
