@@ -7,6 +7,7 @@
 mod config;
 mod range;
 mod resolv;
+mod store;
 
 pub use config::{DEFAULT_DATA_DIR, IpamConfig};
 pub use range::{Range, RangeError, RangeSet};
