@@ -1,0 +1,577 @@
+//! The nftables backend: one `inet` table whose chains never change per pod; pods are
+//! elements of named sets and maps keyed by pod address or hostPort, so every
+//! operation is one `nft -f -` transaction of element additions and deletions.
+//!
+//! Deletion has to succeed when the elements (or the whole table) are already gone, and
+//! nft 1.0.6 has no `destroy`: every transaction therefore re-declares the table, and
+//! deletes an element as `add element X; delete element X`, which is a no-op pair when
+//! X was absent and a deletion when it was present.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::exec::Exec;
+use super::rules::{Dnat, Family, Rules};
+use super::{FirewallError, HAIRPIN_MARK};
+
+/// The static part of the table, `{T}` standing for the table name. Re-declared by every
+/// transaction (`flush chain` + `add rule`), so it is always whole and current.
+const SKELETON: &str = r#"add table inet {T}
+add set inet {T} masq4 { type ipv4_addr; }
+add set inet {T} masq6 { type ipv6_addr; }
+add set inet {T} ownnet4 { type ipv4_addr . ipv4_addr; flags interval; }
+add set inet {T} ownnet6 { type ipv6_addr . ipv6_addr; flags interval; }
+add map inet {T} hostport4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet {T} hostport6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
+add map inet {T} hostipport4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet {T} hostipport6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+add set inet {T} hairpin { type ifname . inet_proto . inet_service; }
+add set inet {T} hairpinip4 { type ifname . ipv4_addr . inet_proto . inet_service; }
+add set inet {T} hairpinip6 { type ifname . ipv6_addr . inet_proto . inet_service; }
+add chain inet {T} prerouting { type nat hook prerouting priority dstnat; policy accept; }
+add chain inet {T} output { type nat hook output priority -100; policy accept; }
+add chain inet {T} postrouting { type nat hook postrouting priority srcnat; policy accept; }
+add chain inet {T} hostports
+flush chain inet {T} prerouting
+flush chain inet {T} output
+flush chain inet {T} postrouting
+flush chain inet {T} hostports
+add rule inet {T} prerouting iifname . ip daddr . meta l4proto . th dport @hairpinip4 meta mark set meta mark | {M}
+add rule inet {T} prerouting iifname . ip6 daddr . meta l4proto . th dport @hairpinip6 meta mark set meta mark | {M}
+add rule inet {T} prerouting fib daddr type local iifname . meta l4proto . th dport @hairpin meta mark set meta mark | {M}
+add rule inet {T} prerouting jump hostports
+add rule inet {T} output ip saddr 127.0.0.0/8 ip daddr . meta l4proto . th dport @hostipport4 meta mark set meta mark | {M}
+add rule inet {T} output ip saddr 127.0.0.0/8 fib daddr type local meta l4proto . th dport @hostport4 meta mark set meta mark | {M}
+add rule inet {T} output jump hostports
+add rule inet {T} hostports dnat ip to ip daddr . meta l4proto . th dport map @hostipport4
+add rule inet {T} hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @hostipport6
+add rule inet {T} hostports fib daddr type local meta nfproto ipv4 dnat ip to meta l4proto . th dport map @hostport4
+add rule inet {T} hostports fib daddr type local meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @hostport6
+add rule inet {T} postrouting meta mark & {M} == {M} ct status dnat meta mark set meta mark ^ {M} masquerade
+add rule inet {T} postrouting ip saddr . ip daddr @ownnet4 return
+add rule inet {T} postrouting ip saddr @masq4 ip daddr != 224.0.0.0/4 masquerade
+add rule inet {T} postrouting ip6 saddr . ip6 daddr @ownnet6 return
+add rule inet {T} postrouting ip6 saddr @masq6 ip6 daddr != ff00::/8 masquerade
+"#;
+
+/// The ruleset `nft -f` would load for an empty table named `table`.
+pub fn skeleton(table: &str) -> String {
+    SKELETON
+        .replace("{T}", table)
+        .replace("{M}", &format!("{HAIRPIN_MARK:#x}"))
+}
+
+/// One set or map element an attachment owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Element {
+    set: &'static str,
+    /// As written in an nft script.
+    key: String,
+    value: Option<String>,
+    /// The hostPort behind a map element, to name it in a conflict.
+    dnat: Option<Dnat>,
+}
+
+impl Element {
+    fn script(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{} : {v}", self.key),
+            None => self.key.clone(),
+        }
+    }
+
+    /// As `canonical_json` renders what `nft -j` lists.
+    fn canonical(&self) -> String {
+        self.script().replace('"', "")
+    }
+}
+
+fn ip_suffix(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "4",
+        Family::V6 => "6",
+    }
+}
+
+fn set_name(base: &'static str, f: Family) -> &'static str {
+    match (base, f) {
+        ("masq", Family::V4) => "masq4",
+        ("masq", Family::V6) => "masq6",
+        ("ownnet", Family::V4) => "ownnet4",
+        ("ownnet", Family::V6) => "ownnet6",
+        ("hostport", Family::V4) => "hostport4",
+        ("hostport", Family::V6) => "hostport6",
+        ("hostipport", Family::V4) => "hostipport4",
+        ("hostipport", Family::V6) => "hostipport6",
+        ("hairpinip", Family::V4) => "hairpinip4",
+        ("hairpinip", Family::V6) => "hairpinip6",
+        _ => unreachable!("no set {base}{}", ip_suffix(f)),
+    }
+}
+
+/// Everything `rules` puts into the table.
+fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
+    let mut out: Vec<Element> = Vec::new();
+    let mut push = |e: Element| {
+        if !out.iter().any(|o| o.set == e.set && o.key == e.key) {
+            out.push(e);
+        }
+    };
+    for m in rules.masquerades() {
+        push(Element {
+            set: set_name("masq", m.family),
+            key: m.pod.to_string(),
+            value: None,
+            dnat: None,
+        });
+        // nft lists a full-length prefix as a plain address; so do we, to compare.
+        let subnet = if m.subnet.prefix_len() == m.subnet.max_prefix_len() {
+            m.subnet.addr().to_string()
+        } else {
+            m.subnet.to_string()
+        };
+        push(Element {
+            set: set_name("ownnet", m.family),
+            key: format!("{} . {subnet}", m.pod),
+            value: None,
+            dnat: None,
+        });
+    }
+    for d in rules.dnats()? {
+        let value = Some(format!("{} . {}", d.target, d.target_port));
+        let (proto, port, bridge) = (d.protocol, d.host_port, &rules.bridge);
+        match d.host_ip {
+            None => {
+                push(Element {
+                    set: set_name("hostport", d.family),
+                    key: format!("{proto} . {port}"),
+                    value,
+                    dnat: Some(d),
+                });
+                push(Element {
+                    set: "hairpin",
+                    key: format!("\"{bridge}\" . {proto} . {port}"),
+                    value: None,
+                    dnat: None,
+                });
+            }
+            Some(ip) => {
+                push(Element {
+                    set: set_name("hostipport", d.family),
+                    key: format!("{ip} . {proto} . {port}"),
+                    value,
+                    dnat: Some(d),
+                });
+                push(Element {
+                    set: set_name("hairpinip", d.family),
+                    key: format!("\"{bridge}\" . {ip} . {proto} . {port}"),
+                    value: None,
+                    dnat: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An nft script being built, remembering which line creates which hostPort so a
+/// kernel "File exists" can be traced back to it.
+struct Script {
+    text: String,
+    lines: usize,
+    creates: HashMap<usize, Dnat>,
+}
+
+impl Script {
+    fn new(table: &str) -> Script {
+        let text = skeleton(table);
+        let lines = text.lines().count();
+        Script {
+            text,
+            lines,
+            creates: HashMap::new(),
+        }
+    }
+
+    fn line(&mut self, line: String) {
+        self.text.push_str(&line);
+        self.text.push('\n');
+        self.lines += 1;
+    }
+
+    /// The idempotent deletion: a no-op pair when absent, a deletion when present.
+    fn remove(&mut self, table: &str, e: &Element) {
+        let (set, el) = (e.set, e.script());
+        self.line(format!("add element inet {table} {set} {{ {el} }}"));
+        self.line(format!("delete element inet {table} {set} {{ {el} }}"));
+    }
+
+    /// Map elements are created exclusively: the kernel refuses a hostPort that is
+    /// already mapped, atomically, whoever races us.
+    fn install(&mut self, table: &str, e: &Element) {
+        let verb = if e.value.is_some() { "create" } else { "add" };
+        self.line(format!(
+            "{verb} element inet {table} {} {{ {} }}",
+            e.set,
+            e.script()
+        ));
+        if let Some(d) = e.dnat {
+            self.creates.insert(self.lines, d);
+        }
+    }
+}
+
+pub(super) struct Nftables<'a> {
+    pub table: &'a str,
+    pub exec: &'a Exec,
+}
+
+impl Nftables<'_> {
+    fn nft(&self, script: &str) -> Result<(), FirewallError> {
+        self.exec.run("nft", &["-f", "-"], Some(script)).map(|_| ())
+    }
+
+    /// Installs `new`, replacing `old` (what the state said this key had), atomically.
+    /// A hostPort already mapped elsewhere fails with the conflicting mapping.
+    pub(super) fn install(&self, old: Option<&Rules>, new: &Rules) -> Result<(), FirewallError> {
+        let mut script = Script::new(self.table);
+        if let Some(old) = old {
+            for e in elements(old)? {
+                script.remove(self.table, &e);
+            }
+        }
+        for e in elements(new)? {
+            script.install(self.table, &e);
+        }
+        self.nft(&script.text).map_err(|err| conflict(err, &script))
+    }
+
+    /// Removes what each of `all` installed, in one transaction.
+    pub(super) fn remove(&self, all: &[&Rules]) -> Result<(), FirewallError> {
+        let mut script = Script::new(self.table);
+        let mut owned = Vec::new();
+        for rules in all {
+            for e in elements(rules)? {
+                script.remove(self.table, &e);
+                owned.push(e);
+            }
+        }
+        match self.nft(&script.text) {
+            // The pair `add; delete` fails only when the kernel maps one of our hostPorts
+            // to another pod (our rules vanished, e.g. at reboot, and the port was taken
+            // since): delete just what is still ours.
+            Err(FirewallError::Command { stderr, .. }) if stderr.contains("File exists") => {
+                self.remove_present(&owned)
+            }
+            other => other,
+        }
+    }
+
+    fn remove_present(&self, owned: &[Element]) -> Result<(), FirewallError> {
+        let listing = self.list()?;
+        let mut script = String::new();
+        for e in owned {
+            if listing
+                .elements
+                .get(e.set)
+                .is_some_and(|s| s.contains(&e.canonical()))
+            {
+                let key = &e.key;
+                script.push_str(&format!(
+                    "delete element inet {} {} {{ {key} }}\n",
+                    self.table, e.set
+                ));
+            }
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.nft(&script)
+    }
+
+    /// Verifies the table is whole and holds every element of `rules`.
+    pub(super) fn check(&self, rules: &Rules) -> Result<Vec<String>, FirewallError> {
+        let listing = self.list()?;
+        let mut missing = Vec::new();
+        for (chain, count) in expected_rule_counts(self.table) {
+            match listing.rules.get(chain.as_str()) {
+                None => missing.push(format!("chain {chain} of table inet {}", self.table)),
+                Some(n) if *n != count => missing.push(format!(
+                    "{} of {count} rules of chain {chain} of table inet {}",
+                    count.saturating_sub(*n),
+                    self.table
+                )),
+                Some(_) => {}
+            }
+        }
+        for e in elements(rules)? {
+            if !listing
+                .elements
+                .get(e.set)
+                .is_some_and(|s| s.contains(&e.canonical()))
+            {
+                missing.push(format!("element {{ {} }} of set {}", e.canonical(), e.set));
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Deletes the whole table, if present.
+    pub(super) fn purge(&self) -> Result<(), FirewallError> {
+        let t = self.table;
+        self.nft(&format!("add table inet {t}\ndelete table inet {t}\n"))
+    }
+
+    fn list(&self) -> Result<Listing, FirewallError> {
+        let args = ["-j", "list", "table", "inet", self.table];
+        match self.exec.run("nft", &args, None) {
+            Ok(out) => parse_listing(&out.stdout).map_err(|detail| FirewallError::Output {
+                command: format!("nft {}", args.join(" ")),
+                detail,
+            }),
+            Err(FirewallError::Command { stderr, .. })
+                if stderr.contains("No such file or directory") =>
+            {
+                Ok(Listing::default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn expected_rule_counts(table: &str) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let prefix = format!("add chain inet {table} ");
+    let rule_prefix = format!("add rule inet {table} ");
+    let sk = skeleton(table);
+    for line in sk.lines() {
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            counts.push((name.to_string(), 0));
+        } else if let Some(rest) = line.strip_prefix(&rule_prefix) {
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            if let Some(c) = counts.iter_mut().find(|(n, _)| n == name) {
+                c.1 += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// A "File exists" on one of our `create element` lines is a hostPort conflict.
+fn conflict(err: FirewallError, script: &Script) -> FirewallError {
+    let FirewallError::Command { stderr, .. } = &err else {
+        return err;
+    };
+    for line in stderr.lines() {
+        if !line.contains("File exists") {
+            continue;
+        }
+        let number = line.split(':').nth(1).and_then(|n| n.parse::<usize>().ok());
+        if let Some(d) = number.and_then(|n| script.creates.get(&n)) {
+            return FirewallError::PortConflict {
+                mapping: d.describe(),
+                owner: None,
+            };
+        }
+    }
+    err
+}
+
+/// What `nft -j list table` shows, reduced to what we compare.
+#[derive(Debug, Default)]
+struct Listing {
+    /// Rules per chain.
+    rules: HashMap<String, usize>,
+    /// Canonical elements per set or map.
+    elements: HashMap<String, HashSet<String>>,
+}
+
+fn parse_listing(json: &str) -> Result<Listing, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let items = v
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or("no nftables array")?;
+    let mut listing = Listing::default();
+    for item in items {
+        if let Some(chain) = item.get("chain") {
+            let name = chain
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            listing.rules.entry(name.to_string()).or_insert(0);
+        } else if let Some(rule) = item.get("rule") {
+            let name = rule
+                .get("chain")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            *listing.rules.entry(name.to_string()).or_insert(0) += 1;
+        } else if let Some(set) = item.get("set").or_else(|| item.get("map")) {
+            let name = set.get("name").and_then(Value::as_str).unwrap_or_default();
+            let is_map = item.get("map").is_some();
+            let elems = listing.elements.entry(name.to_string()).or_default();
+            for el in set
+                .get("elem")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let text = match (is_map, el.as_array().map(Vec::as_slice)) {
+                    (true, Some([k, v])) => canonical_json(k)
+                        .zip(canonical_json(v))
+                        .map(|(k, v)| format!("{k} : {v}")),
+                    _ => canonical_json(el),
+                };
+                elems.insert(text.ok_or_else(|| format!("element {el} of {name}"))?);
+            }
+        }
+    }
+    Ok(listing)
+}
+
+/// Renders a JSON element the way `Element::canonical` writes ours.
+fn canonical_json(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Object(o) => {
+            if let Some(parts) = o.get("concat").and_then(Value::as_array) {
+                let parts: Option<Vec<String>> = parts.iter().map(canonical_json).collect();
+                return parts.map(|p| p.join(" . "));
+            }
+            if let Some(p) = o.get("prefix") {
+                let addr = p.get("addr").and_then(Value::as_str)?;
+                let len = p.get("len").and_then(Value::as_u64)?;
+                return Some(format!("{addr}/{len}"));
+            }
+            if let Some([a, b]) = o.get("range").and_then(Value::as_array).map(Vec::as_slice) {
+                return Some(format!("{}-{}", canonical_json(a)?, canonical_json(b)?));
+            }
+            // Elements with a timeout, counter or comment are wrapped.
+            if let Some(val) = o.get("elem").and_then(|e| e.get("val")) {
+                return canonical_json(val);
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::rules::{PortMapping, Protocol};
+
+    fn rules() -> Rules {
+        Rules {
+            bridge: "cni0".into(),
+            masquerade: vec![
+                "10.22.0.5/16".parse().unwrap(),
+                "fd00:22::5/64".parse().unwrap(),
+            ],
+            port_mappings: vec![
+                PortMapping {
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: Protocol::Tcp,
+                    host_ip: None,
+                },
+                PortMapping {
+                    host_port: 5353,
+                    container_port: 53,
+                    protocol: Protocol::Udp,
+                    host_ip: Some("192.168.1.2".parse().unwrap()),
+                },
+            ],
+            container_ips: vec!["10.22.0.5".parse().unwrap(), "fd00:22::5".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn elements_of_an_attachment() {
+        let got: Vec<String> = elements(&rules())
+            .unwrap()
+            .iter()
+            .map(|e| format!("{} {}", e.set, e.script()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "masq4 10.22.0.5",
+                "ownnet4 10.22.0.5 . 10.22.0.0/16",
+                "masq6 fd00:22::5",
+                "ownnet6 fd00:22::5 . fd00:22::/64",
+                "hostport4 tcp . 8080 : 10.22.0.5 . 80",
+                "hairpin \"cni0\" . tcp . 8080",
+                "hostport6 tcp . 8080 : fd00:22::5 . 80",
+                "hostipport4 192.168.1.2 . udp . 5353 : 10.22.0.5 . 53",
+                "hairpinip4 \"cni0\" . 192.168.1.2 . udp . 5353",
+            ]
+        );
+    }
+
+    #[test]
+    fn install_script_replaces_old_and_creates_map_elements() {
+        let mut script = Script::new("t");
+        let base = script.lines;
+        for e in elements(&rules()).unwrap() {
+            script.install("t", &e);
+        }
+        let body: Vec<&str> = script.text.lines().skip(base).collect();
+        assert_eq!(body[0], "add element inet t masq4 { 10.22.0.5 }");
+        assert_eq!(
+            body[4],
+            "create element inet t hostport4 { tcp . 8080 : 10.22.0.5 . 80 }"
+        );
+        assert_eq!(script.creates.get(&(base + 5)).unwrap().host_port, 8080);
+    }
+
+    #[test]
+    fn conflict_is_traced_to_its_line() {
+        let mut script = Script::new("t");
+        for e in elements(&rules()).unwrap() {
+            script.install("t", &e);
+        }
+        let line = script.creates.keys().max().copied().unwrap();
+        let err = FirewallError::Command {
+            command: "nft -f -".into(),
+            status: "exit status: 1".into(),
+            stderr: format!("/dev/stdin:{line}:29-38: Error: Could not process rule: File exists"),
+        };
+        match conflict(err, &script) {
+            FirewallError::PortConflict { mapping, .. } => {
+                assert_eq!(mapping, "udp/5353 on 192.168.1.2")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn listing_is_canonicalised_like_our_elements() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+          {"chain": {"family": "inet", "table": "t", "name": "postrouting"}},
+          {"rule": {"family": "inet", "table": "t", "chain": "postrouting", "expr": []}},
+          {"set": {"name": "ownnet4", "elem": [{"concat": ["10.22.0.5", {"prefix": {"addr": "10.22.0.0", "len": 16}}]}]}},
+          {"map": {"name": "hostport4", "elem": [[{"concat": ["tcp", 8080]}, {"concat": ["10.22.0.5", 80]}]]}},
+          {"set": {"name": "hairpin", "elem": [{"concat": ["cni0", "tcp", 8080]}]}}]}"#;
+        let l = parse_listing(json).unwrap();
+        assert_eq!(l.rules["postrouting"], 1);
+        let els = elements(&rules()).unwrap();
+        for set in ["ownnet4", "hostport4", "hairpin"] {
+            let e = els.iter().find(|e| e.set == set).unwrap();
+            assert!(l.elements[set].contains(&e.canonical()), "{set}");
+        }
+    }
+
+    #[test]
+    fn skeleton_rule_counts() {
+        let counts = expected_rule_counts("t");
+        let get = |n: &str| counts.iter().find(|(c, _)| c == n).unwrap().1;
+        assert_eq!(get("prerouting"), 4);
+        assert_eq!(get("output"), 3);
+        assert_eq!(get("hostports"), 4);
+        assert_eq!(get("postrouting"), 5);
+    }
+}

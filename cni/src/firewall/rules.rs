@@ -1,0 +1,406 @@
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::FirewallError;
+
+/// One pod attachment, as CNI names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttachmentKey {
+    pub network: String,
+    pub container_id: String,
+    pub ifname: String,
+}
+
+impl AttachmentKey {
+    pub fn new(
+        network: impl Into<String>,
+        container_id: impl Into<String>,
+        ifname: impl Into<String>,
+    ) -> AttachmentKey {
+        AttachmentKey {
+            network: network.into(),
+            container_id: container_id.into(),
+            ifname: ifname.into(),
+        }
+    }
+
+    /// The parts become file names and iptables comments, so they are held to the
+    /// character sets the CNI spec and the kernel allow, which keeps both unambiguous.
+    pub(super) fn validate(&self) -> Result<(), FirewallError> {
+        let invalid = |what: &str, value: &str| {
+            FirewallError::InvalidKey(format!("{what} {value:?}: {}", self.describe()))
+        };
+        if !is_cni_name(&self.network) {
+            return Err(invalid("network name", &self.network));
+        }
+        if !is_cni_name(&self.container_id) {
+            return Err(invalid("container ID", &self.container_id));
+        }
+        if !is_ifname(&self.ifname) {
+            return Err(invalid("interface name", &self.ifname));
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> &'static str {
+        "network names and container IDs are an alphanumeric followed by [A-Za-z0-9_.-]; \
+         interface names are 1-15 of [A-Za-z0-9_.@+-] and not . or .."
+    }
+}
+
+impl fmt::Display for AttachmentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.network, self.container_id, self.ifname)
+    }
+}
+
+/// The CNI spec's rule for network names and container IDs.
+fn is_cni_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Stricter than the kernel (which takes anything but '/', ':' and spaces) so the name
+/// needs no quoting in an nft string, an iptables comment or a file name.
+pub(super) fn is_ifname(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '+' | '-'))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The name nft, iptables and CNI's portMappings all use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = FirewallError;
+
+    /// Case-insensitive, since runtimes send both `tcp` and `TCP`.
+    fn from_str(s: &str) -> Result<Protocol, FirewallError> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            "sctp" => Ok(Protocol::Sctp),
+            _ => Err(FirewallError::InvalidRules(format!(
+                "unknown protocol {s:?} (tcp, udp or sctp)"
+            ))),
+        }
+    }
+}
+
+/// One entry of the CNI `portMappings` capability.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+    /// `None` (or an unspecified address) maps the port on every local address.
+    pub host_ip: Option<IpAddr>,
+}
+
+/// What one pod attachment needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rules {
+    /// The bridge the pod is on.
+    pub bridge: String,
+    /// Pod addresses with their subnet prefix (e.g. 10.22.0.5/16): traffic from the pod
+    /// address to anything outside that subnet, except multicast, is masqueraded.
+    pub masquerade: Vec<IpNet>,
+    pub port_mappings: Vec<PortMapping>,
+    /// DNAT targets, one per family.
+    pub container_ips: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub(super) fn of(ip: IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+/// One hostPort rule for one address family: what the backends actually program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Dnat {
+    pub family: Family,
+    /// `None` for every local address.
+    pub host_ip: Option<IpAddr>,
+    pub protocol: Protocol,
+    pub host_port: u16,
+    pub target: IpAddr,
+    pub target_port: u16,
+}
+
+impl Dnat {
+    /// What two attachments must not share.
+    pub(super) fn slot(&self) -> (Family, Option<IpAddr>, Protocol, u16) {
+        (self.family, self.host_ip, self.protocol, self.host_port)
+    }
+
+    pub(super) fn describe(&self) -> String {
+        let on = match (self.host_ip, self.family) {
+            (Some(ip), _) => ip.to_string(),
+            (None, Family::V4) => "0.0.0.0".to_string(),
+            (None, Family::V6) => "::".to_string(),
+        };
+        format!("{}/{} on {on}", self.protocol, self.host_port)
+    }
+}
+
+/// A masqueraded pod address and the subnet it reaches directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Masquerade {
+    pub family: Family,
+    pub pod: IpAddr,
+    pub subnet: IpNet,
+}
+
+impl Rules {
+    pub(super) fn validate(&self) -> Result<(), FirewallError> {
+        let bad = |msg: String| Err(FirewallError::InvalidRules(msg));
+        // Port mappings need the bridge: hairpin traffic is recognised by it.
+        if (!self.port_mappings.is_empty() || !self.bridge.is_empty()) && !is_ifname(&self.bridge) {
+            return bad(format!(
+                "bridge name {:?} is not an interface name",
+                self.bridge
+            ));
+        }
+        let mut families = HashSet::new();
+        for ip in &self.container_ips {
+            if ip.is_unspecified() || ip.is_multicast() {
+                return bad(format!("container IP {ip} cannot be a DNAT target"));
+            }
+            if !families.insert(Family::of(*ip)) {
+                return bad(format!(
+                    "more than one container IP of the family of {ip}: {:?}",
+                    self.container_ips
+                ));
+            }
+        }
+        let mut pods = HashSet::new();
+        for net in &self.masquerade {
+            if net.addr().is_unspecified() || net.addr().is_multicast() {
+                return bad(format!("{net} is not a pod address"));
+            }
+            if !pods.insert(net.addr()) {
+                return bad(format!("pod address {} listed twice", net.addr()));
+            }
+        }
+        for m in &self.port_mappings {
+            if m.host_port == 0 || m.container_port == 0 {
+                return bad(format!(
+                    "port mapping {}/{} -> {}: ports must be 1-65535",
+                    m.protocol, m.host_port, m.container_port
+                ));
+            }
+            if let Some(ip) = m.host_ip
+                && (ip.is_multicast() || ip.is_loopback() && Family::of(ip) == Family::V6)
+            {
+                return bad(format!("host IP {ip} cannot receive hostPort traffic"));
+            }
+        }
+        let mut slots = HashSet::new();
+        for d in self.dnats()? {
+            if !slots.insert(d.slot()) {
+                return bad(format!("hostPort {} is mapped twice", d.describe()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands the port mappings per family: a mapping without a host IP applies to
+    /// every family the pod has, one with a host IP only to that IP's family.
+    pub(super) fn dnats(&self) -> Result<Vec<Dnat>, FirewallError> {
+        let mut out = Vec::new();
+        for m in &self.port_mappings {
+            let wanted = m.host_ip.map(Family::of);
+            let host_ip = m.host_ip.filter(|ip| !ip.is_unspecified());
+            let before = out.len();
+            for &target in &self.container_ips {
+                let family = Family::of(target);
+                if wanted.is_some_and(|f| f != family) {
+                    continue;
+                }
+                out.push(Dnat {
+                    family,
+                    host_ip,
+                    protocol: m.protocol,
+                    host_port: m.host_port,
+                    target,
+                    target_port: m.container_port,
+                });
+            }
+            if out.len() == before {
+                return Err(FirewallError::InvalidRules(format!(
+                    "port mapping {}/{}{} has no container IP of its family among {:?}",
+                    m.protocol,
+                    m.host_port,
+                    m.host_ip.map(|ip| format!(" on {ip}")).unwrap_or_default(),
+                    self.container_ips
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn masquerades(&self) -> Vec<Masquerade> {
+        self.masquerade
+            .iter()
+            .map(|net| Masquerade {
+                family: Family::of(net.addr()),
+                pod: net.addr(),
+                subnet: net.trunc(),
+            })
+            .collect()
+    }
+
+    /// Families this attachment programs anything for.
+    pub(super) fn families(&self) -> Vec<Family> {
+        let mut fams: Vec<Family> = self
+            .masquerade
+            .iter()
+            .map(|n| Family::of(n.addr()))
+            .chain(self.dnats().unwrap_or_default().iter().map(|d| d.family))
+            .collect();
+        fams.sort();
+        fams.dedup();
+        fams
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(host_port: u16, host_ip: Option<&str>) -> PortMapping {
+        PortMapping {
+            host_port,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+            host_ip: host_ip.map(|s| s.parse().unwrap()),
+        }
+    }
+
+    fn rules(mappings: Vec<PortMapping>) -> Rules {
+        Rules {
+            bridge: "cni0".into(),
+            masquerade: vec!["10.22.0.5/16".parse().unwrap()],
+            port_mappings: mappings,
+            container_ips: vec!["10.22.0.5".parse().unwrap(), "fd00::5".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn wildcard_mapping_applies_to_each_family() {
+        let d = rules(vec![mapping(8080, None)]).dnats().unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].family, Family::V4);
+        assert_eq!(d[1].family, Family::V6);
+        assert!(d.iter().all(|d| d.host_ip.is_none()));
+    }
+
+    #[test]
+    fn unspecified_host_ip_is_a_wildcard_of_its_family() {
+        let d = rules(vec![mapping(8080, Some("0.0.0.0"))]).dnats().unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].family, d[0].host_ip), (Family::V4, None));
+    }
+
+    #[test]
+    fn specific_host_ip_needs_its_family() {
+        let mut r = rules(vec![mapping(8080, Some("fd00::1"))]);
+        r.container_ips.truncate(1);
+        assert!(matches!(r.validate(), Err(FirewallError::InvalidRules(_))));
+    }
+
+    #[test]
+    fn duplicate_mapping_is_rejected() {
+        let r = rules(vec![mapping(8080, None), mapping(8080, Some("0.0.0.0"))]);
+        assert!(matches!(r.validate(), Err(FirewallError::InvalidRules(_))));
+        let r = rules(vec![mapping(8080, None), mapping(8080, Some("10.0.0.1"))]);
+        r.validate().unwrap();
+    }
+
+    #[test]
+    fn two_ips_of_one_family_are_rejected() {
+        let mut r = rules(vec![]);
+        r.container_ips.push("10.22.0.6".parse().unwrap());
+        assert!(r.validate().is_err());
+    }
+
+    #[test]
+    fn zero_port_is_rejected() {
+        assert!(rules(vec![mapping(0, None)]).validate().is_err());
+    }
+
+    #[test]
+    fn masquerade_subnet_is_truncated() {
+        let m = rules(vec![]).masquerades();
+        assert_eq!(m[0].subnet.to_string(), "10.22.0.0/16");
+        assert_eq!(m[0].pod.to_string(), "10.22.0.5");
+    }
+
+    #[test]
+    fn key_validation() {
+        AttachmentKey::new("net-1", "abc123", "eth0")
+            .validate()
+            .unwrap();
+        for (n, c, i) in [
+            ("", "abc", "eth0"),
+            ("../x", "abc", "eth0"),
+            ("net", "a/b", "eth0"),
+            ("net", "abc", "eth:0"),
+            ("net", "abc", ".."),
+            ("net", "abc", "a-very-long-ifname0"),
+            ("net", "abc", "eth\"0"),
+        ] {
+            assert!(
+                AttachmentKey::new(n, c, i).validate().is_err(),
+                "{n} {c} {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn protocol_parses_case_insensitively() {
+        assert_eq!("TCP".parse::<Protocol>().unwrap(), Protocol::Tcp);
+        assert_eq!("sctp".parse::<Protocol>().unwrap(), Protocol::Sctp);
+        assert!("icmp".parse::<Protocol>().is_err());
+    }
+}
