@@ -1,1 +1,5 @@
-fn main() {}
+//! The skiff-bridge CNI plugin.
+
+fn main() {
+    skiff_cni::spec::run(&skiff_cni::bridge::Bridge)
+}

@@ -38,6 +38,15 @@ impl CniArgs {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `CNI_ARGS` string these pairs came from, for passing on to a delegate.
+    pub fn to_env(&self) -> String {
+        self.pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
     pub fn ignore_unknown(&self) -> bool {
         self.get("IgnoreUnknown")
             .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))

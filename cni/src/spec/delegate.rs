@@ -38,6 +38,7 @@ pub fn delegate(
         .env("CNI_CONTAINERID", &env.container_id)
         .env("CNI_NETNS", &env.netns)
         .env("CNI_IFNAME", &env.ifname)
+        .env("CNI_ARGS", env.args.to_env())
         .env("CNI_PATH", env.path.join(":"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

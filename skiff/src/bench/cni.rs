@@ -31,17 +31,29 @@ impl Drop for Scratch {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         for b in &self.bridges {
-            let _ = Command::new("ip").args(["link", "del", b]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["link", "del", b])
+                .stderr(Stdio::null())
+                .status();
         }
-        let _ = Command::new("nft").args(["delete", "table", "inet", &self.table]).stderr(Stdio::null()).status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 pub fn run(pods: usize, rounds: usize) -> Result<()> {
-    let our_dir = std::env::current_exe()?.parent().context("skiff binary has no directory")?.to_path_buf();
+    let our_dir = std::env::current_exe()?
+        .parent()
+        .context("skiff binary has no directory")?
+        .to_path_buf();
     for bin in ["skiff-bridge", "skiff-ipam"] {
         if !our_dir.join(bin).is_file() {
-            bail!("{} not found next to skiff: build the workspace (cargo build --release)", our_dir.join(bin).display());
+            bail!(
+                "{} not found next to skiff: build the workspace (cargo build --release)",
+                our_dir.join(bin).display()
+            );
         }
     }
     for bin in ["bridge", "host-local"] {
@@ -53,7 +65,10 @@ pub fn run(pods: usize, rounds: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut scratch = Scratch {
         netns: Vec::new(),
-        bridges: vec![format!("skbr{}", pid % 100_000), format!("skbs{}", pid % 100_000)],
+        bridges: vec![
+            format!("skbr{}", pid % 100_000),
+            format!("skbs{}", pid % 100_000),
+        ],
         table: format!("skbench{pid}"),
     };
     let conf = |plugin: &str, ipam: &str, bridge: &str, subnet: &str, extra: &str| {
@@ -63,17 +78,33 @@ pub fn run(pods: usize, rounds: usize) -> Result<()> {
             data = dir.path().join("ipam").display(),
         )
     };
-    let ours_extra = format!(r#","firewallTable":"{}","stateDir":"{}""#, scratch.table, dir.path().join("state").display());
+    let ours_extra = format!(
+        r#","firewallTable":"{}","stateDir":"{}""#,
+        scratch.table,
+        dir.path().join("state").display()
+    );
     let plugins = [
         Plugin {
             label: "reference bridge + host-local",
             bin: Path::new(REFERENCE_DIR).join("bridge"),
-            conf: conf("bridge", "host-local", &scratch.bridges[0], "198.18.250.0/24", ""),
+            conf: conf(
+                "bridge",
+                "host-local",
+                &scratch.bridges[0],
+                "198.18.250.0/24",
+                "",
+            ),
         },
         Plugin {
             label: "skiff-bridge + skiff-ipam",
             bin: our_dir.join("skiff-bridge"),
-            conf: conf("skiff-bridge", "skiff-ipam", &scratch.bridges[1], "198.18.251.0/24", &ours_extra),
+            conf: conf(
+                "skiff-bridge",
+                "skiff-ipam",
+                &scratch.bridges[1],
+                "198.18.251.0/24",
+                &ours_extra,
+            ),
         },
     ];
     let cni_path = format!("{}:{REFERENCE_DIR}", our_dir.display());
@@ -82,9 +113,12 @@ pub fn run(pods: usize, rounds: usize) -> Result<()> {
         sh(&["ip", "netns", "add", &name])?;
         scratch.netns.push(name);
     }
-    println!("CNI ADD/DEL latency, {pods} pods x {rounds} rounds, ipMasq on, cniVersion 1.0.0 (reference: {REFERENCE_DIR})");
+    println!(
+        "CNI ADD/DEL latency, {pods} pods x {rounds} rounds, ipMasq on, cniVersion 1.0.0 (reference: {REFERENCE_DIR})"
+    );
 
-    let mut samples: Vec<(Vec<Duration>, Vec<Duration>)> = vec![(Vec::new(), Vec::new()); plugins.len()];
+    let mut samples: Vec<(Vec<Duration>, Vec<Duration>)> =
+        vec![(Vec::new(), Vec::new()); plugins.len()];
     for plugin in &plugins {
         // Warm-up: the first ADD creates the bridge; not what a pod start costs.
         let ns = format!("/var/run/netns/{}", scratch.netns[0]);
@@ -94,23 +128,50 @@ pub fn run(pods: usize, rounds: usize) -> Result<()> {
     for _ in 0..rounds {
         for (p, plugin) in plugins.iter().enumerate() {
             for (i, ns) in scratch.netns.iter().enumerate() {
-                let t = invoke(plugin, "ADD", &format!("pod{i}"), &format!("/var/run/netns/{ns}"), &cni_path)?;
+                let t = invoke(
+                    plugin,
+                    "ADD",
+                    &format!("pod{i}"),
+                    &format!("/var/run/netns/{ns}"),
+                    &cni_path,
+                )?;
                 samples[p].0.push(t);
             }
             for (i, ns) in scratch.netns.iter().enumerate() {
-                let t = invoke(plugin, "DEL", &format!("pod{i}"), &format!("/var/run/netns/{ns}"), &cni_path)?;
+                let t = invoke(
+                    plugin,
+                    "DEL",
+                    &format!("pod{i}"),
+                    &format!("/var/run/netns/{ns}"),
+                    &cni_path,
+                )?;
                 samples[p].1.push(t);
             }
         }
     }
     let mut medians = Vec::new();
-    println!("{:<32} {:>11} {:>11} {:>11} {:>11}", "", "ADD median", "ADD p99", "DEL median", "DEL p99");
+    println!(
+        "{:<32} {:>11} {:>11} {:>11} {:>11}",
+        "", "ADD median", "ADD p99", "DEL median", "DEL p99"
+    );
     for (p, plugin) in plugins.iter().enumerate() {
         let (add, del) = &mut samples[p];
         add.sort();
         del.sort();
-        let m = (percentile(add, 50.0), percentile(add, 99.0), percentile(del, 50.0), percentile(del, 99.0));
-        println!("{:<32} {:>11} {:>11} {:>11} {:>11}", plugin.label, ms(m.0), ms(m.1), ms(m.2), ms(m.3));
+        let m = (
+            percentile(add, 50.0),
+            percentile(add, 99.0),
+            percentile(del, 50.0),
+            percentile(del, 99.0),
+        );
+        println!(
+            "{:<32} {:>11} {:>11} {:>11} {:>11}",
+            plugin.label,
+            ms(m.0),
+            ms(m.1),
+            ms(m.2),
+            ms(m.3)
+        );
         medians.push(m);
     }
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
@@ -126,7 +187,13 @@ pub fn run(pods: usize, rounds: usize) -> Result<()> {
     Ok(())
 }
 
-fn invoke(plugin: &Plugin, command: &str, id: &str, netns: &str, cni_path: &str) -> Result<Duration> {
+fn invoke(
+    plugin: &Plugin,
+    command: &str,
+    id: &str,
+    netns: &str,
+    cni_path: &str,
+) -> Result<Duration> {
     let start = Instant::now();
     let mut child = Command::new(&plugin.bin)
         .env("CNI_COMMAND", command)
@@ -139,17 +206,28 @@ fn invoke(plugin: &Plugin, command: &str, id: &str, netns: &str, cni_path: &str)
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("running {}", plugin.bin.display()))?;
-    child.stdin.take().context("plugin stdin")?.write_all(plugin.conf.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .context("plugin stdin")?
+        .write_all(plugin.conf.as_bytes())?;
     let out = child.wait_with_output()?;
     let took = start.elapsed();
     if !out.status.success() {
-        bail!("{} {command} {id} failed: {}", plugin.label, String::from_utf8_lossy(&out.stdout));
+        bail!(
+            "{} {command} {id} failed: {}",
+            plugin.label,
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     Ok(took)
 }
 
 fn sh(args: &[&str]) -> Result<()> {
-    let st = Command::new(args[0]).args(&args[1..]).status().with_context(|| format!("running {args:?}"))?;
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .with_context(|| format!("running {args:?}"))?;
     if !st.success() {
         bail!("{args:?} failed");
     }

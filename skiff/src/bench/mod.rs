@@ -35,7 +35,9 @@ pub enum Which {
 pub async fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Api { pods, watchers } => api::run(pods, watchers).await,
-        Which::Cni { pods, rounds } => tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?,
+        Which::Cni { pods, rounds } => {
+            tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?
+        }
     }
 }
 

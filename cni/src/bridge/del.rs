@@ -1,0 +1,53 @@
+use std::path::PathBuf;
+
+use super::add::key;
+use super::config::BridgeConf;
+use super::{firewall, ipam, net_err};
+use crate::netlink::{NetlinkError, netns};
+use crate::spec::{Command, Environment, Error, NetConf};
+
+/// Tears an attachment down. Every step runs even when an earlier one failed, the
+/// address is released first so it can never leak, and a netns that is already gone
+/// (reboot, crashed runtime) is not an error.
+pub async fn del(env: &Environment, conf: &NetConf, bc: &BridgeConf) -> Result<(), Error> {
+    let mut errors: Vec<Error> = Vec::new();
+    if let Err(e) = ipam::call(Command::Del, env, conf, bc.ipam_type(conf)) {
+        errors.push(e);
+    }
+    if !env.netns.is_empty() {
+        let path = PathBuf::from(&env.netns);
+        match netns::open(&path) {
+            Ok(_) => {
+                let ifname = env.ifname.clone();
+                let removed = netns::run_in(&path, move |nl| async move {
+                    if let Some(link) = nl.link_by_name(&ifname).await? {
+                        nl.delete_link(link.index).await?;
+                    }
+                    Ok(())
+                })
+                .await;
+                if let Err(e) = removed {
+                    errors.push(net_err("failed to delete the container interface", e));
+                }
+            }
+            Err(NetlinkError::NetnsNotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(netns = %env.netns, error = %e, "netns unusable; its interfaces go with it")
+            }
+        }
+    }
+    if crate::firewall::has_state(std::path::Path::new(&bc.state_dir), &key(conf, env)) {
+        match firewall(bc) {
+            Ok(fw) => {
+                if let Err(e) = fw.del(&key(conf, env)) {
+                    errors.push(Error::internal("failed to remove firewall rules", e));
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
