@@ -27,7 +27,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use error::FirewallError;
-pub use nftables::skeleton as nftables_skeleton;
+pub use nftables::{LAYOUT as NFT_LAYOUT, skeleton as nftables_skeleton};
 pub use rules::{AttachmentKey, PortMapping, Protocol, Rules};
 
 use exec::Exec;

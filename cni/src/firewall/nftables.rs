@@ -2,10 +2,18 @@
 //! elements of named sets and maps keyed by pod address or hostPort, so every
 //! operation is one `nft -f -` transaction of element additions and deletions.
 //!
-//! Deletion has to succeed when the elements (or the whole table) are already gone, and
-//! nft 1.0.6 has no `destroy`: every transaction therefore re-declares the table, and
-//! deletes an element as `add element X; delete element X`, which is a no-op pair when
-//! X was absent and a deletion when it was present.
+//! Cost shapes the transactions. Adding elements is cheap (≈2.3 ms per exec here), but
+//! anything the kernel must free after an RCU grace period — a deleted element, a
+//! flushed rule, even re-declaring an existing chain — makes nft's final close() of its
+//! netlink socket wait for that grace period (≈13 ms more here). So:
+//! - ADD of a new attachment only adds elements, plus a no-op `add element` to the
+//!   versioned marker set [`LAYOUT`]; if the table or that layout is missing, the kernel
+//!   aborts the whole transaction with ENOENT and ADD retries once with the full
+//!   skeleton (first pod on a node, after a reboot, after an upgrade of the layout).
+//! - ADD again for a known key re-declares the skeleton too, which repairs damage.
+//! - Deletion has to succeed when the elements (or the table) are already gone, and nft
+//!   1.0.6 has no `destroy`: an element is deleted as `add element X; delete element X`,
+//!   a no-op pair when X was absent. It pays one grace period; nothing avoids that.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,9 +23,15 @@ use super::exec::Exec;
 use super::rules::{Dnat, Family, Rules};
 use super::{FirewallError, HAIRPIN_MARK};
 
-/// The static part of the table, `{T}` standing for the table name. Re-declared by every
-/// transaction (`flush chain` + `add rule`), so it is always whole and current.
+/// Names the marker set whose presence says the table has this file's skeleton; bump
+/// it whenever SKELETON changes, so existing tables get the new one.
+pub const LAYOUT: &str = "layout_v1";
+
+/// The static part of the table, `{T}` standing for the table name and `{L}` for
+/// [`LAYOUT`]. Declared whole (`flush chain` + `add rule`) whenever it is declared.
 const SKELETON: &str = r#"add table inet {T}
+add set inet {T} {L} { type mark; }
+add element inet {T} {L} { 1 }
 add set inet {T} masq4 { type ipv4_addr; }
 add set inet {T} masq6 { type ipv6_addr; }
 add set inet {T} ownnet4 { type ipv4_addr . ipv4_addr; flags interval; }
@@ -59,6 +73,7 @@ add rule inet {T} postrouting ip6 saddr @masq6 ip6 daddr != ff00::/8 masquerade
 pub fn skeleton(table: &str) -> String {
     SKELETON
         .replace("{T}", table)
+        .replace("{L}", LAYOUT)
         .replace("{M}", &format!("{HAIRPIN_MARK:#x}"))
 }
 
@@ -184,8 +199,17 @@ struct Script {
 }
 
 impl Script {
-    fn new(table: &str) -> Script {
-        let text = skeleton(table);
+    /// A transaction that declares the whole skeleton first.
+    fn full(table: &str) -> Script {
+        Script::starting(skeleton(table))
+    }
+
+    /// A transaction that assumes the skeleton is there, and fails if it is not.
+    fn fast(table: &str) -> Script {
+        Script::starting(format!("add element inet {table} {LAYOUT} {{ 1 }}\n"))
+    }
+
+    fn starting(text: String) -> Script {
         let lines = text.lines().count();
         Script {
             text,
@@ -235,21 +259,33 @@ impl Nftables<'_> {
     /// Installs `new`, replacing `old` (what the state said this key had), atomically.
     /// A hostPort already mapped elsewhere fails with the conflicting mapping.
     pub(super) fn install(&self, old: Option<&Rules>, new: &Rules) -> Result<(), FirewallError> {
-        let mut script = Script::new(self.table);
+        let new_elements = elements(new)?;
+        if old.is_none() {
+            let mut script = Script::fast(self.table);
+            for e in &new_elements {
+                script.install(self.table, e);
+            }
+            match self.nft(&script.text).map_err(|err| conflict(err, &script)) {
+                Err(FirewallError::Command { stderr, .. })
+                    if stderr.contains("No such file or directory") => {}
+                done => return done,
+            }
+        }
+        let mut script = Script::full(self.table);
         if let Some(old) = old {
             for e in elements(old)? {
                 script.remove(self.table, &e);
             }
         }
-        for e in elements(new)? {
-            script.install(self.table, &e);
+        for e in &new_elements {
+            script.install(self.table, e);
         }
         self.nft(&script.text).map_err(|err| conflict(err, &script))
     }
 
     /// Removes what each of `all` installed, in one transaction.
     pub(super) fn remove(&self, all: &[&Rules]) -> Result<(), FirewallError> {
-        let mut script = Script::new(self.table);
+        let mut script = Script::starting(String::new());
         let mut owned = Vec::new();
         for rules in all {
             for e in elements(rules)? {
@@ -257,11 +293,17 @@ impl Nftables<'_> {
                 owned.push(e);
             }
         }
+        if owned.is_empty() {
+            return Ok(());
+        }
         match self.nft(&script.text) {
-            // The pair `add; delete` fails only when the kernel maps one of our hostPorts
-            // to another pod (our rules vanished, e.g. at reboot, and the port was taken
-            // since): delete just what is still ours.
-            Err(FirewallError::Command { stderr, .. }) if stderr.contains("File exists") => {
+            // The pairs fail when a set is gone (the table was deleted, e.g. by a reboot)
+            // or when the kernel maps one of our hostPorts to another pod (our rules
+            // vanished and the port was taken since): delete just what is still ours.
+            Err(FirewallError::Command { stderr, .. })
+                if stderr.contains("File exists")
+                    || stderr.contains("No such file or directory") =>
+            {
                 self.remove_present(&owned)
             }
             other => other,
@@ -271,11 +313,13 @@ impl Nftables<'_> {
     fn remove_present(&self, owned: &[Element]) -> Result<(), FirewallError> {
         let listing = self.list()?;
         let mut script = String::new();
+        let mut seen = HashSet::new();
         for e in owned {
             if listing
                 .elements
                 .get(e.set)
                 .is_some_and(|s| s.contains(&e.canonical()))
+                && seen.insert((e.set, &e.key))
             {
                 let key = &e.key;
                 script.push_str(&format!(
@@ -294,6 +338,9 @@ impl Nftables<'_> {
     pub(super) fn check(&self, rules: &Rules) -> Result<Vec<String>, FirewallError> {
         let listing = self.list()?;
         let mut missing = Vec::new();
+        if !listing.elements.contains_key(LAYOUT) {
+            missing.push(format!("set {LAYOUT} of table inet {}", self.table));
+        }
         for (chain, count) in expected_rule_counts(self.table) {
             match listing.rules.get(chain.as_str()) {
                 None => missing.push(format!("chain {chain} of table inet {}", self.table)),
@@ -514,7 +561,7 @@ mod tests {
 
     #[test]
     fn install_script_replaces_old_and_creates_map_elements() {
-        let mut script = Script::new("t");
+        let mut script = Script::full("t");
         let base = script.lines;
         for e in elements(&rules()).unwrap() {
             script.install("t", &e);
@@ -530,7 +577,7 @@ mod tests {
 
     #[test]
     fn conflict_is_traced_to_its_line() {
-        let mut script = Script::new("t");
+        let mut script = Script::full("t");
         for e in elements(&rules()).unwrap() {
             script.install("t", &e);
         }
