@@ -210,6 +210,7 @@ both_backends!(
     gc_keeps_only_listed,
     check_fails_after_rules_removed,
     hostport_conflict,
+    concurrent_adds,
     traffic,
 );
 
@@ -448,6 +449,42 @@ fn hostport_conflict(backend: Backend) {
     s.fw.add(&key("c2"), &other).unwrap();
     s.fw.del(&key("c1")).unwrap();
     s.fw.del(&key("c2")).unwrap();
+}
+
+/// Plugin calls run concurrently: distinct pods all land, and of several racing for one
+/// hostPort exactly one wins.
+fn concurrent_adds(backend: Backend) {
+    let s = Setup::new(backend);
+    let results: Vec<(String, Result<(), FirewallError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (10..30u8)
+            .map(|n| {
+                let fw = s.again(backend);
+                scope.spawn(move || {
+                    let cid = format!("c{n}");
+                    let port = if n < 14 { 9999 } else { 8000 + u16::from(n) };
+                    let r = fw.add(&key(&cid), &pod_rules(n, "br0", vec![tcp(port, 80)]));
+                    (cid, r)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut winners = 0;
+    for (cid, r) in &results {
+        match r {
+            Ok(()) => {
+                s.fw.check(&key(cid)).unwrap();
+                if cid.as_str() < "c14" {
+                    winners += 1;
+                }
+            }
+            Err(FirewallError::PortConflict { .. }) if cid.as_str() < "c14" => {}
+            Err(e) => panic!("{cid}: {e}"),
+        }
+    }
+    assert_eq!(winners, 1, "{results:?}");
+    s.fw.gc("net1", &HashSet::new()).unwrap();
+    assert!(!s.kernel().contains("10.99.0."), "{}", s.kernel());
 }
 
 #[test]

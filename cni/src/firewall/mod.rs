@@ -33,7 +33,7 @@ pub use rules::{AttachmentKey, PortMapping, Protocol, Rules};
 use exec::Exec;
 use iptables::Iptables;
 use nftables::Nftables;
-use state::{Record, StateDir};
+use state::{LockMode, Record, StateDir};
 
 /// The nft table / iptables chain prefix in production.
 pub const DEFAULT_PREFIX: &str = "skiff-cni";
@@ -253,12 +253,26 @@ impl Firewall {
         }
     }
 
+    /// nftables operations on different keys run in parallel (the kernel arbitrates
+    /// hostPorts); anything iptables serialises, as its conflict checks and
+    /// save-then-restore read what others did. Which backend a key's record names is
+    /// peeked before locking: only the runtime changes a key, one operation at a time.
+    fn lock_for(&self, key: &AttachmentKey) -> Result<state::Lock, FirewallError> {
+        let recorded = self.state.read(key).ok().flatten().map(|r| r.backend);
+        let mode = if self.backend == Backend::Iptables || recorded == Some(Backend::Iptables) {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        };
+        self.state.lock(mode)
+    }
+
     /// Installs the rules for one attachment (ADD again for the same key replaces them)
     /// and records them; one nft exec, or one iptables-restore per family.
     pub fn add(&self, key: &AttachmentKey, rules: &Rules) -> Result<(), FirewallError> {
         key.validate()?;
         rules.validate()?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_for(key)?;
         let old = match self.state.read(key) {
             Ok(old) => old,
             // The record is replaced anyway; what it described cannot be known.
@@ -349,7 +363,7 @@ impl Firewall {
     /// Removes what `add` installed for the key, from its record; no record is Ok.
     pub fn del(&self, key: &AttachmentKey) -> Result<(), FirewallError> {
         key.validate()?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_for(key)?;
         let record = match self.state.read(key) {
             Ok(Some(record)) => record,
             Ok(None) => return Ok(()),
@@ -386,8 +400,8 @@ impl Firewall {
     /// Removes every attachment of `network` whose (container_id, ifname) is not in
     /// `keep` (CNI GC), in one transaction per backend.
     pub fn gc(&self, network: &str, keep: &HashSet<(String, String)>) -> Result<(), FirewallError> {
-        AttachmentKey::new(network, "x", "x").validate()?;
-        let _lock = self.state.lock()?;
+        rules::validate_network(network)?;
+        let _lock = self.state.lock(LockMode::Exclusive)?;
         let (records, unreadable) = self.state.list(network)?;
         for e in unreadable {
             tracing::warn!(network, error = %e, "skipping unreadable firewall record");
@@ -425,7 +439,7 @@ impl Firewall {
     /// tools exist, and every record in the state directory: for uninstalling, and for
     /// tests to leave nothing behind.
     pub fn purge(&self) -> Result<(), FirewallError> {
-        let _lock = self.state.lock()?;
+        let _lock = self.state.lock(LockMode::Exclusive)?;
         let mut errors = Vec::new();
         if exec::find_tool("nft").is_ok()
             && let Err(e) = self.driver(Backend::Nftables).purge()
@@ -454,7 +468,7 @@ pub fn has_state(state_dir: &Path, key: &AttachmentKey) -> bool {
 
 /// Whether any attachment of `network` is recorded under `state_dir` (GC's shortcut).
 pub fn has_network_state(state_dir: &Path, network: &str) -> bool {
-    AttachmentKey::new(network, "x", "x").validate().is_ok()
+    rules::validate_network(network).is_ok()
         && fs::read_dir(state_dir.join(network)).is_ok_and(|mut entries| {
             entries.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
         })

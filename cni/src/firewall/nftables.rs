@@ -7,9 +7,10 @@
 //! flushed rule, even re-declaring an existing chain — makes nft's final close() of its
 //! netlink socket wait for that grace period (≈13 ms more here). So:
 //! - ADD of a new attachment only adds elements, plus a no-op `add element` to the
-//!   versioned marker set [`LAYOUT`]; if the table or that layout is missing, the kernel
-//!   aborts the whole transaction with ENOENT and ADD retries once with the full
-//!   skeleton (first pod on a node, after a reboot, after an upgrade of the layout).
+//!   versioned marker set [`LAYOUT`]; if the table or that layout is missing, nft
+//!   refuses the whole transaction with ENOENT (before reaching the kernel) and ADD
+//!   retries once with the full skeleton (first pod on a node, after a reboot, after an
+//!   upgrade of the layout).
 //! - ADD again for a known key re-declares the skeleton too, which repairs damage.
 //! - Deletion has to succeed when the elements (or the table) are already gone, and nft
 //!   1.0.6 has no `destroy`: an element is deleted as `add element X; delete element X`,
@@ -40,7 +41,8 @@ add map inet {T} hostport4 { type inet_proto . inet_service : ipv4_addr . inet_s
 add map inet {T} hostport6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
 add map inet {T} hostipport4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
 add map inet {T} hostipport6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
-add set inet {T} hairpin { type ifname . inet_proto . inet_service; }
+add set inet {T} hairpin4 { type ifname . inet_proto . inet_service; }
+add set inet {T} hairpin6 { type ifname . inet_proto . inet_service; }
 add set inet {T} hairpinip4 { type ifname . ipv4_addr . inet_proto . inet_service; }
 add set inet {T} hairpinip6 { type ifname . ipv6_addr . inet_proto . inet_service; }
 add chain inet {T} prerouting { type nat hook prerouting priority dstnat; policy accept; }
@@ -53,7 +55,8 @@ flush chain inet {T} postrouting
 flush chain inet {T} hostports
 add rule inet {T} prerouting iifname . ip daddr . meta l4proto . th dport @hairpinip4 meta mark set meta mark | {M}
 add rule inet {T} prerouting iifname . ip6 daddr . meta l4proto . th dport @hairpinip6 meta mark set meta mark | {M}
-add rule inet {T} prerouting fib daddr type local iifname . meta l4proto . th dport @hairpin meta mark set meta mark | {M}
+add rule inet {T} prerouting fib daddr type local meta nfproto ipv4 iifname . meta l4proto . th dport @hairpin4 meta mark set meta mark | {M}
+add rule inet {T} prerouting fib daddr type local meta nfproto ipv6 iifname . meta l4proto . th dport @hairpin6 meta mark set meta mark | {M}
 add rule inet {T} prerouting jump hostports
 add rule inet {T} output ip saddr 127.0.0.0/8 ip daddr . meta l4proto . th dport @hostipport4 meta mark set meta mark | {M}
 add rule inet {T} output ip saddr 127.0.0.0/8 fib daddr type local meta l4proto . th dport @hostport4 meta mark set meta mark | {M}
@@ -102,26 +105,11 @@ impl Element {
     }
 }
 
-fn ip_suffix(f: Family) -> &'static str {
+/// The set of `f`'s family among a v4/v6 pair.
+fn of_family(f: Family, v4: &'static str, v6: &'static str) -> &'static str {
     match f {
-        Family::V4 => "4",
-        Family::V6 => "6",
-    }
-}
-
-fn set_name(base: &'static str, f: Family) -> &'static str {
-    match (base, f) {
-        ("masq", Family::V4) => "masq4",
-        ("masq", Family::V6) => "masq6",
-        ("ownnet", Family::V4) => "ownnet4",
-        ("ownnet", Family::V6) => "ownnet6",
-        ("hostport", Family::V4) => "hostport4",
-        ("hostport", Family::V6) => "hostport6",
-        ("hostipport", Family::V4) => "hostipport4",
-        ("hostipport", Family::V6) => "hostipport6",
-        ("hairpinip", Family::V4) => "hairpinip4",
-        ("hairpinip", Family::V6) => "hairpinip6",
-        _ => unreachable!("no set {base}{}", ip_suffix(f)),
+        Family::V4 => v4,
+        Family::V6 => v6,
     }
 }
 
@@ -135,7 +123,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
     };
     for m in rules.masquerades() {
         push(Element {
-            set: set_name("masq", m.family),
+            set: of_family(m.family, "masq4", "masq6"),
             key: m.pod.to_string(),
             value: None,
             dnat: None,
@@ -147,7 +135,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
             m.subnet.to_string()
         };
         push(Element {
-            set: set_name("ownnet", m.family),
+            set: of_family(m.family, "ownnet4", "ownnet6"),
             key: format!("{} . {subnet}", m.pod),
             value: None,
             dnat: None,
@@ -159,13 +147,13 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
         match d.host_ip {
             None => {
                 push(Element {
-                    set: set_name("hostport", d.family),
+                    set: of_family(d.family, "hostport4", "hostport6"),
                     key: format!("{proto} . {port}"),
                     value,
                     dnat: Some(d),
                 });
                 push(Element {
-                    set: "hairpin",
+                    set: of_family(d.family, "hairpin4", "hairpin6"),
                     key: format!("\"{bridge}\" . {proto} . {port}"),
                     value: None,
                     dnat: None,
@@ -173,13 +161,13 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
             }
             Some(ip) => {
                 push(Element {
-                    set: set_name("hostipport", d.family),
+                    set: of_family(d.family, "hostipport4", "hostipport6"),
                     key: format!("{ip} . {proto} . {port}"),
                     value,
                     dnat: Some(d),
                 });
                 push(Element {
-                    set: set_name("hairpinip", d.family),
+                    set: of_family(d.family, "hairpinip4", "hairpinip6"),
                     key: format!("\"{bridge}\" . {ip} . {proto} . {port}"),
                     value: None,
                     dnat: None,
@@ -551,8 +539,9 @@ mod tests {
                 "masq6 fd00:22::5",
                 "ownnet6 fd00:22::5 . fd00:22::/64",
                 "hostport4 tcp . 8080 : 10.22.0.5 . 80",
-                "hairpin \"cni0\" . tcp . 8080",
+                "hairpin4 \"cni0\" . tcp . 8080",
                 "hostport6 tcp . 8080 : fd00:22::5 . 80",
+                "hairpin6 \"cni0\" . tcp . 8080",
                 "hostipport4 192.168.1.2 . udp . 5353 : 10.22.0.5 . 53",
                 "hairpinip4 \"cni0\" . 192.168.1.2 . udp . 5353",
             ]
@@ -602,11 +591,11 @@ mod tests {
           {"rule": {"family": "inet", "table": "t", "chain": "postrouting", "expr": []}},
           {"set": {"name": "ownnet4", "elem": [{"concat": ["10.22.0.5", {"prefix": {"addr": "10.22.0.0", "len": 16}}]}]}},
           {"map": {"name": "hostport4", "elem": [[{"concat": ["tcp", 8080]}, {"concat": ["10.22.0.5", 80]}]]}},
-          {"set": {"name": "hairpin", "elem": [{"concat": ["cni0", "tcp", 8080]}]}}]}"#;
+          {"set": {"name": "hairpin4", "elem": [{"concat": ["cni0", "tcp", 8080]}]}}]}"#;
         let l = parse_listing(json).unwrap();
         assert_eq!(l.rules["postrouting"], 1);
         let els = elements(&rules()).unwrap();
-        for set in ["ownnet4", "hostport4", "hairpin"] {
+        for set in ["ownnet4", "hostport4", "hairpin4"] {
             let e = els.iter().find(|e| e.set == set).unwrap();
             assert!(l.elements[set].contains(&e.canonical()), "{set}");
         }
@@ -616,7 +605,7 @@ mod tests {
     fn skeleton_rule_counts() {
         let counts = expected_rule_counts("t");
         let get = |n: &str| counts.iter().find(|(c, _)| c == n).unwrap().1;
-        assert_eq!(get("prerouting"), 4);
+        assert_eq!(get("prerouting"), 5);
         assert_eq!(get("output"), 3);
         assert_eq!(get("hostports"), 4);
         assert_eq!(get("postrouting"), 5);

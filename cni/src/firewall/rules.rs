@@ -59,6 +59,17 @@ impl fmt::Display for AttachmentKey {
     }
 }
 
+/// Network names become directory names under the state directory.
+pub(super) fn validate_network(network: &str) -> Result<(), FirewallError> {
+    if is_cni_name(network) {
+        Ok(())
+    } else {
+        Err(FirewallError::InvalidKey(format!(
+            "network name {network:?}: an alphanumeric followed by [A-Za-z0-9_.-]"
+        )))
+    }
+}
+
 /// The CNI spec's rule for network names and container IDs.
 fn is_cni_name(s: &str) -> bool {
     let mut chars = s.chars();

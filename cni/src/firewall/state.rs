@@ -35,6 +35,17 @@ pub(super) struct Lock {
     _file: File,
 }
 
+/// How much an operation must exclude others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LockMode {
+    /// Operations that touch only their own key's record and kernel objects, when the
+    /// kernel itself arbitrates conflicts (nftables ADD and DEL): these run in parallel.
+    Shared,
+    /// Operations that read other keys' records to decide (GC, iptables conflict
+    /// checks, save-then-restore).
+    Exclusive,
+}
+
 impl StateDir {
     pub(super) fn new(root: &Path) -> StateDir {
         StateDir {
@@ -51,7 +62,7 @@ impl StateDir {
             .join(format!("{}:{}", key.container_id, key.ifname))
     }
 
-    pub(super) fn lock(&self) -> Result<Lock, FirewallError> {
+    pub(super) fn lock(&self, mode: LockMode) -> Result<Lock, FirewallError> {
         let err = |source| FirewallError::State {
             path: self.root.clone(),
             source,
@@ -69,7 +80,11 @@ impl StateDir {
             })?;
         loop {
             // SAFETY: flock on a descriptor we own; no memory is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            let op = match mode {
+                LockMode::Shared => libc::LOCK_SH,
+                LockMode::Exclusive => libc::LOCK_EX,
+            };
+            let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
             if rc == 0 {
                 return Ok(Lock { _file: file });
             }
@@ -229,6 +244,6 @@ mod tests {
         let (records, errors) = state.list("net").unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(errors.len(), 1);
-        let _lock = state.lock().unwrap();
+        let _lock = state.lock(LockMode::Exclusive).unwrap();
     }
 }
