@@ -211,6 +211,7 @@ both_backends!(
     check_fails_after_rules_removed,
     hostport_conflict,
     concurrent_adds,
+    port_taken_after_reboot,
     traffic,
 );
 
@@ -449,6 +450,35 @@ fn hostport_conflict(backend: Backend) {
     s.fw.add(&key("c2"), &other).unwrap();
     s.fw.del(&key("c1")).unwrap();
     s.fw.del(&key("c2")).unwrap();
+}
+
+/// After a reboot (kernel emptied, records kept) a new pod takes a hostPort whose old
+/// owner is not deleted yet; deleting the old one later must leave the new one alone.
+fn port_taken_after_reboot(backend: Backend) {
+    let s = Setup::new(backend);
+    s.fw.add(&key("old"), &pod_rules(5, "br0", vec![tcp(8080, 80)]))
+        .unwrap();
+    s.wipe_kernel();
+    let path = s.fw.state_path(&key("old"));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record["boot_id"] = "an-earlier-boot".into();
+    std::fs::write(&path, record.to_string()).unwrap();
+
+    s.fw.add(&key("new"), &pod_rules(6, "br0", vec![tcp(8080, 80)]))
+        .unwrap();
+    // ADD again of the old pod replaces its installation without touching the port.
+    s.fw.add(&key("old"), &pod_rules(5, "br0", vec![tcp(8081, 80)]))
+        .unwrap();
+    s.fw.check(&key("new")).unwrap();
+    s.fw.check(&key("old")).unwrap();
+    s.fw.del(&key("old")).unwrap();
+    s.fw.check(&key("new")).unwrap();
+    // The port is still taken by the new pod.
+    s.fw.add(&key("old"), &pod_rules(5, "br0", vec![tcp(8080, 80)]))
+        .unwrap_err();
+    s.fw.del(&key("new")).unwrap();
+    assert!(!s.kernel().contains("10.99.0."), "{}", s.kernel());
 }
 
 /// Plugin calls run concurrently: distinct pods all land, and of several racing for one

@@ -299,6 +299,7 @@ impl Firewall {
             backend: self.backend,
             key: key.clone(),
             rules: rules.clone(),
+            boot_id: state::boot_id(),
         };
         // Recorded before the kernel is touched: a record without rules is harmless to
         // DEL, rules without a record would leak.
@@ -320,8 +321,9 @@ impl Firewall {
 
     fn check_conflicts(&self, key: &AttachmentKey, rules: &Rules) -> Result<(), FirewallError> {
         let mine = rules.dnats()?;
+        let boot = state::boot_id();
         for other in self.state.list_all() {
-            if &other.key == key {
+            if &other.key == key || !other.from_this_boot(boot.as_deref()) {
                 continue;
             }
             let Ok(theirs) = other.rules.dnats() else {
@@ -349,7 +351,11 @@ impl Firewall {
         else {
             return err;
         };
+        let boot = state::boot_id();
         let owner = self.state.list_all().into_iter().find_map(|r| {
+            if !r.from_this_boot(boot.as_deref()) {
+                return None;
+            }
             r.rules
                 .dnats()
                 .ok()?

@@ -89,6 +89,9 @@ struct Element {
     value: Option<String>,
     /// The hostPort behind a map element, to name it in a conflict.
     dnat: Option<Dnat>,
+    /// For a hairpin element, the map element it belongs with (set, canonical form): a
+    /// hairpin key names no pod, so whoever holds the hostPort holds the hairpin too.
+    follows: Option<(&'static str, String)>,
 }
 
 impl Element {
@@ -127,6 +130,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
             key: m.pod.to_string(),
             value: None,
             dnat: None,
+            follows: None,
         });
         // nft lists a full-length prefix as a plain address; so do we, to compare.
         let subnet = if m.subnet.prefix_len() == m.subnet.max_prefix_len() {
@@ -139,6 +143,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
             key: format!("{} . {subnet}", m.pod),
             value: None,
             dnat: None,
+            follows: None,
         });
     }
     for d in rules.dnats()? {
@@ -146,31 +151,39 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
         let (proto, port, bridge) = (d.protocol, d.host_port, &rules.bridge);
         match d.host_ip {
             None => {
-                push(Element {
+                let map = Element {
                     set: of_family(d.family, "hostport4", "hostport6"),
                     key: format!("{proto} . {port}"),
                     value,
                     dnat: Some(d),
-                });
+                    follows: None,
+                };
+                let follows = Some((map.set, map.canonical()));
+                push(map);
                 push(Element {
                     set: of_family(d.family, "hairpin4", "hairpin6"),
                     key: format!("\"{bridge}\" . {proto} . {port}"),
                     value: None,
                     dnat: None,
+                    follows,
                 });
             }
             Some(ip) => {
-                push(Element {
+                let map = Element {
                     set: of_family(d.family, "hostipport4", "hostipport6"),
                     key: format!("{ip} . {proto} . {port}"),
                     value,
                     dnat: Some(d),
-                });
+                    follows: None,
+                };
+                let follows = Some((map.set, map.canonical()));
+                push(map);
                 push(Element {
                     set: of_family(d.family, "hairpinip4", "hairpinip6"),
                     key: format!("\"{bridge}\" . {ip} . {proto} . {port}"),
                     value: None,
                     dnat: None,
+                    follows,
                 });
             }
         }
@@ -260,15 +273,28 @@ impl Nftables<'_> {
             }
         }
         let mut script = Script::full(self.table);
+        let before = script.lines;
         if let Some(old) = old {
             for e in elements(old)? {
                 script.remove(self.table, &e);
             }
         }
+        let removals = before + 1..=script.lines;
         for e in &new_elements {
             script.install(self.table, e);
         }
-        self.nft(&script.text).map_err(|err| conflict(err, &script))
+        match self.nft(&script.text) {
+            // Taking out the old installation failed: one of its hostPorts is mapped to
+            // someone else now (it vanished, e.g. at reboot, and was taken since). Take
+            // out what is still ours, then install afresh.
+            Err(FirewallError::Command { stderr, .. })
+                if old.is_some() && failed_lines(&stderr).any(|n| removals.contains(&n)) =>
+            {
+                self.remove(&old.into_iter().collect::<Vec<_>>())?;
+                self.install(None, new)
+            }
+            other => other.map_err(|err| conflict(err, &script)),
+        }
     }
 
     /// Removes what each of `all` installed, in one transaction.
@@ -302,13 +328,15 @@ impl Nftables<'_> {
         let listing = self.list()?;
         let mut script = String::new();
         let mut seen = HashSet::new();
-        for e in owned {
-            if listing
+        let present = |set: &str, canonical: &String| {
+            listing
                 .elements
-                .get(e.set)
-                .is_some_and(|s| s.contains(&e.canonical()))
-                && seen.insert((e.set, &e.key))
-            {
+                .get(set)
+                .is_some_and(|s| s.contains(canonical))
+        };
+        for e in owned {
+            let ours = e.follows.as_ref().is_none_or(|(set, c)| present(set, c));
+            if ours && present(e.set, &e.canonical()) && seen.insert((e.set, &e.key)) {
                 let key = &e.key;
                 script.push_str(&format!(
                     "delete element inet {} {} {{ {key} }}\n",
@@ -399,12 +427,8 @@ fn conflict(err: FirewallError, script: &Script) -> FirewallError {
     let FirewallError::Command { stderr, .. } = &err else {
         return err;
     };
-    for line in stderr.lines() {
-        if !line.contains("File exists") {
-            continue;
-        }
-        let number = line.split(':').nth(1).and_then(|n| n.parse::<usize>().ok());
-        if let Some(d) = number.and_then(|n| script.creates.get(&n)) {
+    for n in failed_lines(stderr) {
+        if let Some(d) = script.creates.get(&n) {
             return FirewallError::PortConflict {
                 mapping: d.describe(),
                 owner: None,
@@ -412,6 +436,14 @@ fn conflict(err: FirewallError, script: &Script) -> FirewallError {
         }
     }
     err
+}
+
+/// The script lines nft reports "File exists" for (`/dev/stdin:LINE:COLS: Error: …`).
+fn failed_lines(stderr: &str) -> impl Iterator<Item = usize> + '_ {
+    stderr
+        .lines()
+        .filter(|l| l.contains("File exists"))
+        .filter_map(|l| l.split(':').nth(1)?.parse().ok())
 }
 
 /// What `nft -j list table` shows, reduced to what we compare.

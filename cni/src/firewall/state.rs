@@ -22,6 +22,27 @@ pub(super) struct Record {
     pub backend: Backend,
     pub key: AttachmentKey,
     pub rules: Rules,
+    /// The boot that installed the rules: a record from an earlier boot describes rules
+    /// the reboot removed, so it holds no hostPort any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+}
+
+/// This boot's identity, from the kernel.
+pub(super) fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+impl Record {
+    pub(super) fn from_this_boot(&self, boot: Option<&str>) -> bool {
+        match (self.boot_id.as_deref(), boot) {
+            (Some(recorded), Some(now)) => recorded == now,
+            // Unknown either way: assume the rules are still there.
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +222,7 @@ mod tests {
         Record {
             backend: Backend::Nftables,
             key: AttachmentKey::new("net", cid, "eth0"),
+            boot_id: boot_id(),
             rules: Rules {
                 bridge: "cni0".into(),
                 masquerade: vec!["10.22.0.5/16".parse().unwrap()],
@@ -245,5 +267,17 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(errors.len(), 1);
         let _lock = state.lock(LockMode::Exclusive).unwrap();
+    }
+
+    #[test]
+    fn records_of_an_earlier_boot_are_recognised() {
+        let mut r = record("c1");
+        let now = boot_id();
+        assert!(now.is_some());
+        assert!(r.from_this_boot(now.as_deref()));
+        r.boot_id = Some("earlier".into());
+        assert!(!r.from_this_boot(now.as_deref()));
+        r.boot_id = None;
+        assert!(r.from_this_boot(now.as_deref()));
     }
 }
