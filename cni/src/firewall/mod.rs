@@ -323,7 +323,7 @@ impl Firewall {
         let mine = rules.dnats()?;
         let boot = state::boot_id();
         for other in self.state.list_all() {
-            if &other.key == key || !other.from_this_boot(boot.as_deref()) {
+            if &other.key == key || !other.is_of_this_boot(boot.as_deref()) {
                 continue;
             }
             let Ok(theirs) = other.rules.dnats() else {
@@ -353,7 +353,7 @@ impl Firewall {
         };
         let boot = state::boot_id();
         let owner = self.state.list_all().into_iter().find_map(|r| {
-            if !r.from_this_boot(boot.as_deref()) {
+            if !r.is_of_this_boot(boot.as_deref()) {
                 return None;
             }
             r.rules

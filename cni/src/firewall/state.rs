@@ -36,7 +36,7 @@ pub(super) fn boot_id() -> Option<String> {
 }
 
 impl Record {
-    pub(super) fn from_this_boot(&self, boot: Option<&str>) -> bool {
+    pub(super) fn is_of_this_boot(&self, boot: Option<&str>) -> bool {
         match (self.boot_id.as_deref(), boot) {
             (Some(recorded), Some(now)) => recorded == now,
             // Unknown either way: assume the rules are still there.
@@ -274,10 +274,10 @@ mod tests {
         let mut r = record("c1");
         let now = boot_id();
         assert!(now.is_some());
-        assert!(r.from_this_boot(now.as_deref()));
+        assert!(r.is_of_this_boot(now.as_deref()));
         r.boot_id = Some("earlier".into());
-        assert!(!r.from_this_boot(now.as_deref()));
+        assert!(!r.is_of_this_boot(now.as_deref()));
         r.boot_id = None;
-        assert!(r.from_this_boot(now.as_deref()));
+        assert!(r.is_of_this_boot(now.as_deref()));
     }
 }
