@@ -1,15 +1,16 @@
 //! The bridge plugin's firewall: masquerade of pod traffic (`ipMasq`) and hostPort DNAT
 //! (the `portMappings` capability, so no portmap plugin is needed).
 //!
-//! Two backends behind one [`Driver`] trait, picked once: nftables (default, one
+//! Two backends behind one `Driver` trait, picked once: nftables (default, one
 //! `nft -f -` transaction per operation) and iptables (one `iptables-restore --noflush`
 //! per family). What `add` installed is recorded per attachment in a state directory,
 //! so `del`, `check` and `gc` work from the record alone — without the netns, without
 //! prevResult, after a reboot emptied the kernel tables — and always undo with the
 //! backend that installed.
 //!
-//! Every kernel object is named from a prefix (production: [`DEFAULT_PREFIX`]), which
-//! lets tests and several networks programs coexist on one machine.
+//! Every kernel object is named from a prefix (production: [`DEFAULT_PREFIX`]), so tests
+//! and independent installations coexist on one machine; the state directory and the
+//! network namespace the commands run in are parameters too.
 
 mod error;
 mod exec;
