@@ -1,4 +1,5 @@
 //! skiff-bridge + skiff-ipam on the real kernel, driven exactly as a runtime drives them.
+
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 

@@ -1,4 +1,5 @@
 //! The same scenario through the reference plugins (Debian's containernetworking-plugins)
+
 //! and through skiff's: the results and the kernel state they leave must match.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -43,17 +43,14 @@ pub async fn add(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn add_steps(
+async fn make_links(
     env: &Environment,
-    conf: &NetConf,
     bc: &BridgeConf,
     rt: &RuntimeArgs,
     nl: &Netlink,
-    ns_path: &Path,
     ns: std::os::fd::BorrowedFd<'_>,
     made: &mut Made,
-) -> Result<CniResult, Error> {
+) -> Result<(netlink::Link, netlink::Link, String), Error> {
     let bridge = nl
         .ensure_bridge(
             &bc.bridge,
@@ -65,7 +62,6 @@ async fn add_steps(
         )
         .await
         .map_err(|e| net_err(&format!("failed to set up bridge {:?}", bc.bridge), e))?;
-
     let host_name = netlink::random_veth_name();
     let host = nl
         .create_veth(
@@ -77,7 +73,7 @@ async fn add_steps(
         )
         .await
         .map_err(|e| {
-            if e.to_string().contains("exists") {
+            if e.is_exists() {
                 Error::internal(
                     format!("container veth name {:?} already exists", env.ifname),
                     e,
@@ -103,23 +99,20 @@ async fn add_steps(
     nl.set_up(host.index)
         .await
         .map_err(|e| net_err("failed to bring veth up", e))?;
+    Ok((bridge, host, host_name))
+}
 
-    let mut result = ipam::call(Command::Add, env, conf, bc.ipam_type(conf))?
-        .ok_or_else(|| Error::new(ErrorCode::Internal, "IPAM plugin returned no result"))?;
-    made.ipam = true;
-    if result.ips.is_empty() {
-        return Err(Error::new(
-            ErrorCode::Internal,
-            "IPAM plugin returned no IP configuration",
-        ));
-    }
-    let bridge_addrs = gateway::apply(&mut result, bc.is_gateway, bc.is_default_gateway)?;
-    for ip in &mut result.ips {
-        ip.interface = Some(2);
-    }
-
-    let container_mac = configure_container(ns_path, &env.ifname, &result, bc.enabledad).await?;
-
+/// The container's interface, then the bridge's gateway addresses and forwarding.
+async fn configure(
+    env: &Environment,
+    bc: &BridgeConf,
+    nl: &Netlink,
+    ns_path: &Path,
+    bridge: &netlink::Link,
+    bridge_addrs: &[IpNet],
+    result: &CniResult,
+) -> Result<String, Error> {
+    let container_mac = configure_container(ns_path, &env.ifname, result, bc.enabledad).await?;
     if bc.is_gateway {
         let has_v4 = bridge_addrs.iter().any(|a| a.addr().is_ipv4());
         let has_v6 = bridge_addrs.iter().any(|a| a.addr().is_ipv6());
@@ -127,7 +120,7 @@ async fn add_steps(
             // The gateway must answer at once; duplicate detection would hold it tentative.
             let _ = sysctl::write(&format!("net/ipv6/conf/{}/accept_dad", bc.bridge), "0");
         }
-        for addr in &bridge_addrs {
+        for addr in bridge_addrs {
             ensure_bridge_addr(nl, bridge.index, &bc.bridge, *addr, bc.force_address).await?;
         }
         if has_v4 {
@@ -139,8 +132,50 @@ async fn add_steps(
                 .map_err(|e| net_err("failed to enable IPv6 forwarding", e))?;
         }
     }
+    Ok(container_mac)
+}
 
-    if bc.ip_masq || !rt.port_mappings.is_empty() || bc.macspoofchk {
+#[allow(clippy::too_many_arguments)]
+async fn add_steps(
+    env: &Environment,
+    conf: &NetConf,
+    bc: &BridgeConf,
+    rt: &RuntimeArgs,
+    nl: &Netlink,
+    ns_path: &Path,
+    ns: std::os::fd::BorrowedFd<'_>,
+    made: &mut Made,
+) -> Result<CniResult, Error> {
+    // IPAM runs on its own thread while the links are made: neither needs the other
+    // until addresses are configured.
+    let ipam_job = {
+        let (env, conf, ipam_type) = (env.clone(), conf.clone(), bc.ipam_type(conf).to_string());
+        std::thread::spawn(move || ipam::call(Command::Add, &env, &conf, &ipam_type))
+    };
+    let links = make_links(env, bc, rt, nl, ns, made).await;
+    let ipam_result = ipam_job
+        .join()
+        .unwrap_or_else(|_| Err(Error::new(ErrorCode::Internal, "IPAM thread panicked")));
+    if let Ok(Some(_)) = &ipam_result {
+        made.ipam = true;
+    }
+    let (bridge, host, host_name) = links?;
+    let mut result = ipam_result?
+        .ok_or_else(|| Error::new(ErrorCode::Internal, "IPAM plugin returned no result"))?;
+    if result.ips.is_empty() {
+        return Err(Error::new(
+            ErrorCode::Internal,
+            "IPAM plugin returned no IP configuration",
+        ));
+    }
+    let bridge_addrs = gateway::apply(&mut result, bc.is_gateway, bc.is_default_gateway)?;
+    for ip in &mut result.ips {
+        ip.interface = Some(2);
+    }
+
+    // The firewall is an exec of nft or iptables-restore: it runs while the container
+    // and the bridge are configured.
+    let firewall_job = if bc.ip_masq || !rt.port_mappings.is_empty() {
         let rules = Rules {
             bridge: bc.bridge.clone(),
             masquerade: if bc.ip_masq {
@@ -153,9 +188,19 @@ async fn add_steps(
         };
         let fw = firewall(bc)?;
         made.firewall = true;
-        fw.add(&key(conf, env), &rules)
-            .map_err(|e| Error::internal("failed to program the firewall", e))?;
+        let key = key(conf, env);
+        Some(std::thread::spawn(move || fw.add(&key, &rules)))
+    } else {
+        None
+    };
+    let configured = configure(env, bc, nl, ns_path, &bridge, &bridge_addrs, &result).await;
+    if let Some(job) = firewall_job {
+        match job.join() {
+            Ok(done) => done.map_err(|e| Error::internal("failed to program the firewall", e))?,
+            Err(_) => return Err(Error::new(ErrorCode::Internal, "firewall thread panicked")),
+        }
     }
+    let container_mac = configured?;
 
     let bridge_now = nl
         .link_by_index(bridge.index)

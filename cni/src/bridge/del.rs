@@ -11,9 +11,23 @@ use crate::spec::{Command, Environment, Error, NetConf};
 /// (reboot, crashed runtime) is not an error.
 pub async fn del(env: &Environment, conf: &NetConf, bc: &BridgeConf) -> Result<(), Error> {
     let mut errors: Vec<Error> = Vec::new();
-    if let Err(e) = ipam::call(Command::Del, env, conf, bc.ipam_type(conf)) {
-        errors.push(e);
-    }
+    // Firewall removal (an exec) and the address release overlap the link deletion,
+    // which is the slow part: the kernel waits for an RCU grace period.
+    let firewall_job =
+        crate::firewall::has_state(std::path::Path::new(&bc.state_dir), &key(conf, env)).then(
+            || {
+                let (bc, key) = (bc.clone(), key(conf, env));
+                std::thread::spawn(move || {
+                    firewall(&bc)?
+                        .del(&key)
+                        .map_err(|e| Error::internal("failed to remove firewall rules", e))
+                })
+            },
+        );
+    let ipam_job = {
+        let (env, conf, ipam_type) = (env.clone(), conf.clone(), bc.ipam_type(conf).to_string());
+        std::thread::spawn(move || ipam::call(Command::Del, &env, &conf, &ipam_type).map(|_| ()))
+    };
     if !env.netns.is_empty() {
         let path = PathBuf::from(&env.netns);
         match netns::open(&path) {
@@ -36,14 +50,14 @@ pub async fn del(env: &Environment, conf: &NetConf, bc: &BridgeConf) -> Result<(
             }
         }
     }
-    if crate::firewall::has_state(std::path::Path::new(&bc.state_dir), &key(conf, env)) {
-        match firewall(bc) {
-            Ok(fw) => {
-                if let Err(e) = fw.del(&key(conf, env)) {
-                    errors.push(Error::internal("failed to remove firewall rules", e));
-                }
-            }
-            Err(e) => errors.push(e),
+    for job in std::iter::once(ipam_job).chain(firewall_job) {
+        match job.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.insert(0, e),
+            Err(_) => errors.push(Error::new(
+                crate::spec::ErrorCode::Internal,
+                "teardown thread panicked",
+            )),
         }
     }
     match errors.into_iter().next() {
