@@ -268,14 +268,12 @@ pub fn echo_peer_server(netns: Option<&str>, addr: SocketAddr) -> std::thread::J
         l.set_nonblocking(false).unwrap();
         tx.send(()).unwrap();
         // Serves a few connections, then the thread ends with the test.
-        for stream in l.incoming().take(4) {
-            if let Ok(mut s) = stream {
-                let peer = s
-                    .peer_addr()
-                    .map(|p| p.ip().to_string())
-                    .unwrap_or_default();
-                let _ = s.write_all(peer.as_bytes());
-            }
+        for mut s in l.incoming().take(4).flatten() {
+            let peer = s
+                .peer_addr()
+                .map(|p| p.ip().to_string())
+                .unwrap_or_default();
+            let _ = s.write_all(peer.as_bytes());
         }
     });
     rx.recv_timeout(Duration::from_secs(5)).unwrap();
