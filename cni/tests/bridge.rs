@@ -194,7 +194,10 @@ fn check_passes_then_fails_after_the_address_is_removed() {
 #[test]
 fn del_twice_and_with_the_netns_gone() {
     let mut fx = Fixture::new();
-    let conf = fx.conf("1.0.0", "skiff-ipam", "");
+    // A /30 holds one pod address: after DEL the next pod must get it back.
+    let conf = fx
+        .conf("1.0.0", "skiff-ipam", "")
+        .replace(&fx.subnet(), &format!("198.18.{}.0/30", fx.slot));
     let ns = fx.netns("d");
     let r = add(&fx, &conf, "pod-d", &ns);
     let ip = pod_ip(&r).to_string();
@@ -209,11 +212,9 @@ fn del_twice_and_with_the_netns_gone() {
     let again = fx.netns("e");
     let r2 = add(&fx, &conf, "pod-e", &again);
     assert_eq!(
-        fx.data_dir()
-            .join(fx.network())
-            .join(pod_ip(&r2).to_string())
-            .exists(),
-        true
+        pod_ip(&r2).to_string(),
+        ip,
+        "the only address was not reusable"
     );
     cni(BRIDGE_BIN, "DEL", "pod-e", &again, "eth0", &path(), &conf).ok();
 }
