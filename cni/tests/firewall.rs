@@ -2,6 +2,8 @@
 //! namespaces these tests create (and delete on drop, even on failure), except one
 //! nftables round trip in this process's namespace that uses its own table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
