@@ -477,6 +477,50 @@ fn every_error_code_from_bad_input() {
         "eth0",
     );
     assert_eq!(missing_ipam.err_code(), 7);
+    // The IPAM store held by someone else for longer than the runtime should wait: 11.
+    let lock_dir = fx.data_dir().join(fx.network());
+    std::fs::create_dir_all(&lock_dir).unwrap();
+    let lock = std::fs::File::create(lock_dir.join("lock")).unwrap();
+    // SAFETY: flock on a file this test owns; released when `lock` drops.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let busy = cni_env(
+        BRIDGE_BIN,
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "bad"),
+            ("CNI_NETNS", &ns),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", &path()),
+            ("SKIFF_IPAM_LOCK_WAIT_MS", "200"),
+        ],
+        &good,
+    );
+    assert_eq!(busy.err_code(), 11, "{}", busy.stdout);
+    drop(lock);
+    // Kubernetes' CNI_ARGS are accepted, unknown ones only with IgnoreUnknown.
+    let args = |a: &str| {
+        cni_env(
+            BRIDGE_BIN,
+            &[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "args"),
+                ("CNI_NETNS", &ns),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_PATH", &path()),
+                ("CNI_ARGS", a),
+            ],
+            &good,
+        )
+    };
+    assert_eq!(args("FOO=bar").err_code(), 4);
+    let ok = args(
+        "IgnoreUnknown=1;FOO=bar;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=args;K8S_POD_UID=u1",
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    cni(BRIDGE_BIN, "DEL", "args", &ns, "eth0", &path(), &good).ok();
     // Nothing was made by any of them.
     assert!(!sh(&["ip", "-n", ns.rsplit('/').next().unwrap(), "-o", "link"]).contains("eth0"));
 }

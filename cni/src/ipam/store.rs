@@ -18,13 +18,23 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    #[error("{} is held by another process for more than {}s", path.display(), LOCK_WAIT.as_secs())]
+    Busy { path: PathBuf },
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
-        Error::new(ErrorCode::Io, e.to_string())
+        let code = match e {
+            StoreError::Busy { .. } => ErrorCode::TryAgainLater,
+            StoreError::Io { .. } => ErrorCode::Io,
+        };
+        Error::new(code, e.to_string())
     }
 }
+
+/// How long an operation waits for the network's lock before telling the runtime to
+/// try again later, rather than hanging behind a stuck process.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_path_buf();
@@ -124,15 +134,24 @@ impl Store {
             .mode(0o644)
             .open(&path)
             .map_err(io_err("open lock file", &path))?;
+        let deadline = std::time::Instant::now() + lock_wait();
+        let mut pause = std::time::Duration::from_micros(200);
         loop {
             // SAFETY: flock on a descriptor this function owns.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
                 break;
             }
             let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(io_err("lock", &path)(err));
+            match err.raw_os_error() {
+                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Busy { path });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(1));
+                }
+                _ => return Err(io_err("lock", &path)(err)),
             }
         }
         Ok(Store { dir, _lock: file })
@@ -280,4 +299,13 @@ mod tests {
         assert!(Store::open_existing(tmp.path(), "other").unwrap().is_none());
         assert!(!tmp.path().join("other").exists());
     }
+}
+
+/// `SKIFF_IPAM_LOCK_WAIT_MS` shortens the wait (tests use it to see the error quickly).
+fn lock_wait() -> std::time::Duration {
+    std::env::var("SKIFF_IPAM_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(LOCK_WAIT)
 }
