@@ -256,6 +256,15 @@ impl Store {
     }
 }
 
+/// `SKIFF_IPAM_LOCK_WAIT_MS` shortens the wait (tests use it to see the error quickly).
+fn lock_wait() -> std::time::Duration {
+    std::env::var("SKIFF_IPAM_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(LOCK_WAIT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,13 +308,4 @@ mod tests {
         assert!(Store::open_existing(tmp.path(), "other").unwrap().is_none());
         assert!(!tmp.path().join("other").exists());
     }
-}
-
-/// `SKIFF_IPAM_LOCK_WAIT_MS` shortens the wait (tests use it to see the error quickly).
-fn lock_wait() -> std::time::Duration {
-    std::env::var("SKIFF_IPAM_LOCK_WAIT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(std::time::Duration::from_millis)
-        .unwrap_or(LOCK_WAIT)
 }
