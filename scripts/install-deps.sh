@@ -9,6 +9,9 @@ packages=(
   etcd-server         # the distributed store backend and its tests
   iproute2 nftables iptables   # the kernel suites create netns, links and rules
   containernetworking-plugins  # the reference CNI plugins skiff's are compared with
+  containerd runc              # the agent runs pods through containerd
+  busybox-static               # test images are built from it, locally
+  docker-registry              # a local OCI registry for the agent's pull tests
 )
 
 missing=()
