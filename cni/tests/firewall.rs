@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use skiff_cni::firewall::{
-    AttachmentKey, Backend, Firewall, FirewallError, PortMapping, Protocol, Rules,
+    AttachmentKey, Backend, Firewall, FirewallError, PortMapping, Protocol, Rules, SpoofCheck,
 };
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -186,6 +186,7 @@ fn pod_rules(n: u8, bridge: &str, ports: Vec<PortMapping>) -> Rules {
             format!("10.99.0.{n}").parse().unwrap(),
             format!("fd99::{n}").parse().unwrap(),
         ],
+        spoof_check: None,
     }
 }
 
@@ -215,6 +216,7 @@ both_backends!(
     concurrent_adds,
     port_taken_after_reboot,
     traffic,
+    spoof_check_round_trip,
 );
 
 fn rules_and_state_round_trip(backend: Backend) {
@@ -623,6 +625,102 @@ fn exec_cost_per_operation() {
         );
         assert!(add < Duration::from_millis(100) && del < Duration::from_millis(100));
     }
+}
+
+/// `pod_rules` with the MAC spoof check of port `veth<n>` for 02:00:00:00:00:<n>.
+fn spoof_rules(n: u8, ports: Vec<PortMapping>) -> Rules {
+    Rules {
+        spoof_check: Some(SpoofCheck {
+            port: format!("veth{n}"),
+            mac: [2, 0, 0, 0, 0, n],
+        }),
+        ..pod_rules(n, "br0", ports)
+    }
+}
+
+/// The nft bridge table of this setup, or "" when there is none.
+fn bridge_table(s: &Setup) -> String {
+    s.ns.try_sh(&["nft", "list", "table", "bridge", &s.prefix])
+        .unwrap_or_default()
+}
+
+fn spoof_check_round_trip(backend: Backend) {
+    let s = Setup::new(backend);
+    if backend == Backend::Iptables {
+        let err = s.fw.add(&key("c1"), &spoof_rules(5, vec![])).unwrap_err();
+        assert!(
+            matches!(err, FirewallError::Unsupported { .. })
+                && err.to_string().contains("nftables"),
+            "{err}"
+        );
+        assert!(!s.fw.state_path(&key("c1")).exists());
+        assert_eq!(s.kernel(), "");
+        // An attachment that had rules keeps them when a replacement is refused.
+        s.fw.add(&key("c2"), &pod_rules(6, "br0", vec![])).unwrap();
+        s.fw.add(&key("c2"), &spoof_rules(6, vec![])).unwrap_err();
+        s.fw.check(&key("c2")).unwrap();
+        s.fw.del(&key("c2")).unwrap();
+        return;
+    }
+    // A pod with nothing but the check needs no inet table.
+    let only = Rules {
+        bridge: "br0".into(),
+        spoof_check: spoof_rules(4, vec![]).spoof_check,
+        ..Rules::default()
+    };
+    s.fw.add(&key("c0"), &only).unwrap();
+    assert_eq!(s.kernel(), "", "the inet table was declared");
+    s.fw.check(&key("c0")).unwrap();
+
+    s.fw.add(&key("c1"), &spoof_rules(5, vec![tcp(8080, 80)]))
+        .unwrap();
+    s.fw.add(&key("c2"), &spoof_rules(6, vec![])).unwrap();
+    let table = bridge_table(&s);
+    for want in [
+        "\"veth5\" . 02:00:00:00:00:05",
+        "\"veth6\" . 02:00:00:00:00:06",
+        "iifname @spoofports iifname . ether saddr != @spoofok drop",
+    ] {
+        assert!(table.contains(want), "{want} missing from\n{table}");
+    }
+    assert!(s.kernel().contains("10.99.0.5"), "{}", s.kernel());
+    s.fw.check(&key("c1")).unwrap();
+
+    // CHECK sees a missing element; ADD again repairs it.
+    s.ns.sh(&[
+        "nft",
+        "delete",
+        "element",
+        "bridge",
+        &s.prefix,
+        "spoofok",
+        "{ \"veth5\" . 02:00:00:00:00:05 }",
+    ]);
+    let err = s.fw.check(&key("c1")).unwrap_err();
+    assert!(err.to_string().contains("spoofok"), "{err}");
+    s.fw.add(&key("c1"), &spoof_rules(5, vec![tcp(8080, 80)]))
+        .unwrap();
+    s.fw.check(&key("c1")).unwrap();
+
+    // ADD again without the check takes its elements out.
+    s.fw.add(&key("c2"), &pod_rules(6, "br0", vec![])).unwrap();
+    assert!(!bridge_table(&s).contains("veth6"), "{}", bridge_table(&s));
+    s.fw.check(&key("c2")).unwrap();
+
+    s.fw.del(&key("c1")).unwrap();
+    let table = bridge_table(&s);
+    assert!(!table.contains("veth5"), "left behind:\n{table}");
+    assert!(table.contains("veth4"), "{table}");
+    // DEL after the bridge table vanished (a reboot) still works from the record.
+    s.ns.sh(&["nft", "delete", "table", "bridge", &s.prefix]);
+    assert!(s.fw.check(&key("c0")).is_err());
+    s.fw.del(&key("c0")).unwrap();
+    // A new attachment finds it gone and declares it again.
+    s.fw.add(&key("c3"), &spoof_rules(7, vec![])).unwrap();
+    s.fw.check(&key("c3")).unwrap();
+    s.fw.purge().unwrap();
+    assert_eq!(bridge_table(&s), "");
+    assert_eq!(s.kernel(), "");
 }
 
 fn rules_for(i: u32, base: &Rules) -> Rules {

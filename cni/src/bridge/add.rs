@@ -185,6 +185,7 @@ async fn add_steps(
             },
             port_mappings: rt.port_mappings.clone(),
             container_ips: first_of_each_family(&result),
+            spoof_check: None,
         };
         let fw = firewall(bc)?;
         made.firewall = true;

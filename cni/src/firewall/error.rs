@@ -12,6 +12,13 @@ pub enum FirewallError {
     #[error("invalid firewall rules: {0}")]
     InvalidRules(String),
 
+    #[error("the {backend} backend cannot {what}: {why}")]
+    Unsupported {
+        backend: &'static str,
+        what: &'static str,
+        why: &'static str,
+    },
+
     #[error("invalid table prefix {prefix:?}: {reason}")]
     InvalidPrefix {
         prefix: String,

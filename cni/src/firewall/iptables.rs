@@ -7,6 +7,9 @@
 //! iptables-restore aborts on deleting a rule that is not there, so removal first reads
 //! `iptables-save -t nat` and deletes only what it shows: our jumps are found by their
 //! tag, our chains by name.
+//!
+//! There is no MAC spoof check here: it filters bridged frames, which takes ebtables,
+//! absent on these hosts, so `Firewall::add` refuses it before reaching this backend.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -416,6 +419,7 @@ mod tests {
                 host_ip: Some("192.168.1.2".parse().unwrap()),
             }],
             container_ips: vec!["10.22.0.5".parse().unwrap()],
+            spoof_check: None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! The bridge plugin's firewall: masquerade of pod traffic (`ipMasq`) and hostPort DNAT
-//! (the `portMappings` capability, so no portmap plugin is needed).
+//! The bridge plugin's firewall: masquerade of pod traffic (`ipMasq`), hostPort DNAT
+//! (the `portMappings` capability, so no portmap plugin is needed) and the MAC spoof
+//! check of pod bridge ports (`macspoofchk`, nftables only).
 //!
 //! Two backends behind one `Driver` trait, picked once: nftables (default, one
 //! `nft -f -` transaction per operation) and iptables (one `iptables-restore --noflush`
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::FirewallError;
 pub use nftables::{LAYOUT as NFT_LAYOUT, skeleton as nftables_skeleton};
-pub use rules::{AttachmentKey, PortMapping, Protocol, Rules};
+pub use rules::{AttachmentKey, PortMapping, Protocol, Rules, SpoofCheck};
 
 use exec::Exec;
 use iptables::Iptables;
@@ -236,6 +237,20 @@ impl Firewall {
         &self.prefix
     }
 
+    /// Whether this backend can enforce [`Rules::spoof_check`]; callers that know they
+    /// will ask for it can fail before making anything else.
+    pub fn spoof_check_available(&self) -> Result<(), FirewallError> {
+        match self.backend {
+            Backend::Nftables => Ok(()),
+            Backend::Iptables => Err(FirewallError::Unsupported {
+                backend: "iptables",
+                what: "check pod source MACs (macspoofchk)",
+                why: "that needs bridge-family filtering, which here only nftables offers \
+                      (there is no ebtables); use the nftables backend",
+            }),
+        }
+    }
+
     /// Where `add` records `key`.
     pub fn state_path(&self, key: &AttachmentKey) -> PathBuf {
         self.state.path(key)
@@ -273,6 +288,10 @@ impl Firewall {
     pub fn add(&self, key: &AttachmentKey, rules: &Rules) -> Result<(), FirewallError> {
         key.validate()?;
         rules.validate()?;
+        // Refused before anything is recorded or removed, so a refused ADD changes nothing.
+        if rules.spoof_check.is_some() {
+            self.spoof_check_available()?;
+        }
         let _lock = self.lock_for(key)?;
         let old = match self.state.read(key) {
             Ok(old) => old,

@@ -2,6 +2,11 @@
 //! elements of named sets and maps keyed by pod address or hostPort, so every
 //! operation is one `nft -f -` transaction of element additions and deletions.
 //!
+//! The MAC spoof check lives in a `bridge` table of the same name, shaped the same way
+//! (one static rule; pods are elements keyed by their bridge port) and declared only
+//! once some attachment asks for it, so nodes that never do pay nothing per frame.
+//! An attachment's elements of both tables go into the same transaction.
+//!
 //! Cost shapes the transactions. Adding elements is cheap (≈2.3 ms per exec here), but
 //! anything the kernel must free after an RCU grace period — a deleted element, a
 //! flushed rule, even re-declaring an existing chain — makes nft's final close() of its
@@ -16,6 +21,7 @@
 //!   1.0.6 has no `destroy`: an element is deleted as `add element X; delete element X`,
 //!   a no-op pair when X was absent. It pays one grace period; nothing avoids that.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
@@ -23,10 +29,28 @@ use serde_json::Value;
 use super::exec::Exec;
 use super::rules::{Dnat, Family, Rules};
 use super::{FirewallError, HAIRPIN_MARK};
+use crate::netlink::format_mac;
 
 /// Names the marker set whose presence says the table has this file's skeleton; bump
 /// it whenever SKELETON changes, so existing tables get the new one.
 pub const LAYOUT: &str = "layout_v1";
+
+/// [`LAYOUT`] of the bridge table, versioned apart: bump it when BRIDGE_SKELETON changes.
+const BRIDGE_LAYOUT: &str = "layout_v1";
+
+/// The bridge table's static part, as SKELETON. Priority -300 runs before the bridge's
+/// own forwarding decisions, as the reference plugin's check does. A port in
+/// `spoofports` may only send from the MACs `spoofok` pairs it with; other ports (the
+/// node's uplinks, pods without the check) pass untouched.
+const BRIDGE_SKELETON: &str = r#"add table bridge {T}
+add set bridge {T} {L} { type mark; }
+add element bridge {T} {L} { 1 }
+add set bridge {T} spoofports { type ifname; }
+add set bridge {T} spoofok { type ifname . ether_addr; }
+add chain bridge {T} filter { type filter hook prerouting priority -300; policy accept; }
+flush chain bridge {T} filter
+add rule bridge {T} filter iifname @spoofports iifname . ether saddr != @spoofok drop
+"#;
 
 /// The static part of the table, `{T}` standing for the table name and `{L}` for
 /// [`LAYOUT`]. Declared whole (`flush chain` + `add rule`) whenever it is declared.
@@ -80,9 +104,80 @@ pub fn skeleton(table: &str) -> String {
         .replace("{M}", &format!("{HAIRPIN_MARK:#x}"))
 }
 
+/// The bridge table's skeleton for a table named `table`.
+fn bridge_skeleton(table: &str) -> String {
+    BRIDGE_SKELETON
+        .replace("{T}", table)
+        .replace("{L}", BRIDGE_LAYOUT)
+}
+
+/// The two tables a prefix names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Table {
+    Inet,
+    Bridge,
+}
+
+impl Table {
+    fn family(self) -> &'static str {
+        match self {
+            Table::Inet => "inet",
+            Table::Bridge => "bridge",
+        }
+    }
+
+    fn layout(self) -> &'static str {
+        match self {
+            Table::Inet => LAYOUT,
+            Table::Bridge => BRIDGE_LAYOUT,
+        }
+    }
+
+    fn skeleton(self, table: &str) -> String {
+        match self {
+            Table::Inet => skeleton(table),
+            Table::Bridge => bridge_skeleton(table),
+        }
+    }
+}
+
+/// Which tables an operation needs declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Needs {
+    inet: bool,
+    bridge: bool,
+}
+
+impl Needs {
+    /// The inet table holds everything but the spoof check, which the bridge table
+    /// holds. An attachment with nothing at all still gets the inet table, as it always
+    /// did.
+    fn of(rules: &Rules) -> Needs {
+        let bridge = rules.spoof_check.is_some();
+        Needs {
+            inet: !bridge || !rules.masquerade.is_empty() || !rules.port_mappings.is_empty(),
+            bridge,
+        }
+    }
+
+    fn or(self, other: Needs) -> Needs {
+        Needs {
+            inet: self.inet || other.inet,
+            bridge: self.bridge || other.bridge,
+        }
+    }
+
+    fn tables(self) -> impl Iterator<Item = Table> {
+        [(self.inet, Table::Inet), (self.bridge, Table::Bridge)]
+            .into_iter()
+            .filter_map(|(needed, t)| needed.then_some(t))
+    }
+}
+
 /// One set or map element an attachment owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Element {
+    table: Table,
     set: &'static str,
     /// As written in an nft script.
     key: String,
@@ -120,12 +215,16 @@ fn of_family(f: Family, v4: &'static str, v6: &'static str) -> &'static str {
 fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
     let mut out: Vec<Element> = Vec::new();
     let mut push = |e: Element| {
-        if !out.iter().any(|o| o.set == e.set && o.key == e.key) {
+        if !out
+            .iter()
+            .any(|o| o.table == e.table && o.set == e.set && o.key == e.key)
+        {
             out.push(e);
         }
     };
     for m in rules.masquerades() {
         push(Element {
+            table: Table::Inet,
             set: of_family(m.family, "masq4", "masq6"),
             key: m.pod.to_string(),
             value: None,
@@ -139,6 +238,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
             m.subnet.to_string()
         };
         push(Element {
+            table: Table::Inet,
             set: of_family(m.family, "ownnet4", "ownnet6"),
             key: format!("{} . {subnet}", m.pod),
             value: None,
@@ -152,6 +252,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
         match d.host_ip {
             None => {
                 let map = Element {
+                    table: Table::Inet,
                     set: of_family(d.family, "hostport4", "hostport6"),
                     key: format!("{proto} . {port}"),
                     value,
@@ -161,6 +262,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
                 let follows = Some((map.set, map.canonical()));
                 push(map);
                 push(Element {
+                    table: Table::Inet,
                     set: of_family(d.family, "hairpin4", "hairpin6"),
                     key: format!("\"{bridge}\" . {proto} . {port}"),
                     value: None,
@@ -170,6 +272,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
             }
             Some(ip) => {
                 let map = Element {
+                    table: Table::Inet,
                     set: of_family(d.family, "hostipport4", "hostipport6"),
                     key: format!("{ip} . {proto} . {port}"),
                     value,
@@ -179,6 +282,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
                 let follows = Some((map.set, map.canonical()));
                 push(map);
                 push(Element {
+                    table: Table::Inet,
                     set: of_family(d.family, "hairpinip4", "hairpinip6"),
                     key: format!("\"{bridge}\" . {ip} . {proto} . {port}"),
                     value: None,
@@ -187,6 +291,25 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
                 });
             }
         }
+    }
+    if let Some(sc) = &rules.spoof_check {
+        let (port, mac) = (&sc.port, format_mac(sc.mac));
+        push(Element {
+            table: Table::Bridge,
+            set: "spoofports",
+            key: format!("\"{port}\""),
+            value: None,
+            dnat: None,
+            follows: None,
+        });
+        push(Element {
+            table: Table::Bridge,
+            set: "spoofok",
+            key: format!("\"{port}\" . {mac}"),
+            value: None,
+            dnat: None,
+            follows: None,
+        });
     }
     Ok(out)
 }
@@ -200,14 +323,26 @@ struct Script {
 }
 
 impl Script {
-    /// A transaction that declares the whole skeleton first.
-    fn full(table: &str) -> Script {
-        Script::starting(skeleton(table))
+    /// A transaction that declares the whole skeleton of the tables `needs` first.
+    fn full(table: &str, needs: Needs) -> Script {
+        Script::starting(needs.tables().map(|t| t.skeleton(table)).collect())
     }
 
-    /// A transaction that assumes the skeleton is there, and fails if it is not.
-    fn fast(table: &str) -> Script {
-        Script::starting(format!("add element inet {table} {LAYOUT} {{ 1 }}\n"))
+    /// A transaction that assumes the skeletons of the tables `needs` are there, and
+    /// fails if one is not.
+    fn fast(table: &str, needs: Needs) -> Script {
+        Script::starting(
+            needs
+                .tables()
+                .map(|t| {
+                    format!(
+                        "add element {} {table} {} {{ 1 }}\n",
+                        t.family(),
+                        t.layout()
+                    )
+                })
+                .collect(),
+        )
     }
 
     fn starting(text: String) -> Script {
@@ -227,9 +362,9 @@ impl Script {
 
     /// The idempotent deletion: a no-op pair when absent, a deletion when present.
     fn remove(&mut self, table: &str, e: &Element) {
-        let (set, el) = (e.set, e.script());
-        self.line(format!("add element inet {table} {set} {{ {el} }}"));
-        self.line(format!("delete element inet {table} {set} {{ {el} }}"));
+        let (family, set, el) = (e.table.family(), e.set, e.script());
+        self.line(format!("add element {family} {table} {set} {{ {el} }}"));
+        self.line(format!("delete element {family} {table} {set} {{ {el} }}"));
     }
 
     /// Map elements are created exclusively: the kernel refuses a hostPort that is
@@ -237,7 +372,8 @@ impl Script {
     fn install(&mut self, table: &str, e: &Element) {
         let verb = if e.value.is_some() { "create" } else { "add" };
         self.line(format!(
-            "{verb} element inet {table} {} {{ {} }}",
+            "{verb} element {} {table} {} {{ {} }}",
+            e.table.family(),
             e.set,
             e.script()
         ));
@@ -261,8 +397,9 @@ impl Nftables<'_> {
     /// A hostPort already mapped elsewhere fails with the conflicting mapping.
     pub(super) fn install(&self, old: Option<&Rules>, new: &Rules) -> Result<(), FirewallError> {
         let new_elements = elements(new)?;
+        let needs = Needs::of(new);
         if old.is_none() {
-            let mut script = Script::fast(self.table);
+            let mut script = Script::fast(self.table, needs);
             for e in &new_elements {
                 script.install(self.table, e);
             }
@@ -272,7 +409,8 @@ impl Nftables<'_> {
                 done => return done,
             }
         }
-        let mut script = Script::full(self.table);
+        let needs = old.map_or(needs, |old| needs.or(Needs::of(old)));
+        let mut script = Script::full(self.table, needs);
         let before = script.lines;
         if let Some(old) = old {
             for e in elements(old)? {
@@ -325,22 +463,36 @@ impl Nftables<'_> {
     }
 
     fn remove_present(&self, owned: &[Element]) -> Result<(), FirewallError> {
-        let listing = self.list()?;
+        let mut listings = HashMap::new();
+        for e in owned {
+            if let Entry::Vacant(v) = listings.entry(e.table) {
+                v.insert(self.list(e.table)?);
+            }
+        }
         let mut script = String::new();
         let mut seen = HashSet::new();
-        let present = |set: &str, canonical: &String| {
-            listing
-                .elements
-                .get(set)
+        // A followed element is in the same table as its follower.
+        let present = |table: Table, set: &str, canonical: &String| {
+            listings
+                .get(&table)
+                .and_then(|l| l.elements.get(set))
                 .is_some_and(|s| s.contains(canonical))
         };
         for e in owned {
-            let ours = e.follows.as_ref().is_none_or(|(set, c)| present(set, c));
-            if ours && present(e.set, &e.canonical()) && seen.insert((e.set, &e.key)) {
+            let ours = e
+                .follows
+                .as_ref()
+                .is_none_or(|(set, c)| present(e.table, set, c));
+            if ours
+                && present(e.table, e.set, &e.canonical())
+                && seen.insert((e.table, e.set, &e.key))
+            {
                 let key = &e.key;
                 script.push_str(&format!(
-                    "delete element inet {} {} {{ {key} }}\n",
-                    self.table, e.set
+                    "delete element {} {} {} {{ {key} }}\n",
+                    e.table.family(),
+                    self.table,
+                    e.set
                 ));
             }
         }
@@ -350,44 +502,55 @@ impl Nftables<'_> {
         self.nft(&script)
     }
 
-    /// Verifies the table is whole and holds every element of `rules`.
+    /// Verifies the tables `rules` needs are whole and hold every element of `rules`.
     pub(super) fn check(&self, rules: &Rules) -> Result<Vec<String>, FirewallError> {
-        let listing = self.list()?;
         let mut missing = Vec::new();
-        if !listing.elements.contains_key(LAYOUT) {
-            missing.push(format!("set {LAYOUT} of table inet {}", self.table));
-        }
-        for (chain, count) in expected_rule_counts(self.table) {
-            match listing.rules.get(chain.as_str()) {
-                None => missing.push(format!("chain {chain} of table inet {}", self.table)),
-                Some(n) if *n != count => missing.push(format!(
-                    "{} of {count} rules of chain {chain} of table inet {}",
-                    count.saturating_sub(*n),
-                    self.table
-                )),
-                Some(_) => {}
+        let mut listings = HashMap::new();
+        for t in Needs::of(rules).tables() {
+            let listing = self.list(t)?;
+            let of_table = format!("of table {} {}", t.family(), self.table);
+            if !listing.elements.contains_key(t.layout()) {
+                missing.push(format!("set {} {of_table}", t.layout()));
             }
+            for (chain, count) in expected_rule_counts(t, self.table) {
+                match listing.rules.get(chain.as_str()) {
+                    None => missing.push(format!("chain {chain} {of_table}")),
+                    Some(n) if *n != count => missing.push(format!(
+                        "{} of {count} rules of chain {chain} {of_table}",
+                        count.saturating_sub(*n),
+                    )),
+                    Some(_) => {}
+                }
+            }
+            listings.insert(t, listing);
         }
         for e in elements(rules)? {
-            if !listing
-                .elements
-                .get(e.set)
+            if !listings
+                .get(&e.table)
+                .and_then(|l| l.elements.get(e.set))
                 .is_some_and(|s| s.contains(&e.canonical()))
             {
-                missing.push(format!("element {{ {} }} of set {}", e.canonical(), e.set));
+                missing.push(format!(
+                    "element {{ {} }} of set {} of table {}",
+                    e.canonical(),
+                    e.set,
+                    e.table.family()
+                ));
             }
         }
         Ok(missing)
     }
 
-    /// Deletes the whole table, if present.
+    /// Deletes both tables, where present.
     pub(super) fn purge(&self) -> Result<(), FirewallError> {
         let t = self.table;
-        self.nft(&format!("add table inet {t}\ndelete table inet {t}\n"))
+        self.nft(&format!(
+            "add table inet {t}\ndelete table inet {t}\nadd table bridge {t}\ndelete table bridge {t}\n"
+        ))
     }
 
-    fn list(&self) -> Result<Listing, FirewallError> {
-        let args = ["-j", "list", "table", "inet", self.table];
+    fn list(&self, t: Table) -> Result<Listing, FirewallError> {
+        let args = ["-j", "list", "table", t.family(), self.table];
         match self.exec.run("nft", &args, None) {
             Ok(out) => parse_listing(&out.stdout).map_err(|detail| FirewallError::Output {
                 command: format!("nft {}", args.join(" ")),
@@ -403,11 +566,11 @@ impl Nftables<'_> {
     }
 }
 
-fn expected_rule_counts(table: &str) -> Vec<(String, usize)> {
+fn expected_rule_counts(t: Table, table: &str) -> Vec<(String, usize)> {
     let mut counts: Vec<(String, usize)> = Vec::new();
-    let prefix = format!("add chain inet {table} ");
-    let rule_prefix = format!("add rule inet {table} ");
-    let sk = skeleton(table);
+    let prefix = format!("add chain {} {table} ", t.family());
+    let rule_prefix = format!("add rule {} {table} ", t.family());
+    let sk = t.skeleton(table);
     for line in sk.lines() {
         if let Some(rest) = line.strip_prefix(&prefix) {
             let name = rest.split_whitespace().next().unwrap_or_default();
@@ -529,7 +692,7 @@ fn canonical_json(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::rules::{PortMapping, Protocol};
+    use crate::firewall::rules::{PortMapping, Protocol, SpoofCheck};
 
     fn rules() -> Rules {
         Rules {
@@ -553,6 +716,7 @@ mod tests {
                 },
             ],
             container_ips: vec!["10.22.0.5".parse().unwrap(), "fd00:22::5".parse().unwrap()],
+            spoof_check: None,
         }
     }
 
@@ -582,7 +746,7 @@ mod tests {
 
     #[test]
     fn install_script_replaces_old_and_creates_map_elements() {
-        let mut script = Script::full("t");
+        let mut script = Script::full("t", Needs::of(&rules()));
         let base = script.lines;
         for e in elements(&rules()).unwrap() {
             script.install("t", &e);
@@ -598,7 +762,7 @@ mod tests {
 
     #[test]
     fn conflict_is_traced_to_its_line() {
-        let mut script = Script::full("t");
+        let mut script = Script::full("t", Needs::of(&rules()));
         for e in elements(&rules()).unwrap() {
             script.install("t", &e);
         }
@@ -635,11 +799,134 @@ mod tests {
 
     #[test]
     fn skeleton_rule_counts() {
-        let counts = expected_rule_counts("t");
+        let counts = expected_rule_counts(Table::Inet, "t");
         let get = |n: &str| counts.iter().find(|(c, _)| c == n).unwrap().1;
         assert_eq!(get("prerouting"), 5);
         assert_eq!(get("output"), 3);
         assert_eq!(get("hostports"), 4);
         assert_eq!(get("postrouting"), 5);
+        assert_eq!(
+            expected_rule_counts(Table::Bridge, "t"),
+            [("filter".to_string(), 1)]
+        );
+    }
+
+    fn spoof_checked(mut r: Rules) -> Rules {
+        r.spoof_check = Some(SpoofCheck {
+            port: "veth0a1b2c3d".into(),
+            mac: [0x02, 0x42, 0xac, 0x11, 0x00, 0x02],
+        });
+        r
+    }
+
+    #[test]
+    fn spoof_check_elements_go_to_the_bridge_table() {
+        let els = elements(&spoof_checked(rules())).unwrap();
+        let bridge: Vec<String> = els
+            .iter()
+            .filter(|e| e.table == Table::Bridge)
+            .map(|e| format!("{} {}", e.set, e.script()))
+            .collect();
+        assert_eq!(
+            bridge,
+            [
+                "spoofports \"veth0a1b2c3d\"",
+                "spoofok \"veth0a1b2c3d\" . 02:42:ac:11:00:02",
+            ]
+        );
+        assert_eq!(els.iter().filter(|e| e.table == Table::Inet).count(), 10);
+    }
+
+    #[test]
+    fn fast_script_with_spoof_check_is_one_transaction_of_adds() {
+        let r = spoof_checked(rules());
+        let mut script = Script::fast("t", Needs::of(&r));
+        for e in elements(&r).unwrap() {
+            script.install("t", &e);
+        }
+        let lines: Vec<&str> = script.text.lines().collect();
+        assert_eq!(lines[0], "add element inet t layout_v1 { 1 }");
+        assert_eq!(lines[1], "add element bridge t layout_v1 { 1 }");
+        assert_eq!(
+            &lines[lines.len() - 2..],
+            [
+                "add element bridge t spoofports { \"veth0a1b2c3d\" }",
+                "add element bridge t spoofok { \"veth0a1b2c3d\" . 02:42:ac:11:00:02 }",
+            ]
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("add element ") || l.starts_with("create element ")),
+            "{}",
+            script.text
+        );
+        // Only the check: the inet table is neither needed nor touched.
+        let only = spoof_checked(Rules {
+            bridge: "cni0".into(),
+            ..Rules::default()
+        });
+        assert_eq!(
+            Script::fast("t", Needs::of(&only)).text,
+            "add element bridge t layout_v1 { 1 }\n"
+        );
+        // Without it, nothing about the bridge table.
+        assert!(
+            !Script::fast("t", Needs::of(&rules()))
+                .text
+                .contains("bridge")
+        );
+        assert!(
+            !Script::full("t", Needs::of(&rules()))
+                .text
+                .contains("bridge")
+        );
+        assert!(
+            !Script::full("t", Needs::of(&Rules::default()))
+                .text
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn full_script_declares_the_bridge_skeleton_and_removes_in_pairs() {
+        let r = spoof_checked(rules());
+        let mut script = Script::full("t", Needs::of(&r));
+        for e in elements(&r).unwrap() {
+            if e.table == Table::Bridge {
+                script.remove("t", &e);
+            }
+        }
+        let text = &script.text;
+        assert!(text.starts_with("add table inet t\n"), "{text}");
+        for want in [
+            "add table bridge t\n",
+            "add chain bridge t filter { type filter hook prerouting priority -300; policy accept; }\n",
+            "flush chain bridge t filter\n",
+            "add rule bridge t filter iifname @spoofports iifname . ether saddr != @spoofok drop\n",
+            "add element bridge t spoofok { \"veth0a1b2c3d\" . 02:42:ac:11:00:02 }\n\
+             delete element bridge t spoofok { \"veth0a1b2c3d\" . 02:42:ac:11:00:02 }\n",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn bridge_listing_is_canonicalised_like_our_elements() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+          {"set": {"family": "bridge", "name": "layout_v1", "table": "t", "type": "mark", "elem": [1]}},
+          {"set": {"family": "bridge", "name": "spoofports", "table": "t", "type": "ifname", "elem": ["veth0a1b2c3d"]}},
+          {"set": {"family": "bridge", "name": "spoofok", "table": "t", "type": ["ifname", "ether_addr"], "elem": [{"concat": ["veth0a1b2c3d", "02:42:ac:11:00:02"]}]}},
+          {"chain": {"family": "bridge", "table": "t", "name": "filter"}},
+          {"rule": {"family": "bridge", "table": "t", "chain": "filter", "expr": []}}]}"#;
+        let l = parse_listing(json).unwrap();
+        assert_eq!(l.rules["filter"], 1);
+        for e in elements(&spoof_checked(rules()))
+            .unwrap()
+            .iter()
+            .filter(|e| e.table == Table::Bridge)
+        {
+            assert!(l.elements[e.set].contains(&e.canonical()), "{}", e.set);
+        }
     }
 }

@@ -149,6 +149,36 @@ pub struct Rules {
     pub port_mappings: Vec<PortMapping>,
     /// DNAT targets, one per family.
     pub container_ips: Vec<IpAddr>,
+    /// `macspoofchk`: the only source MAC the pod's bridge port lets in. Absent from
+    /// records written before it existed, and from those of attachments without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoof_check: Option<SpoofCheck>,
+}
+
+/// Frames entering the bridge from `port` whose source MAC is not `mac` are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoofCheck {
+    /// The host end of the pod's veth: the bridge port its frames enter by.
+    pub port: String,
+    /// The container interface's MAC. Recorded as `ip link` prints it, so a person
+    /// reading the state directory can compare.
+    #[serde(with = "mac_text")]
+    pub mac: [u8; 6],
+}
+
+mod mac_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::netlink::{format_mac, parse_mac};
+
+    pub fn serialize<S: Serializer>(mac: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_mac(*mac))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 6], D::Error> {
+        let text = String::deserialize(d)?;
+        parse_mac(&text).map_err(D::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -246,6 +276,21 @@ impl Rules {
                 return bad(format!("host IP {ip} cannot receive hostPort traffic"));
             }
         }
+        if let Some(sc) = &self.spoof_check {
+            if !is_ifname(&sc.port) {
+                return bad(format!(
+                    "spoof-check port {:?} is not an interface name",
+                    sc.port
+                ));
+            }
+            // Neither can be a frame's source: the check would drop everything.
+            if sc.mac[0] & 1 == 1 || sc.mac == [0; 6] {
+                return bad(format!(
+                    "spoof-check MAC {} is not a unicast address",
+                    crate::netlink::format_mac(sc.mac)
+                ));
+            }
+        }
         let mut slots = HashSet::new();
         for d in self.dnats()? {
             if !slots.insert(d.slot()) {
@@ -334,6 +379,7 @@ mod tests {
             masquerade: vec!["10.22.0.5/16".parse().unwrap()],
             port_mappings: mappings,
             container_ips: vec!["10.22.0.5".parse().unwrap(), "fd00::5".parse().unwrap()],
+            spoof_check: None,
         }
     }
 
@@ -406,6 +452,42 @@ mod tests {
                 "{n} {c} {i}"
             );
         }
+    }
+
+    #[test]
+    fn spoof_check_validation_and_record_form() {
+        let mut r = rules(vec![]);
+        r.spoof_check = Some(SpoofCheck {
+            port: "veth0a1b2c3d".into(),
+            mac: [0x02, 0x42, 0xac, 0x11, 0x00, 0x02],
+        });
+        r.validate().unwrap();
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["spoof_check"]["mac"], "02:42:ac:11:00:02");
+        assert_eq!(serde_json::from_value::<Rules>(json).unwrap(), r);
+        for (port, mac) in [
+            ("veth 1", [2, 0, 0, 0, 0, 1]),
+            ("", [2, 0, 0, 0, 0, 1]),
+            ("veth1", [1, 0, 0x5e, 0, 0, 1]),
+            ("veth1", [0; 6]),
+        ] {
+            r.spoof_check = Some(SpoofCheck {
+                port: port.into(),
+                mac,
+            });
+            assert!(r.validate().is_err(), "{port} {mac:?}");
+        }
+        // Records from before the field existed still read.
+        let old = r#"{"bridge":"cni0","masquerade":[],"port_mappings":[],"container_ips":[]}"#;
+        assert_eq!(
+            serde_json::from_str::<Rules>(old).unwrap().spoof_check,
+            None
+        );
+        assert!(
+            !serde_json::to_string(&rules(vec![]))
+                .unwrap()
+                .contains("spoof_check")
+        );
     }
 
     #[test]

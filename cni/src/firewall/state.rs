@@ -233,6 +233,7 @@ mod tests {
                     host_ip: None,
                 }],
                 container_ips: vec!["10.22.0.5".parse().unwrap()],
+                spoof_check: None,
             },
         }
     }
