@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
 
 use common::*;
 use serde_json::{Value, json};
@@ -523,4 +524,168 @@ fn every_error_code_from_bad_input() {
     cni(BRIDGE_BIN, "DEL", "args", &ns, "eth0", &path(), &good).ok();
     // Nothing was made by any of them.
     assert!(!sh(&["ip", "-n", ns.rsplit('/').next().unwrap(), "-o", "link"]).contains("eth0"));
+}
+
+/// The host veth (interfaces[1]) and the container MAC (interfaces[2]) of a result.
+fn port_and_mac(result: &Value) -> (String, String) {
+    (
+        result["interfaces"][1]["name"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        result["interfaces"][2]["mac"].as_str().unwrap().to_string(),
+    )
+}
+
+fn bridge_table(fx: &Fixture) -> String {
+    sh(&["nft", "list", "table", "bridge", &fx.table()])
+}
+
+#[test]
+fn macspoofchk_drops_frames_from_another_mac() {
+    let mut fx = Fixture::new();
+    // Without ipMasq: the check alone must still reach the firewall.
+    let conf = fx
+        .conf("1.0.0", "skiff-ipam", r#","macspoofchk":true"#)
+        .replace("\"ipMasq\":true", "\"ipMasq\":false");
+    let (a, b) = (fx.netns("a"), fx.netns("b"));
+    let ra = add(&fx, &conf, "spoof-a", &a);
+    let rb = add(&fx, &conf, "spoof-b", &b);
+    let (ip_a, ip_b) = (pod_ip(&ra), pod_ip(&rb));
+    let (port_a, mac_a) = port_and_mac(&ra);
+    let (port_b, mac_b) = port_and_mac(&rb);
+    let table = bridge_table(&fx);
+    for want in [
+        format!("\"{port_a}\" . {mac_a}"),
+        format!("\"{port_b}\" . {mac_b}"),
+    ] {
+        assert!(table.contains(&want), "{want} missing from\n{table}");
+    }
+    cni(
+        BRIDGE_BIN,
+        "CHECK",
+        "spoof-a",
+        &a,
+        "eth0",
+        &path(),
+        &with_prev(&conf, &ra),
+    )
+    .ok();
+
+    let server = SocketAddr::new(ip_b, 8000);
+    let _srv = echo_peer_server(Some(&b), server);
+    assert_eq!(connect_from(Some(&a), server).unwrap(), ip_a.to_string());
+
+    let (name_a, name_b) = (a.rsplit('/').next().unwrap(), b.rsplit('/').next().unwrap());
+    let set_mac = |mac: &str| {
+        sh(&["ip", "-n", name_a, "link", "set", "eth0", "address", mac]);
+        // Both ends resolve each other afresh, so only the new MAC is on the wire.
+        sh(&["ip", "-n", name_a, "neigh", "flush", "all"]);
+        sh(&["ip", "-n", name_b, "neigh", "flush", "all"]);
+    };
+    set_mac("02:5b:00:00:00:01");
+    let spoofed = connect_from(Some(&a), server);
+    assert!(
+        spoofed.is_err(),
+        "pod A reached B from a MAC not its own: {spoofed:?}"
+    );
+    // Its own MAC again: the check, not a broken link, stopped it.
+    set_mac(&mac_a);
+    assert_eq!(connect_from(Some(&a), server).unwrap(), ip_a.to_string());
+
+    cni(BRIDGE_BIN, "DEL", "spoof-a", &a, "eth0", &path(), &conf).ok();
+    let table = bridge_table(&fx);
+    assert!(
+        !table.contains(&format!("\"{port_a}\"")),
+        "A's elements left behind:\n{table}"
+    );
+    assert!(
+        table.contains(&format!("\"{port_b}\" . {mac_b}")),
+        "{table}"
+    );
+    cni(BRIDGE_BIN, "DEL", "spoof-b", &b, "eth0", &path(), &conf).ok();
+    assert!(
+        !bridge_table(&fx).contains(&port_b),
+        "{}",
+        bridge_table(&fx)
+    );
+}
+
+#[test]
+fn macspoofchk_with_a_runtime_mac() {
+    let mut fx = Fixture::new();
+    let conf = fx.conf(
+        "1.0.0",
+        "skiff-ipam",
+        r#","macspoofchk":true,"runtimeConfig":{"mac":"02:5b:00:00:00:2a"}"#,
+    );
+    let ns = fx.netns("m");
+    let r = add(&fx, &conf, "spoof-m", &ns);
+    let (port, mac) = port_and_mac(&r);
+    assert_eq!(mac, "02:5b:00:00:00:2a");
+    let table = bridge_table(&fx);
+    assert!(
+        table.contains(&format!("\"{port}\" . {mac}")),
+        "{port} . {mac} missing from\n{table}"
+    );
+    // The masquerade went into the same attachment.
+    let inet = sh(&["nft", "list", "table", "inet", &fx.table()]);
+    assert!(inet.contains(&pod_ip(&r).to_string()), "{inet}");
+    cni(BRIDGE_BIN, "DEL", "spoof-m", &ns, "eth0", &path(), &conf).ok();
+    assert!(!bridge_table(&fx).contains(&port), "{}", bridge_table(&fx));
+}
+
+#[test]
+fn macspoofchk_is_refused_by_the_iptables_backend() {
+    let mut fx = Fixture::new();
+    let conf = fx.conf(
+        "1.0.0",
+        "skiff-ipam",
+        r#","macspoofchk":true,"firewallBackend":"iptables""#,
+    );
+    let ns = fx.netns("i");
+    let out = cni(BRIDGE_BIN, "ADD", "spoof-i", &ns, "eth0", &path(), &conf);
+    assert_eq!(out.err_code(), 7, "{}", out.stdout);
+    let msg = out.json()["msg"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("macspoofchk") && msg.contains("nftables"),
+        "unclear error: {msg}"
+    );
+    // Nothing was made: no interface, no port, no address, no record, no rules.
+    assert!(!sh(&["ip", "-n", ns.rsplit('/').next().unwrap(), "-o", "link"]).contains("eth0"));
+    let ports = Command::new("ip")
+        .args(["-o", "link", "show", "master", &fx.bridge()])
+        .output()
+        .unwrap();
+    assert!(ports.stdout.is_empty(), "{ports:?}");
+    let leased = std::fs::read_dir(fx.data_dir().join(fx.network()))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("198."))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(leased, 0);
+    assert!(
+        !fx.state_dir()
+            .join(fx.network())
+            .join("spoof-i:eth0")
+            .exists()
+    );
+    for save in ["iptables-save", "ip6tables-save"] {
+        let rules = sh(&[save, "-t", "nat"]);
+        assert!(
+            !rules.contains(&format!("{}-", fx.table())),
+            "{save}: {rules}"
+        );
+    }
+    for family in ["inet", "bridge"] {
+        assert!(
+            !sh(&["nft", "list", "tables", family]).contains(&fx.table()),
+            "table {family} {} declared",
+            fx.table()
+        );
+    }
+    // DEL of the refused attachment is fine, as the runtime will send one.
+    cni(BRIDGE_BIN, "DEL", "spoof-i", &ns, "eth0", &path(), &conf).ok();
 }

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 
 use super::config::{BridgeConf, RuntimeArgs};
 use super::{firewall, gateway, ipam, net_err};
-use crate::firewall::{AttachmentKey, Rules};
+use crate::firewall::{AttachmentKey, Rules, SpoofCheck};
 use crate::netlink::{self, BridgeOptions, Netlink, RouteSpec, netns, sysctl};
 use crate::spec::{CniResult, Command, Environment, Error, ErrorCode, Interface, NetConf};
 
@@ -46,7 +46,7 @@ pub async fn add(
 async fn make_links(
     env: &Environment,
     bc: &BridgeConf,
-    rt: &RuntimeArgs,
+    container_mac: Option<[u8; 6]>,
     nl: &Netlink,
     ns: std::os::fd::BorrowedFd<'_>,
     made: &mut Made,
@@ -69,7 +69,7 @@ async fn make_links(
             &env.ifname,
             ns,
             bc.mtu.or(Some(bridge.mtu)).filter(|m| *m > 0),
-            rt.mac,
+            container_mac,
         )
         .await
         .map_err(|e| {
@@ -146,13 +146,29 @@ async fn add_steps(
     ns: std::os::fd::BorrowedFd<'_>,
     made: &mut Made,
 ) -> Result<CniResult, Error> {
+    let fw = if bc.ip_masq || !rt.port_mappings.is_empty() || bc.macspoofchk {
+        let fw = firewall(bc)?;
+        if bc.macspoofchk {
+            // Before anything is made, so a refusal leaves nothing to undo.
+            fw.spoof_check_available()
+                .map_err(|e| Error::config(e.to_string()))?;
+        }
+        Some(fw)
+    } else {
+        None
+    };
+    // The spoof check needs the container's MAC when the firewall job starts, which is
+    // before the container is configured: when the runtime names none, the MAC is
+    // picked here (as the kernel would) instead of read back from the netns.
+    let container_mac = rt.mac.or_else(|| bc.macspoofchk.then(random_mac));
+
     // IPAM runs on its own thread while the links are made: neither needs the other
     // until addresses are configured.
     let ipam_job = {
         let (env, conf, ipam_type) = (env.clone(), conf.clone(), bc.ipam_type(conf).to_string());
         std::thread::spawn(move || ipam::call(Command::Add, &env, &conf, &ipam_type))
     };
-    let links = make_links(env, bc, rt, nl, ns, made).await;
+    let links = make_links(env, bc, container_mac, nl, ns, made).await;
     let ipam_result = ipam_job
         .join()
         .unwrap_or_else(|_| Err(Error::new(ErrorCode::Internal, "IPAM thread panicked")));
@@ -175,7 +191,7 @@ async fn add_steps(
 
     // The firewall is an exec of nft or iptables-restore: it runs while the container
     // and the bridge are configured.
-    let firewall_job = if bc.ip_masq || !rt.port_mappings.is_empty() {
+    let firewall_job = if let Some(fw) = fw {
         let rules = Rules {
             bridge: bc.bridge.clone(),
             masquerade: if bc.ip_masq {
@@ -185,9 +201,13 @@ async fn add_steps(
             },
             port_mappings: rt.port_mappings.clone(),
             container_ips: first_of_each_family(&result),
-            spoof_check: None,
+            spoof_check: container_mac
+                .filter(|_| bc.macspoofchk)
+                .map(|mac| SpoofCheck {
+                    port: host_name.clone(),
+                    mac,
+                }),
         };
-        let fw = firewall(bc)?;
         made.firewall = true;
         let key = key(conf, env);
         Some(std::thread::spawn(move || fw.add(&key, &rules)))
@@ -228,6 +248,13 @@ async fn add_steps(
         },
     ];
     Ok(result)
+}
+
+/// Random, unicast and locally administered: what the kernel gives a new veth.
+fn random_mac() -> [u8; 6] {
+    let mut mac: [u8; 6] = rand::random();
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
 }
 
 pub fn key(conf: &NetConf, env: &Environment) -> AttachmentKey {

@@ -56,7 +56,7 @@ pub async fn check(
         }
     }
     check_container(env, &prev, container_idx).await?;
-    if bc.ip_masq || !rt.port_mappings.is_empty() {
+    if bc.ip_masq || !rt.port_mappings.is_empty() || bc.macspoofchk {
         firewall(bc)?
             .check(&key(conf, env))
             .map_err(|e| fail(format!("firewall rules missing: {e}")))?;

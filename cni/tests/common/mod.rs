@@ -1,6 +1,7 @@
 //! Throwaway kernel fixtures for the plugin suites: a private /24, bridge, nftables
-//! table, state and IPAM directories and netns, all named after a slot number this
-//! process holds a lock on, and all removed on drop even when the test fails.
+//! tables (inet and bridge), state and IPAM directories and netns, all named after a
+//! slot number this process holds a lock on, and all removed on drop even when the
+//! test fails.
 
 #![allow(dead_code)]
 
@@ -129,10 +130,12 @@ impl Fixture {
             .args(["link", "del", &self.bridge()])
             .stderr(Stdio::null())
             .status();
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &self.table()])
-            .stderr(Stdio::null())
-            .status();
+        for family in ["inet", "bridge"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.table()])
+                .stderr(Stdio::null())
+                .status();
+        }
         for l in &self.links {
             let _ = Command::new("ip")
                 .args(["link", "del", l])
