@@ -45,7 +45,7 @@ impl Plugin for Bridge {
 
     fn status(&self, env: &Environment, conf: &NetConf) -> Result<(), Error> {
         let bc = BridgeConf::from_netconf(conf)?;
-        if bc.ip_masq {
+        if bc.ip_masq || bc.macspoofchk {
             firewall(&bc).map_err(|e| {
                 Error::new(ErrorCode::NotAvailable, e.msg.clone()).with_details(e.details)
             })?;
