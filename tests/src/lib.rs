@@ -288,3 +288,22 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A binary of another workspace crate, from the target directory this test binary runs
+/// in (`target/<profile>/deps/<test>` → `target/<profile>/<name>`). `cargo nextest run
+/// --workspace` builds every binary before running tests.
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test binary")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary is not under target/<profile>/deps")?;
+    let bin = profile_dir.join(name);
+    if !bin.is_file() {
+        bail!(
+            "{} not built: run the tests with `cargo nextest run --workspace` (or `cargo build --workspace` first)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
