@@ -1,1 +1,5 @@
-//! (in progress)
+//! Pods on this node: admission, the per-pod lifecycle, restarts with back-off, and the
+//! status the agent reports.
+
+pub mod backoff;
+pub mod phase;

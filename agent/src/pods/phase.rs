@@ -1,0 +1,137 @@
+//! What kubelet derives from container states: whether to restart an exited container,
+//! and the pod's phase.
+
+/// The restart policy of a pod (`spec.restartPolicy`, default Always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    pub fn parse(s: Option<&str>) -> RestartPolicy {
+        match s {
+            Some("OnFailure") => RestartPolicy::OnFailure,
+            Some("Never") => RestartPolicy::Never,
+            _ => RestartPolicy::Always,
+        }
+    }
+
+    /// Whether an app container that exited with `code` is started again.
+    pub fn restarts(self, code: i32) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => code != 0,
+            RestartPolicy::Never => false,
+        }
+    }
+
+    /// Whether a failed init container is retried (init containers always run to success
+    /// unless the pod never restarts).
+    pub fn retries_init(self) -> bool {
+        self != RestartPolicy::Never
+    }
+}
+
+/// One container as the phase computation sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Not started yet, or waiting (pulling, backing off).
+    Waiting,
+    Running,
+    Exited(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// kubelet's `getPhase`: `init` and `app` are the latest states, in spec order.
+pub fn phase(policy: RestartPolicy, init: &[Observed], app: &[Observed]) -> Phase {
+    // Init containers: a failure the pod will not retry fails it; otherwise it waits.
+    for s in init {
+        match s {
+            Observed::Exited(0) => {}
+            Observed::Exited(_) if !policy.retries_init() => return Phase::Failed,
+            _ => return Phase::Pending,
+        }
+    }
+    let (mut waiting, mut running, mut succeeded, mut failed) = (0, 0, 0, 0);
+    for s in app {
+        match s {
+            Observed::Waiting => waiting += 1,
+            Observed::Running => running += 1,
+            Observed::Exited(0) => succeeded += 1,
+            Observed::Exited(_) => failed += 1,
+        }
+    }
+    if waiting > 0 && running == 0 && succeeded == 0 && failed == 0 {
+        return Phase::Pending;
+    }
+    if waiting > 0 || running > 0 {
+        // Exited containers that will be restarted keep the pod running.
+        return Phase::Running;
+    }
+    match policy {
+        RestartPolicy::Always => Phase::Running,
+        RestartPolicy::OnFailure if failed > 0 => Phase::Running,
+        _ if failed > 0 => Phase::Failed,
+        _ => Phase::Succeeded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Observed::*;
+    use super::*;
+
+    #[test]
+    fn phases_like_kubelet() {
+        use RestartPolicy::*;
+        assert_eq!(phase(Always, &[], &[Waiting, Waiting]), Phase::Pending);
+        assert_eq!(phase(Always, &[Running], &[Waiting]), Phase::Pending);
+        assert_eq!(phase(Never, &[Exited(1)], &[Waiting]), Phase::Failed);
+        assert_eq!(phase(OnFailure, &[Exited(1)], &[Waiting]), Phase::Pending);
+        assert_eq!(
+            phase(Always, &[Exited(0)], &[Running, Waiting]),
+            Phase::Running
+        );
+        assert_eq!(phase(Never, &[], &[Exited(0), Exited(0)]), Phase::Succeeded);
+        assert_eq!(phase(Never, &[], &[Exited(0), Exited(2)]), Phase::Failed);
+        assert_eq!(
+            phase(OnFailure, &[], &[Exited(0), Exited(2)]),
+            Phase::Running
+        );
+        assert_eq!(
+            phase(OnFailure, &[], &[Exited(0), Exited(0)]),
+            Phase::Succeeded
+        );
+        assert_eq!(phase(Always, &[], &[Exited(0)]), Phase::Running);
+        assert_eq!(phase(Never, &[], &[Running, Exited(1)]), Phase::Running);
+    }
+
+    #[test]
+    fn restart_decisions() {
+        assert!(RestartPolicy::parse(None).restarts(0));
+        assert!(!RestartPolicy::parse(Some("OnFailure")).restarts(0));
+        assert!(RestartPolicy::parse(Some("OnFailure")).restarts(137));
+        assert!(!RestartPolicy::parse(Some("Never")).restarts(1));
+        assert!(!RestartPolicy::Never.retries_init());
+    }
+}
