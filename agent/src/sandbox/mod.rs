@@ -8,4 +8,5 @@
 //! `sandbox.json` (written first, removed last), `ns/{net,ipc,uts}`, and
 //! `etc/{hosts,resolv.conf,hostname}`.
 
+pub mod files;
 pub mod namespaces;
