@@ -8,5 +8,6 @@
 //! `sandbox.json` (written first, removed last), `ns/{net,ipc,uts}`, and
 //! `etc/{hosts,resolv.conf,hostname}`.
 
+pub mod cni;
 pub mod files;
 pub mod namespaces;
