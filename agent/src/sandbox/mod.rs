@@ -8,6 +8,15 @@
 //! `sandbox.json` (written first, removed last), `ns/{net,ipc,uts}`, and
 //! `etc/{hosts,resolv.conf,hostname}`.
 
+mod capabilities;
 pub mod cni;
+mod error;
 pub mod files;
+mod manager;
 pub mod namespaces;
+mod record;
+
+pub use error::SandboxError;
+pub use manager::{Sandbox, SandboxInfo, SandboxParams};
+pub use namespaces::{HostNamespaces, NamespaceError, Namespaces};
+pub use record::{RecoveredSandbox, SandboxRecord, recover};
