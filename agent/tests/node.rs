@@ -27,7 +27,7 @@ fn node_cfg(name: &str, dir: &std::path::Path) -> NodeConfig {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_reports_and_heartbeats() {
     let cp = ControlPlane::start(&workspace_bin("skiff-controlplane").unwrap(), &[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
