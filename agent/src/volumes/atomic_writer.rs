@@ -9,8 +9,11 @@
 //! ```
 //! An update writes a fresh timestamped directory, points a temporary
 //! `..data_tmp` link at it and renames that over `..data` (one atomic step),
-//! then adds and prunes the top-level links and deletes the old version.
-//! Names starting with `..` are reserved for this scheme.
+//! then adds and prunes the top-level links. Unlike kubelet, which deletes the
+//! replaced version at once, the replaced version is kept until the next
+//! update: a reader that resolved `..data` just before the swap still finds
+//! its file, so an open racing one update never fails. Names starting with
+//! `..` are reserved for this scheme.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -70,7 +73,8 @@ pub(crate) fn write(target: &Path, payload: &Payload) -> Result<bool, VolumeErro
 
     create_visible_links(target, &visible)?;
     prune_visible_links(target, &visible)?;
-    remove_old_versions(target, &version)?;
+    let previous = old_version.as_deref().and_then(Path::to_str);
+    remove_old_versions(target, &[version.as_str(), previous.unwrap_or_default()])?;
     tracing::debug!(target = %target.display(), %version, files = payload.len(), "projected files updated");
     Ok(true)
 }
@@ -263,14 +267,14 @@ fn prune_visible_links(target: &Path, visible: &BTreeSet<&str>) -> Result<(), Vo
     Ok(())
 }
 
-/// Removes every version directory but `current`: the one just replaced and
-/// any left behind by an interrupted write.
-fn remove_old_versions(target: &Path, current: &str) -> Result<(), VolumeError> {
+/// Removes every version directory but those to `keep`: older ones and any
+/// left behind by an interrupted write.
+fn remove_old_versions(target: &Path, keep: &[&str]) -> Result<(), VolumeError> {
     let entries = fs::read_dir(target).map_err(|e| VolumeError::io("read directory", target, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| VolumeError::io("read directory", target, e))?;
         let name = entry.file_name();
-        if name == current || !is_version_name(Path::new(&name)) {
+        if keep.iter().any(|k| name == *k) || !is_version_name(Path::new(&name)) {
             continue;
         }
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
