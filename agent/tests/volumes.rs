@@ -17,7 +17,9 @@ use k8s_openapi::api::core::v1::{
     ServiceAccountTokenProjection,
 };
 use serde_json::{Value, json};
-use skiff_agent::volumes::{Propagation, SourceError, VolumeError, VolumeManager, VolumeSources};
+use skiff_agent::volumes::{
+    ApiSources, Propagation, SourceError, VolumeError, VolumeManager, VolumeSources,
+};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -1301,4 +1303,147 @@ async fn mount_propagation_and_read_only() {
         "cannot find volume \"nope\" to mount into container \"app\""
     );
     env.manager.teardown(&env.uid).await.unwrap();
+}
+
+/// An API server stand-in for [`ApiSources`]: answers GETs of one ConfigMap
+/// and TokenRequests (tokens numbered in order, expiring when asked), and
+/// records every request.
+fn fake_api(requests: Arc<Mutex<Vec<(String, String, Value)>>>) -> kube::Client {
+    use http_body_util::BodyExt;
+    let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let requests = requests.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (method, path) = (parts.method.to_string(), parts.uri.path().to_string());
+            let issued = {
+                let mut requests = requests.lock().unwrap();
+                requests.push((method.clone(), path.clone(), body.clone()));
+                requests.iter().filter(|r| r.0 == "POST").count()
+            };
+            let (status, reply) = match (method.as_str(), path.as_str()) {
+                ("GET", "/api/v1/namespaces/default/configmaps/settings") => (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "settings", "namespace": "default"},
+                        "data": {"k": "v"}}),
+                ),
+                ("POST", "/api/v1/namespaces/default/serviceaccounts/robot/token") => {
+                    let seconds = body["spec"]["expirationSeconds"].as_i64().unwrap();
+                    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+                    let expires = k8s_openapi::jiff::Timestamp::from_second(now + seconds).unwrap();
+                    let mut reply = body.clone();
+                    reply["status"] = json!({
+                        "token": format!("token-{issued}"),
+                        "expirationTimestamp": expires.to_string(),
+                    });
+                    (201, reply)
+                }
+                _ => (
+                    404,
+                    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                        "message": format!("{path} not found"), "reason": "NotFound", "code": 404}),
+                ),
+            };
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(kube::client::Body::from(
+                    serde_json::to_vec(&reply).unwrap(),
+                ))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+#[tokio::test]
+async fn api_sources_read_objects_and_reuse_tokens() {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let sources = ApiSources::new(fake_api(requests.clone()));
+    let cm = sources
+        .config_map("default", "settings")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cm.data.unwrap()["k"], "v");
+    assert!(
+        sources
+            .config_map("default", "absent")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(sources.secret("default", "absent").await.unwrap().is_none());
+    assert!(sources.persistent_volume("pv").await.unwrap().is_none());
+
+    let env = Env::new();
+    let pod = env.pod(json!([]));
+    let hour = ServiceAccountTokenProjection {
+        audience: Some("vault".into()),
+        expiration_seconds: Some(3600),
+        path: "token".into(),
+    };
+    let first = sources.service_account_token(&pod, &hour).await.unwrap();
+    assert_eq!(first.as_deref(), Some("token-1"));
+    // Reused while young: periodic updates do not rewrite the token file.
+    assert_eq!(
+        sources.service_account_token(&pod, &hour).await.unwrap(),
+        first
+    );
+    let posts: Vec<Value> = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.0 == "POST")
+        .map(|r| r.2.clone())
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["spec"]["audiences"], json!(["vault"]));
+    assert_eq!(
+        posts[0]["spec"]["boundObjectRef"],
+        json!({"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": env.uid})
+    );
+
+    // Renewed after 80% of its lifetime.
+    let short = ServiceAccountTokenProjection {
+        audience: None,
+        expiration_seconds: Some(2),
+        path: "token".into(),
+    };
+    assert_eq!(
+        sources
+            .service_account_token(&pod, &short)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("token-2")
+    );
+    assert_eq!(
+        sources
+            .service_account_token(&pod, &short)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("token-2")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    assert_eq!(
+        sources
+            .service_account_token(&pod, &short)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("token-3")
+    );
+    assert_eq!(
+        sources
+            .service_account_token(&pod, &hour)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("token-1")
+    );
 }

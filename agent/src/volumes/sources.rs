@@ -131,9 +131,9 @@ impl ApiSources {
             .expiration_timestamp
             .0
             .duration_since(now)
-            .as_secs()
-            .max(0);
-        Ok((status.token, Duration::from_secs(ttl.unsigned_abs())))
+            .max(k8s_openapi::jiff::SignedDuration::ZERO)
+            .unsigned_abs();
+        Ok((status.token, ttl))
     }
 }
 
