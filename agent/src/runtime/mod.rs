@@ -1,1 +1,71 @@
-//! (in progress)
+//! The container runtime layer: what the pod logic needs from a container runtime, behind
+//! one object-safe trait, [`Runtime`].
+//!
+//! * [`containerd::Containerd`] drives containerd (1.6 and later) over its own gRPC API: image
+//!   import and unpack through the content, images, diff, snapshots and leases services (1.6 has
+//!   no transfer service), containers with an OCI runtime spec generated here ([`spec`]), and
+//!   tasks through the runc v2 shim.
+//! * [`fake::FakeRuntime`] keeps everything in memory, for unit tests of the pod logic.
+//! * [`supervise::Supervisor`] runs a private containerd when the agent is given no socket.
+//! * [`testimage`] packs the host's busybox-static as an OCI image archive, so tests and
+//!   `skiff image` need no registry and no internet.
+
+mod error;
+pub mod image;
+pub mod labels;
+pub mod oci;
+pub mod reference;
+pub mod spec;
+mod types;
+pub mod user;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+
+pub use error::{Error, Result};
+pub use labels::ContainerMeta;
+pub use spec::ContainerSpec;
+pub use types::{ContainerInfo, ExitStatus, ImageConfig, ImageRef, TaskState, TaskStatus, Version};
+
+/// What the agent needs from a container runtime. Implementations are cheap to share
+/// (`Arc<dyn Runtime>`); every method is safe to call concurrently.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// The runtime's version; also a liveness check.
+    async fn version(&self) -> Result<Version>;
+
+    /// Whether an image record with this exact name exists.
+    async fn image_exists(&self, image: &str) -> Result<bool>;
+
+    /// The run-time configuration of an image (entrypoint, cmd, env, ...) and its identity.
+    async fn image_config(&self, image: &str) -> Result<ImageConfig>;
+
+    /// Imports every named image of an OCI image layout tar or a `docker save` tar, unpacks
+    /// them, and returns the names it registered.
+    async fn import_archive(&self, path: &Path) -> Result<Vec<ImageRef>>;
+
+    /// Creates the container (root filesystem snapshot, OCI spec, labels) without starting it.
+    /// The caller chooses the id, which must be unique in the runtime's namespace.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
+
+    /// Starts a created container and returns the pid of its first process. A container that
+    /// fails to start is removed entirely (task, container, snapshot, lease), and the error is
+    /// [`Error::StartFailed`] with the runtime's reason.
+    async fn start(&self, id: &str) -> Result<u32>;
+
+    /// Waits until the container's process exits. Returns at once if it already has.
+    async fn wait(&self, id: &str) -> Result<ExitStatus>;
+
+    /// Sends a signal to the container's first process. Signalling a container whose process
+    /// is gone, or that has none, is not an error.
+    async fn kill(&self, id: &str, signal: i32) -> Result<()>;
+
+    /// Removes the container and everything it holds (task, root filesystem, lease), killing
+    /// its process first if it still runs. Removing a container that is (partly) gone succeeds.
+    async fn delete(&self, id: &str) -> Result<()>;
+
+    /// Every container in the runtime's namespace, with its labels and task state: how the
+    /// agent adopts its containers after a restart.
+    async fn list(&self) -> Result<Vec<ContainerInfo>>;
+}
