@@ -10,12 +10,14 @@
 //! * [`testimage`] packs the host's busybox-static as an OCI image archive, so tests and
 //!   `skiff image` need no registry and no internet.
 
+pub mod archive;
 mod error;
 pub mod image;
 pub mod labels;
 pub mod oci;
 pub mod reference;
 pub mod spec;
+pub mod testimage;
 mod types;
 pub mod user;
 
