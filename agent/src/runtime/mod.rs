@@ -11,6 +11,7 @@
 //!   `skiff image` need no registry and no internet.
 
 pub mod archive;
+pub mod containerd;
 mod error;
 pub mod image;
 pub mod labels;
