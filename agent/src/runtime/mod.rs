@@ -18,6 +18,7 @@ pub mod labels;
 pub mod oci;
 pub mod reference;
 pub mod spec;
+pub mod supervise;
 pub mod testimage;
 mod types;
 pub mod user;
