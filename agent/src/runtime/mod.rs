@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod containerd;
 mod error;
+pub mod fake;
 pub mod image;
 pub mod labels;
 pub mod oci;

@@ -1,0 +1,440 @@
+//! An in-memory [`Runtime`] for unit tests of the pod logic: images are registered by hand,
+//! containers "run" until the test says they exit (or a signal "kills" them), and every call
+//! is recorded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::labels::ContainerMeta;
+use super::{
+    ContainerInfo, ContainerSpec, Error, ExitStatus, ImageConfig, ImageRef, Result, Runtime,
+    TaskState, TaskStatus, Version,
+};
+
+/// One recorded call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    ImportArchive(String),
+    Create(String),
+    Start(String),
+    Wait(String),
+    Kill(String, i32),
+    Delete(String),
+    List,
+}
+
+struct FakeContainer {
+    spec: ContainerSpec,
+    status: TaskStatus,
+    pid: u32,
+    exit: watch::Sender<Option<ExitStatus>>,
+    created_at: SystemTime,
+}
+
+#[derive(Default)]
+struct State {
+    images: HashMap<String, ImageConfig>,
+    archives: HashMap<String, Vec<ImageConfig>>,
+    containers: BTreeMap<String, FakeContainer>,
+    calls: Vec<Call>,
+    next_pid: u32,
+    /// Container name → exit code its process returns as soon as it starts.
+    exit_on_start: HashMap<String, u32>,
+    /// Container name → start error message.
+    fail_start: HashMap<String, String>,
+    /// Signals that do not end the process (PID 1 ignores SIGTERM without a handler).
+    ignored_signals: Vec<i32>,
+}
+
+/// The fake runtime. Containers are matched by [`ContainerMeta::container_name`] for the
+/// scripted behaviours, and by id otherwise.
+#[derive(Default)]
+pub struct FakeRuntime {
+    state: Mutex<State>,
+}
+
+fn poisoned() -> Error {
+    Error::Supervise {
+        dir: "fake".into(),
+        reason: "state lock poisoned".into(),
+    }
+}
+
+fn not_found(kind: &'static str, id: &str) -> Error {
+    Error::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+impl FakeRuntime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        f(&mut s)
+    }
+
+    /// Registers an image (its `name` field is the name).
+    pub fn add_image(&self, config: ImageConfig) {
+        let _ = self.with(|s| {
+            s.images.insert(config.name.clone(), config);
+            Ok(())
+        });
+    }
+
+    /// What importing `path` will register.
+    pub fn add_archive(&self, path: &Path, images: Vec<ImageConfig>) {
+        let _ = self.with(|s| {
+            s.archives.insert(path.display().to_string(), images);
+            Ok(())
+        });
+    }
+
+    /// Containers with this name exit with `code` right after they start.
+    pub fn exit_on_start(&self, container_name: &str, code: u32) {
+        let _ = self.with(|s| {
+            s.exit_on_start.insert(container_name.to_string(), code);
+            Ok(())
+        });
+    }
+
+    /// Containers with this name fail to start with this message (and are removed, as with
+    /// containerd).
+    pub fn fail_start(&self, container_name: &str, message: &str) {
+        let _ = self.with(|s| {
+            s.fail_start
+                .insert(container_name.to_string(), message.to_string());
+            Ok(())
+        });
+    }
+
+    /// Signals the fake processes survive.
+    pub fn ignore_signal(&self, signal: i32) {
+        let _ = self.with(|s| {
+            s.ignored_signals.push(signal);
+            Ok(())
+        });
+    }
+
+    /// Makes a running container's process exit now.
+    pub fn exit(&self, id: &str, code: u32) -> Result<()> {
+        self.with(|s| {
+            let c = s
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| not_found("task", id))?;
+            finish(c, code, false);
+            Ok(())
+        })
+    }
+
+    /// Makes a running container's process die as the OOM killer would.
+    pub fn oom_kill(&self, id: &str) -> Result<()> {
+        self.with(|s| {
+            let c = s
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| not_found("task", id))?;
+            finish(c, 137, true);
+            Ok(())
+        })
+    }
+
+    /// The spec a container was created with.
+    pub fn spec(&self, id: &str) -> Option<ContainerSpec> {
+        self.with(|s| Ok(s.containers.get(id).map(|c| c.spec.clone())))
+            .ok()
+            .flatten()
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.with(|s| Ok(s.calls.clone())).unwrap_or_default()
+    }
+
+    pub fn clear_calls(&self) {
+        let _ = self.with(|s| {
+            s.calls.clear();
+            Ok(())
+        });
+    }
+}
+
+fn finish(c: &mut FakeContainer, code: u32, oom_killed: bool) {
+    if c.status == TaskStatus::Running || c.status == TaskStatus::Created {
+        c.status = TaskStatus::Stopped;
+        c.exit.send_replace(Some(ExitStatus {
+            code,
+            exited_at: Some(SystemTime::now()),
+            oom_killed,
+        }));
+    }
+}
+
+fn container_name(spec: &ContainerSpec) -> String {
+    spec.meta
+        .as_ref()
+        .map(|m| m.container_name.clone())
+        .unwrap_or_else(|| spec.id.clone())
+}
+
+#[async_trait]
+impl Runtime for FakeRuntime {
+    async fn version(&self) -> Result<Version> {
+        Ok(Version {
+            version: "fake".into(),
+            revision: "0".into(),
+        })
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool> {
+        self.with(|s| Ok(s.images.contains_key(image)))
+    }
+
+    async fn image_config(&self, image: &str) -> Result<ImageConfig> {
+        self.with(|s| {
+            s.images
+                .get(image)
+                .cloned()
+                .ok_or_else(|| not_found("image", image))
+        })
+    }
+
+    async fn import_archive(&self, path: &Path) -> Result<Vec<ImageRef>> {
+        self.with(|s| {
+            let key = path.display().to_string();
+            s.calls.push(Call::ImportArchive(key.clone()));
+            let images = s
+                .archives
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| Error::Archive {
+                    path: path.to_path_buf(),
+                    reason: "no such archive".into(),
+                })?;
+            let mut refs = Vec::new();
+            for img in images {
+                refs.push(ImageRef {
+                    name: img.name.clone(),
+                    digest: img.target_digest.clone(),
+                });
+                s.images.insert(img.name.clone(), img);
+            }
+            Ok(refs)
+        })
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.with(|s| {
+            s.calls.push(Call::Create(spec.id.clone()));
+            if !s.images.contains_key(&spec.image) {
+                return Err(not_found("image", &spec.image));
+            }
+            if s.containers.contains_key(&spec.id) {
+                return Err(Error::Grpc {
+                    op: "create container",
+                    object: spec.id.clone(),
+                    code: containerd_client::tonic::Code::AlreadyExists,
+                    message: "container already exists".into(),
+                });
+            }
+            let (exit, _) = watch::channel(None);
+            s.containers.insert(
+                spec.id.clone(),
+                FakeContainer {
+                    spec: spec.clone(),
+                    status: TaskStatus::None,
+                    pid: 0,
+                    exit,
+                    created_at: SystemTime::now(),
+                },
+            );
+            Ok(spec.id.clone())
+        })
+    }
+
+    async fn start(&self, id: &str) -> Result<u32> {
+        self.with(|s| {
+            s.calls.push(Call::Start(id.to_string()));
+            let c = s
+                .containers
+                .get(id)
+                .ok_or_else(|| not_found("container", id))?;
+            let name = container_name(&c.spec);
+            if let Some(message) = s.fail_start.get(&name).cloned() {
+                s.containers.remove(id);
+                return Err(Error::StartFailed {
+                    id: id.to_string(),
+                    message,
+                });
+            }
+            let exit_code = s.exit_on_start.get(&name).copied();
+            s.next_pid += 1;
+            let pid = 1000 + s.next_pid;
+            let c = s
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| not_found("container", id))?;
+            c.status = TaskStatus::Running;
+            c.pid = pid;
+            if let Some(code) = exit_code {
+                finish(c, code, false);
+            }
+            Ok(pid)
+        })
+    }
+
+    async fn wait(&self, id: &str) -> Result<ExitStatus> {
+        let mut rx = self.with(|s| {
+            s.calls.push(Call::Wait(id.to_string()));
+            let c = s.containers.get(id).ok_or_else(|| not_found("task", id))?;
+            if c.status == TaskStatus::None {
+                return Err(not_found("task", id));
+            }
+            Ok(c.exit.subscribe())
+        })?;
+        let status = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| not_found("task", id))?;
+        (*status).ok_or_else(|| not_found("task", id))
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        self.with(|s| {
+            s.calls.push(Call::Kill(id.to_string(), signal));
+            let ignored = s.ignored_signals.contains(&signal) && signal != libc::SIGKILL;
+            if let Some(c) = s.containers.get_mut(id)
+                && !ignored
+            {
+                let code = 128 + u32::try_from(signal).unwrap_or(0);
+                finish(c, code, false);
+            }
+            Ok(())
+        })
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.with(|s| {
+            s.calls.push(Call::Delete(id.to_string()));
+            if let Some(mut c) = s.containers.remove(id) {
+                finish(&mut c, 137, false);
+            }
+            Ok(())
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>> {
+        self.with(|s| {
+            s.calls.push(Call::List);
+            Ok(s.containers
+                .iter()
+                .map(|(id, c)| {
+                    let labels = c.spec.all_labels();
+                    ContainerInfo {
+                        id: id.clone(),
+                        image: c.spec.image.clone(),
+                        meta: ContainerMeta::from_labels(&labels),
+                        labels,
+                        created_at: Some(c.created_at),
+                        task: TaskState {
+                            status: c.status,
+                            pid: c.pid,
+                            exit: *c.exit.borrow(),
+                        },
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageConfig {
+        ImageConfig {
+            name: "img".into(),
+            cmd: vec!["sh".into()],
+            ..Default::default()
+        }
+    }
+
+    fn spec(id: &str, name: &str) -> ContainerSpec {
+        let mut s = ContainerSpec::new(id, "img");
+        s.meta = Some(ContainerMeta {
+            pod_uid: "u".into(),
+            container_name: name.into(),
+            ..Default::default()
+        });
+        s
+    }
+
+    #[tokio::test]
+    async fn lifecycle() {
+        let rt = FakeRuntime::new();
+        rt.add_image(image());
+        assert!(rt.image_exists("img").await.unwrap());
+        rt.create_container(&spec("c1", "app")).await.unwrap();
+        let pid = rt.start("c1").await.unwrap();
+        let listed = rt.list().await.unwrap();
+        assert_eq!(listed[0].task.status, TaskStatus::Running);
+        assert_eq!(listed[0].task.pid, pid);
+        assert_eq!(listed[0].meta.as_ref().unwrap().container_name, "app");
+        let waiter = {
+            let rt = &rt;
+            async move { rt.wait("c1").await }
+        };
+        let (status, ()) = tokio::join!(waiter, async {
+            tokio::task::yield_now().await;
+            rt.kill("c1", libc::SIGTERM).await.unwrap();
+        });
+        assert_eq!(status.unwrap().signal(), Some(libc::SIGTERM));
+        rt.delete("c1").await.unwrap();
+        rt.delete("c1").await.unwrap();
+        assert!(rt.list().await.unwrap().is_empty());
+        assert!(rt.calls().contains(&Call::Kill("c1".into(), libc::SIGTERM)));
+    }
+
+    #[tokio::test]
+    async fn scripted_behaviours() {
+        let rt = FakeRuntime::new();
+        rt.add_image(image());
+        rt.exit_on_start("quick", 3);
+        rt.fail_start("broken", "exec: \"nope\": not found");
+        rt.ignore_signal(libc::SIGTERM);
+        rt.create_container(&spec("q", "quick")).await.unwrap();
+        rt.start("q").await.unwrap();
+        assert_eq!(rt.wait("q").await.unwrap().code, 3);
+        rt.create_container(&spec("b", "broken")).await.unwrap();
+        assert!(matches!(
+            rt.start("b").await,
+            Err(Error::StartFailed { .. })
+        ));
+        assert!(
+            rt.spec("b").is_none(),
+            "a failed start removes the container"
+        );
+        rt.create_container(&spec("s", "slow")).await.unwrap();
+        rt.start("s").await.unwrap();
+        rt.kill("s", libc::SIGTERM).await.unwrap();
+        assert_eq!(rt.list().await.unwrap()[1].task.status, TaskStatus::Running);
+        rt.oom_kill("s").unwrap();
+        let st = rt.wait("s").await.unwrap();
+        assert!(st.oom_killed);
+        assert_eq!(st.code, 137);
+        assert!(
+            rt.create_container(&ContainerSpec::new("x", "missing"))
+                .await
+                .is_err()
+        );
+    }
+}
