@@ -684,6 +684,11 @@ async fn adopts_running_containers_after_containerd_restarts() {
     spec.labels = BTreeMap::from([("extra".to_string(), "yes".to_string())]);
     let id = env.rt.create_container(&spec).await.unwrap();
     let pid = env.rt.start(&id).await.unwrap();
+    // A wait that outlives both restarts below.
+    let early_waiter = tokio::spawn({
+        let (rt, id) = (env.rt.clone(), id.clone());
+        async move { rt.wait(&id).await }
+    });
 
     // containerd dies: the supervisor restarts it, the task lives on in its shim.
     let old = env.sup().pid();
@@ -750,6 +755,12 @@ async fn adopts_running_containers_after_containerd_restarts() {
         .unwrap()
         .unwrap();
     assert_eq!(exit.code, 137);
+    let exit = tokio::time::timeout(Duration::from_secs(10), early_waiter)
+        .await
+        .expect("the wait begun before the restarts did not return")
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code, 137);
     env.finish().await;
 }
 
@@ -787,6 +798,77 @@ async fn two_containerds_side_by_side() {
     assert_eq!(still[0].task.status, TaskStatus::Running);
     assert_eq!(still[0].task.pid, pb);
     tokio::join!(a.finish(), b.finish());
+}
+
+#[tokio::test]
+async fn stores_an_image_blob_by_blob_as_a_puller_would() {
+    let env = Env::new("writer").await;
+    let mut image = TestImage::busybox("skiff.test/busybox:pulled");
+    image.gzip = true;
+    let built = image.build().unwrap();
+    let writer = env.rt.image_writer().await.unwrap();
+    for (desc, _) in &built.blobs {
+        assert!(!writer.has_blob(&desc.digest).await.unwrap());
+    }
+    // Layers stream from a reader; manifests and configs may come as bytes.
+    let layer = built.blob(&built.layer.digest).unwrap();
+    writer.write_blob(&built.layer, layer).await.unwrap();
+    writer
+        .write_bytes(&built.config, built.blob(&built.config.digest).unwrap())
+        .await
+        .unwrap();
+    writer
+        .write_blob(&built.manifest, built.blob(&built.manifest.digest).unwrap())
+        .await
+        .unwrap();
+    // Bytes that do not match their descriptor are refused.
+    let mut wrong = built.config.clone();
+    wrong.digest = skiff_agent::runtime::image::sha256_digest(b"something else");
+    assert!(
+        writer
+            .write_bytes(&wrong, built.blob(&built.config.digest).unwrap())
+            .await
+            .is_err()
+    );
+    let r = writer.register(&image.name, &built.manifest).await.unwrap();
+    assert_eq!(r.digest, built.manifest.digest);
+    assert!(writer.has_blob(&built.layer.digest).await.unwrap());
+    writer.finish().await;
+    assert_eq!(env.ctr(&["leases", "ls", "-q"]).trim(), "");
+
+    // The manifest keeps its config and layer alive, the config its snapshot.
+    let content = env.ctr(&["content", "ls"]);
+    let line = |digest: &str| {
+        content
+            .lines()
+            .find(|l| l.starts_with(digest))
+            .unwrap()
+            .to_string()
+    };
+    let manifest_line = line(&built.manifest.digest);
+    assert!(
+        manifest_line.contains("containerd.io/gc.ref.content.config="),
+        "{manifest_line}"
+    );
+    assert!(
+        manifest_line.contains("containerd.io/gc.ref.content.l.0="),
+        "{manifest_line}"
+    );
+    let config_line = line(&built.config.digest);
+    assert!(
+        config_line.contains("containerd.io/gc.ref.snapshot.overlayfs="),
+        "{config_line}"
+    );
+
+    let mut spec = env.spec("pulled", "echo pulled");
+    spec.image = image.name.clone();
+    let (exit, log) = env.run(&spec).await;
+    assert_eq!((exit.code, log.trim()), (0, "pulled"));
+
+    env.rt.remove_image(&image.name).await.unwrap();
+    env.rt.remove_image(&image.name).await.unwrap();
+    assert!(!env.rt.image_exists(&image.name).await.unwrap());
+    env.finish().await;
 }
 
 #[tokio::test]
