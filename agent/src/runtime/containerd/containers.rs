@@ -31,6 +31,9 @@ const RUNC_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.Options";
 /// How long `delete` waits for a killed task to go away.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
+/// How often `wait` retries after errors that may be a containerd restart or may last.
+const MAX_UNCLEAR_WAIT_ERRORS: u32 = 30;
+
 /// How long `wait` waits for the OOM event of a process that died of SIGKILL.
 const OOM_EVENT_GRACE: Duration = Duration::from_millis(200);
 
@@ -304,6 +307,7 @@ impl Containerd {
     pub(crate) async fn wait_task(&self, id: &str) -> Result<ExitStatus> {
         self.oom.ensure_started();
         let mut backoff = Duration::from_millis(50);
+        let mut unclear = 0;
         let exit = loop {
             let req = WaitRequest {
                 container_id: id.to_string(),
@@ -318,13 +322,16 @@ impl Containerd {
                     });
                 }
                 // containerd restarted (or is restarting) under us: the task lives on in its
-                // shim, so ask again.
+                // shim, so ask again. A broken stream shows as Unknown or Cancelled, which
+                // could also be a lasting error: those get a bounded number of retries.
                 Err(s)
-                    if matches!(
-                        s.code(),
-                        Code::Unavailable | Code::Unknown | Code::Cancelled
-                    ) =>
+                    if s.code() == Code::Unavailable
+                        || (matches!(s.code(), Code::Unknown | Code::Cancelled)
+                            && unclear < MAX_UNCLEAR_WAIT_ERRORS) =>
                 {
+                    if s.code() != Code::Unavailable {
+                        unclear += 1;
+                    }
                     tracing::debug!(%id, error = %s, "wait interrupted; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
