@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config curl ca-certificates
-  protobuf-compiler   # containerd-client and etcd-client generate gRPC code
+  protobuf-compiler libprotobuf-dev   # containerd-client and etcd-client generate gRPC code (with the well-known types)
   etcd-server         # the distributed store backend and its tests
   iproute2 nftables iptables   # the kernel suites create netns, links and rules
   containernetworking-plugins  # the reference CNI plugins skiff's are compared with
