@@ -4,26 +4,32 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::labels::ContainerMeta;
 use super::{
-    ContainerInfo, ContainerSpec, Error, ExitStatus, ImageConfig, ImageRef, Result, Runtime,
-    TaskState, TaskStatus, Version,
+    ContainerInfo, ContainerSpec, Error, ExecOutput, ExitStatus, ImageConfig, ImageRef,
+    RegistryAuth, Result, Runtime, TaskState, TaskStatus, Version,
 };
+
+/// What a scripted exec answers, given the command.
+pub type ExecHandler = Arc<dyn Fn(&[String]) -> Result<ExecOutput> + Send + Sync>;
 
 /// One recorded call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
     ImportArchive(String),
+    /// The image and the usernames of the credentials offered.
+    Pull(String, Vec<String>),
     Create(String),
     Start(String),
     Wait(String),
     Kill(String, i32),
+    Exec(String, Vec<String>),
     Delete(String),
     List,
 }
@@ -40,6 +46,12 @@ struct FakeContainer {
 struct State {
     images: HashMap<String, ImageConfig>,
     archives: HashMap<String, Vec<ImageConfig>>,
+    /// What pulls find in "registries", by image name.
+    registry: HashMap<String, ImageConfig>,
+    /// Image name → the registry's refusal.
+    fail_pull: HashMap<String, String>,
+    /// Container name → how its execs answer (default: exit 0, no output).
+    exec: HashMap<String, ExecHandler>,
     containers: BTreeMap<String, FakeContainer>,
     calls: Vec<Call>,
     next_pid: u32,
@@ -94,6 +106,49 @@ impl FakeRuntime {
     pub fn add_archive(&self, path: &Path, images: Vec<ImageConfig>) {
         let _ = self.with(|s| {
             s.archives.insert(path.display().to_string(), images);
+            Ok(())
+        });
+    }
+
+    /// What pulling `config.name` fetches.
+    pub fn add_registry_image(&self, config: ImageConfig) {
+        let _ = self.with(|s| {
+            s.registry.insert(config.name.clone(), config);
+            Ok(())
+        });
+    }
+
+    /// Pulls of `image` fail with this message (until [`FakeRuntime::clear_fail_pull`]).
+    pub fn fail_pull(&self, image: &str, message: &str) {
+        let _ = self.with(|s| {
+            s.fail_pull.insert(image.to_string(), message.to_string());
+            Ok(())
+        });
+    }
+
+    pub fn clear_fail_pull(&self, image: &str) {
+        let _ = self.with(|s| {
+            s.fail_pull.remove(image);
+            Ok(())
+        });
+    }
+
+    /// Removes an image, as garbage collection or `ctr image rm` would.
+    pub fn remove_image(&self, image: &str) {
+        let _ = self.with(|s| {
+            s.images.remove(image);
+            Ok(())
+        });
+    }
+
+    /// Execs in containers with this name answer with `handler`.
+    pub fn on_exec(
+        &self,
+        container_name: &str,
+        handler: impl Fn(&[String]) -> Result<ExecOutput> + Send + Sync + 'static,
+    ) {
+        let _ = self.with(|s| {
+            s.exec.insert(container_name.to_string(), Arc::new(handler));
             Ok(())
         });
     }
@@ -231,6 +286,34 @@ impl Runtime for FakeRuntime {
         })
     }
 
+    async fn pull_image(&self, image: &str, auth: &[RegistryAuth]) -> Result<ImageRef> {
+        self.with(|s| {
+            s.calls.push(Call::Pull(
+                image.to_string(),
+                auth.iter().map(|a| a.username.clone()).collect(),
+            ));
+            if let Some(message) = s.fail_pull.get(image) {
+                return Err(Error::InvalidImage {
+                    image: image.to_string(),
+                    reason: message.clone(),
+                });
+            }
+            let config = s
+                .registry
+                .get(image)
+                .cloned()
+                .ok_or_else(|| Error::InvalidImage {
+                    image: image.to_string(),
+                    reason: "not found in the registry".into(),
+                })?;
+            s.images.insert(image.to_string(), config.clone());
+            Ok(ImageRef {
+                name: image.to_string(),
+                digest: config.target_digest,
+            })
+        })
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         self.with(|s| {
             s.calls.push(Call::Create(spec.id.clone()));
@@ -319,6 +402,32 @@ impl Runtime for FakeRuntime {
             }
             Ok(())
         })
+    }
+
+    async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput> {
+        let handler = self.with(|s| {
+            s.calls.push(Call::Exec(id.to_string(), cmd.to_vec()));
+            let c = s.containers.get(id).ok_or_else(|| not_found("task", id))?;
+            if c.status != TaskStatus::Running {
+                return Err(Error::Grpc {
+                    op: "exec",
+                    object: id.to_string(),
+                    code: containerd_client::tonic::Code::FailedPrecondition,
+                    message: "container is not running".into(),
+                });
+            }
+            Ok(s.exec.get(&container_name(&c.spec)).cloned())
+        })?;
+        match handler {
+            Some(h) => match h(cmd) {
+                Err(Error::Timeout { what, .. }) => Err(Error::Timeout {
+                    what,
+                    after: timeout,
+                }),
+                other => other,
+            },
+            None => Ok(ExecOutput::default()),
+        }
     }
 
     async fn delete(&self, id: &str) -> Result<()> {

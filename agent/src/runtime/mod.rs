@@ -25,13 +25,17 @@ mod types;
 pub mod user;
 
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use error::{Error, Result};
 pub use labels::ContainerMeta;
 pub use spec::ContainerSpec;
-pub use types::{ContainerInfo, ExitStatus, ImageConfig, ImageRef, TaskState, TaskStatus, Version};
+pub use types::{
+    ContainerInfo, EXEC_OUTPUT_LIMIT, ExecOutput, ExitStatus, ImageConfig, ImageRef, RegistryAuth,
+    TaskState, TaskStatus, Version,
+};
 
 /// What the agent needs from a container runtime. Implementations are cheap to share
 /// (`Arc<dyn Runtime>`); every method is safe to call concurrently.
@@ -50,6 +54,12 @@ pub trait Runtime: Send + Sync {
     /// them, and returns the names it registered.
     async fn import_archive(&self, path: &Path) -> Result<Vec<ImageRef>>;
 
+    /// Pulls `image` (a normalized reference, see [`reference::normalize`]) from its
+    /// registry for this node's platform, trying the credentials in order (anonymously when
+    /// there are none), stores and unpacks it, and registers the name. Pulling an image that
+    /// is already present re-resolves the name and fetches only what is missing.
+    async fn pull_image(&self, image: &str, auth: &[RegistryAuth]) -> Result<ImageRef>;
+
     /// Creates the container (root filesystem snapshot, OCI spec, labels) without starting it.
     /// The caller chooses the id, which must be unique in the runtime's namespace.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
@@ -65,6 +75,11 @@ pub trait Runtime: Send + Sync {
     /// Sends a signal to the container's first process. Signalling a container whose process
     /// is gone, or that has none, is not an error.
     async fn kill(&self, id: &str, signal: i32) -> Result<()>;
+
+    /// Runs `cmd` in the running container `id`, as its first process runs (user, groups,
+    /// environment, working directory, capabilities), and waits for it. After `timeout` the
+    /// process is killed and the result is [`Error::Timeout`].
+    async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput>;
 
     /// Removes the container and everything it holds (task, root filesystem, lease), killing
     /// its process first if it still runs. Removing a container that is (partly) gone succeeds.

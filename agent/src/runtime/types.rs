@@ -77,6 +77,40 @@ pub struct ContainerInfo {
     pub task: TaskState,
 }
 
+/// Credentials for one registry, from a pod's imagePullSecrets (or the node's
+/// configuration). Debug output never shows the secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+    /// An OAuth2 refresh token for the registry's token service (`identitytoken`).
+    pub identity_token: Option<String>,
+    /// A bearer token sent as is (`registrytoken`).
+    pub registry_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a command run in a container ([`super::Runtime::exec_sync`]) left behind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The exit code; 128 + n when the process died of signal n.
+    pub exit_code: u32,
+    /// Its standard output and error, each cut at [`EXEC_OUTPUT_LIMIT`] bytes.
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// How much of an exec's output is kept (kubelet keeps 10 KiB of a probe's).
+pub const EXEC_OUTPUT_LIMIT: usize = 16 * 1024;
+
 /// How a container's process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExitStatus {

@@ -5,8 +5,10 @@
 
 mod containers;
 mod content;
+mod exec;
 mod images;
 mod oom;
+mod pull;
 mod rootfs;
 
 use std::collections::HashMap;
@@ -27,8 +29,8 @@ pub use images::{ImageWriter, ResolvedImage};
 
 use super::image::gc_label;
 use super::{
-    ContainerInfo, ContainerSpec, Error, ExitStatus, ImageConfig, ImageRef, Result, Runtime,
-    Version,
+    ContainerInfo, ContainerSpec, Error, ExecOutput, ExitStatus, ImageConfig, ImageRef,
+    RegistryAuth, Result, Runtime, Version,
 };
 
 const NAMESPACE_HEADER: &str = "containerd-namespace";
@@ -216,6 +218,10 @@ impl Runtime for Containerd {
         self.import_archive_file(path).await
     }
 
+    async fn pull_image(&self, image: &str, auth: &[RegistryAuth]) -> Result<ImageRef> {
+        self.pull(image, auth).await
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         self.create(spec).await
     }
@@ -230,6 +236,10 @@ impl Runtime for Containerd {
 
     async fn kill(&self, id: &str, signal: i32) -> Result<()> {
         self.kill_task(id, signal, false).await
+    }
+
+    async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput> {
+        self.exec_in(id, cmd, timeout).await
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
