@@ -521,6 +521,7 @@ async fn cgroup_limits_and_oom() {
         cpu_period: Some(100_000),
         memory_limit: Some(64 << 20),
         pids_limit: Some(50),
+        ..Default::default()
     };
     let path = spec.cgroups_path.clone().unwrap();
     let id = env.rt.create_container(&spec).await.unwrap();

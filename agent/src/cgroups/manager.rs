@@ -8,7 +8,7 @@ use super::backend::Backend;
 use super::error::CgroupError;
 use super::layout::{Layout, PodCgroup, normalize};
 use super::qos::QosClass;
-use super::resources::{CgroupResources, MIN_SHARES, oci_linux_resources};
+use super::resources::{CgroupResources, MIN_SHARES, oci_linux_resources, spec_resources};
 use super::stats::CgroupStats;
 use super::{CgroupManager, CgroupVersion};
 
@@ -182,5 +182,9 @@ impl<B: Backend> CgroupManager for Manager<B> {
 
     fn oci_resources(&self, res: &CgroupResources) -> serde_json::Value {
         oci_linux_resources(res, self.backend.no_swap(self.layout.root()))
+    }
+
+    fn container_limits(&self, res: &CgroupResources) -> crate::runtime::spec::Resources {
+        spec_resources(res, self.backend.no_swap(self.layout.root()))
     }
 }

@@ -115,6 +115,10 @@ pub trait CgroupManager: Send + Sync + std::fmt::Debug {
     /// The OCI `linux.resources` value for a container with `res` (normally
     /// [`container_resources`]), with swap disabled in the form this host takes.
     fn oci_resources(&self, res: &CgroupResources) -> serde_json::Value;
+
+    /// The same values as [`CgroupManager::oci_resources`], in the form the runtime's
+    /// container spec takes.
+    fn container_limits(&self, res: &CgroupResources) -> crate::runtime::spec::Resources;
 }
 
 /// Where cgroups are and how the agent uses them.

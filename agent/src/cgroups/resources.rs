@@ -133,6 +133,28 @@ pub(crate) fn oci_linux_resources(res: &CgroupResources, no_swap: NoSwap) -> Val
     out
 }
 
+/// [`oci_linux_resources`] as the runtime's container spec takes it.
+pub(crate) fn spec_resources(
+    res: &CgroupResources,
+    no_swap: NoSwap,
+) -> crate::runtime::spec::Resources {
+    let mut unified = std::collections::BTreeMap::new();
+    if no_swap == NoSwap::SwapMaxZero {
+        unified.insert("memory.swap.max".to_string(), "0".to_string());
+    }
+    crate::runtime::spec::Resources {
+        cpu_shares: Some(res.cpu_shares),
+        cpu_quota: res.cpu_quota_us,
+        cpu_period: Some(res.cpu_period_us),
+        memory_limit: res.memory_limit_bytes,
+        memory_swap: res
+            .memory_limit_bytes
+            .filter(|_| no_swap == NoSwap::MemswEqualsLimit),
+        pids_limit: res.pids_limit,
+        unified,
+    }
+}
+
 /// The pod cgroup's values, as kubelet's `ResourceConfigForPod` computes them:
 /// Guaranteed pods get shares, quota and memory limit; Burstable pods get shares,
 /// plus a quota only when every container limits cpu and a memory limit only when
@@ -687,5 +709,37 @@ mod tests {
         assert_eq!(v2["memory"], json!({"limit": 1048576}));
         let none = oci_linux_resources(&CgroupResources::with_shares(2), NoSwap::Unavailable);
         assert_eq!(none, json!({"cpu": {"shares": 2, "period": 100000}}));
+    }
+
+    #[test]
+    fn spec_resources_match_the_oci_json() {
+        let r = CgroupResources {
+            cpu_shares: 512,
+            cpu_quota_us: Some(50_000),
+            cpu_period_us: CFS_PERIOD_US,
+            memory_limit_bytes: Some(1 << 20),
+            pids_limit: Some(64),
+        };
+        for no_swap in [
+            NoSwap::MemswEqualsLimit,
+            NoSwap::SwapMaxZero,
+            NoSwap::Unavailable,
+        ] {
+            let spec = spec_resources(&r, no_swap);
+            let oci = crate::runtime::spec::generate(
+                &crate::runtime::ContainerSpec {
+                    id: "c".into(),
+                    command: vec!["sh".into()],
+                    resources: spec,
+                    ..Default::default()
+                },
+                &Default::default(),
+                &Default::default(),
+            )
+            .unwrap();
+            let mut generated = serde_json::to_value(&oci.linux.resources).unwrap();
+            generated.as_object_mut().unwrap().remove("devices");
+            assert_eq!(generated, oci_linux_resources(&r, no_swap), "{no_swap:?}");
+        }
     }
 }

@@ -153,7 +153,11 @@ pub struct Resources {
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<u64>,
     pub memory_limit: Option<i64>,
+    /// Memory plus swap; equal to `memory_limit` to forbid swap on cgroup v1.
+    pub memory_swap: Option<i64>,
     pub pids_limit: Option<i64>,
+    /// cgroup v2 files, e.g. `memory.swap.max`.
+    pub unified: BTreeMap<String, String>,
 }
 
 /// Where the container's stdout and stderr go.
@@ -532,11 +536,13 @@ pub fn generate(
         });
     let resources = oci::Resources {
         devices: device_rules,
-        memory: r
-            .memory_limit
-            .map(|limit| oci::Memory { limit: Some(limit) }),
+        memory: r.memory_limit.map(|limit| oci::Memory {
+            limit: Some(limit),
+            swap: r.memory_swap,
+        }),
         cpu,
         pids: r.pids_limit.map(|limit| oci::Pids { limit }),
+        unified: r.unified.clone(),
     };
 
     let (masked_paths, readonly_paths) = if spec.privileged {

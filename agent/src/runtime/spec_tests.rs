@@ -389,6 +389,7 @@ fn resources_and_cgroups_path() {
         cpu_period: Some(100_000),
         memory_limit: Some(64 << 20),
         pids_limit: Some(100),
+        ..Default::default()
     };
     spec.sysctls = BTreeMap::from([("net.ipv4.ip_unprivileged_port_start".into(), "0".into())]);
     let s = gen_spec(&spec);
