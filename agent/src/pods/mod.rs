@@ -2,4 +2,5 @@
 //! status the agent reports.
 
 pub mod backoff;
+pub mod env;
 pub mod phase;
