@@ -326,7 +326,10 @@ pub fn service_env(pod: &Pod, services: &[Service]) -> BTreeMap<String, String> 
     }
     for svc in chosen {
         let Some(spec) = &svc.spec else { continue };
-        let Some(ip) = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None")
+        let Some(ip) = spec
+            .cluster_ip
+            .as_deref()
+            .filter(|ip| !ip.is_empty() && *ip != "None")
         else {
             continue;
         };

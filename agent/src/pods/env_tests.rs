@@ -125,15 +125,18 @@ async fn every_source_of_values() {
     let names: Vec<&str> = env.vars.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(&names[..3], &["CFG_LEVEL", "CFG_MODE", "PASSWORD"]);
     assert!(
-        names.iter().position(|n| *n == "DB") < names.iter().position(|n| *n == "KUBERNETES_SERVICE_HOST")
+        names.iter().position(|n| *n == "DB")
+            < names.iter().position(|n| *n == "KUBERNETES_SERVICE_HOST")
     );
 }
 
 #[tokio::test]
 async fn service_variables_like_docker_links() {
-    let env = build(json!({"name": "app", "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "mine"}]}))
-        .await
-        .unwrap();
+    let env = build(
+        json!({"name": "app", "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "mine"}]}),
+    )
+    .await
+    .unwrap();
     assert_eq!(get(&env, "KUBERNETES_SERVICE_HOST"), Some("mine"));
     assert_eq!(get(&env, "KUBERNETES_SERVICE_PORT"), Some("443"));
     assert_eq!(get(&env, "KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
@@ -166,7 +169,10 @@ async fn missing_references_fail_in_kubelets_words() {
     let err = build(json!({"name": "app", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}]}))
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "couldn't find key nope in ConfigMap shop/cfg");
+    assert_eq!(
+        err.to_string(),
+        "couldn't find key nope in ConfigMap shop/cfg"
+    );
     let err = build(json!({"name": "app", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "gone", "key": "k"}}}]}))
         .await
         .unwrap_err();
@@ -175,7 +181,9 @@ async fn missing_references_fail_in_kubelets_words() {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "configmap \"gone\" not found");
-    let ok = build(json!({"name": "app", "envFrom": [{"configMapRef": {"name": "gone", "optional": true}}]}))
-        .await;
+    let ok = build(
+        json!({"name": "app", "envFrom": [{"configMapRef": {"name": "gone", "optional": true}}]}),
+    )
+    .await;
     assert!(ok.is_ok());
 }

@@ -2,5 +2,6 @@
 //! status the agent reports.
 
 pub mod backoff;
+pub mod container_spec;
 pub mod env;
 pub mod phase;

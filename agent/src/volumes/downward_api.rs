@@ -9,10 +9,10 @@ use skiff_api::quantity::Quantity;
 use super::error::VolumeError;
 use super::payload::{FileProjection, Payload, file_mode};
 
-/// What the node can give a container whose resource has no limit: kubelet
-/// reports node allocatable for an unset `limits.*`.
+/// The node's allocatable resources: what the downward API reports for a container's unset
+/// `limits.*`, as kubelet does.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Allocatable(pub BTreeMap<String, Quantity>);
+pub struct Allocatable(pub BTreeMap<String, Quantity>);
 
 impl Allocatable {
     fn get(&self, resource: &str) -> Quantity {

@@ -36,7 +36,8 @@ mod sources;
 mod subpath;
 mod teardown;
 
-pub(crate) use downward_api::{Allocatable, field_value, resource_value};
+pub use downward_api::Allocatable;
+pub(crate) use downward_api::{field_value, resource_value};
 pub(crate) use env_expansion::expand;
 pub use error::VolumeError;
 pub use manager::VolumeManager;
