@@ -39,7 +39,7 @@ pub use qos::{QosClass, compute_qos_class, qos_class};
 pub use resources::{
     CFS_PERIOD_US, CgroupResources, MAX_SHARES, MIN_CFS_QUOTA_US, MIN_SHARES, SHARES_PER_CPU,
     burstable_cpu_shares, container_resources, milli_cpu_to_quota, milli_cpu_to_shares,
-    pod_resources, shares_to_weight,
+    pod_request_totals, pod_resources, shares_to_weight,
 };
 pub use stats::CgroupStats;
 

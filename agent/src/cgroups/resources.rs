@@ -365,6 +365,18 @@ fn overhead(spec: &PodSpec) -> Result<Amounts, CgroupError> {
     Amounts::parse(spec.overhead.as_ref(), "pod overhead")
 }
 
+/// The pod's effective cpu (millicores) and memory (bytes) requests, as the scheduler and
+/// kubelet's admission count them.
+pub fn pod_request_totals(pod: &Pod) -> Result<(i64, i64), CgroupError> {
+    match pod.spec.as_ref() {
+        Some(spec) => {
+            let r = pod_requests(spec)?;
+            Ok((r.cpu_milli(), r.memory_bytes()))
+        }
+        None => Ok((0, 0)),
+    }
+}
+
 /// Kubernetes' `PodRequests`: app containers and sidecars summed, each ordinary init
 /// container (plus the sidecars started before it) as a floor, pod-level requests
 /// over all of that, plus overhead.

@@ -1,6 +1,7 @@
 //! Pods on this node: admission, the per-pod lifecycle, restarts with back-off, and the
 //! status the agent reports.
 
+pub mod admission;
 pub mod backoff;
 pub mod container_spec;
 pub mod env;
