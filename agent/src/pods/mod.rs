@@ -6,3 +6,5 @@ pub mod backoff;
 pub mod container_spec;
 pub mod env;
 pub mod phase;
+pub mod plan;
+pub mod record;

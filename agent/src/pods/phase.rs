@@ -37,9 +37,11 @@ impl RestartPolicy {
 /// One container as the phase computation sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observed {
-    /// Not started yet, or waiting (pulling, backing off).
+    /// Never ran yet (creating, pulling, or waiting for init containers).
     Waiting,
     Running,
+    /// Ended with this code; a container waiting to be restarted counts with the code of
+    /// its last run, as kubelet counts it.
     Exited(i32),
 }
 
@@ -60,39 +62,55 @@ impl Phase {
             Phase::Failed => "Failed",
         }
     }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
 }
 
-/// kubelet's `getPhase`: `init` and `app` are the latest states, in spec order.
+/// kubelet's `getPhase`: `init` are the ordinary init containers and `app` the app
+/// containers, in spec order (sidecars do not decide the phase).
 pub fn phase(policy: RestartPolicy, init: &[Observed], app: &[Observed]) -> Phase {
-    // Init containers: a failure the pod will not retry fails it; otherwise it waits.
+    let mut pending_init = false;
     for s in init {
         match s {
             Observed::Exited(0) => {}
             Observed::Exited(_) if !policy.retries_init() => return Phase::Failed,
-            _ => return Phase::Pending,
+            _ => pending_init = true,
         }
     }
-    let (mut waiting, mut running, mut succeeded, mut failed) = (0, 0, 0, 0);
+    let app_started = app.iter().any(|s| *s != Observed::Waiting);
+    if pending_init && !app_started {
+        return Phase::Pending;
+    }
+    let (mut waiting, mut running, mut stopped, mut succeeded) = (0, 0, 0, 0);
     for s in app {
         match s {
             Observed::Waiting => waiting += 1,
             Observed::Running => running += 1,
-            Observed::Exited(0) => succeeded += 1,
-            Observed::Exited(_) => failed += 1,
+            Observed::Exited(code) => {
+                stopped += 1;
+                if *code == 0 {
+                    succeeded += 1;
+                }
+            }
         }
     }
-    if waiting > 0 && running == 0 && succeeded == 0 && failed == 0 {
+    if waiting > 0 {
         return Phase::Pending;
     }
-    if waiting > 0 || running > 0 {
-        // Exited containers that will be restarted keep the pod running.
+    if running > 0 {
         return Phase::Running;
+    }
+    if stopped == 0 {
+        // A pod without app containers does not exist past validation.
+        return Phase::Pending;
     }
     match policy {
         RestartPolicy::Always => Phase::Running,
-        RestartPolicy::OnFailure if failed > 0 => Phase::Running,
-        _ if failed > 0 => Phase::Failed,
-        _ => Phase::Succeeded,
+        _ if stopped == succeeded => Phase::Succeeded,
+        RestartPolicy::Never => Phase::Failed,
+        RestartPolicy::OnFailure => Phase::Running,
     }
 }
 
@@ -108,8 +126,13 @@ mod tests {
         assert_eq!(phase(Always, &[Running], &[Waiting]), Phase::Pending);
         assert_eq!(phase(Never, &[Exited(1)], &[Waiting]), Phase::Failed);
         assert_eq!(phase(OnFailure, &[Exited(1)], &[Waiting]), Phase::Pending);
+        // Every app container must have started for the pod to run.
         assert_eq!(
             phase(Always, &[Exited(0)], &[Running, Waiting]),
+            Phase::Pending
+        );
+        assert_eq!(
+            phase(Always, &[Exited(0)], &[Running, Running]),
             Phase::Running
         );
         assert_eq!(phase(Never, &[], &[Exited(0), Exited(0)]), Phase::Succeeded);
@@ -123,7 +146,10 @@ mod tests {
             Phase::Succeeded
         );
         assert_eq!(phase(Always, &[], &[Exited(0)]), Phase::Running);
+        assert_eq!(phase(Always, &[], &[Exited(1)]), Phase::Running);
         assert_eq!(phase(Never, &[], &[Running, Exited(1)]), Phase::Running);
+        // Init containers restarting after the app ran do not make the pod pending again.
+        assert_eq!(phase(Always, &[Running], &[Running]), Phase::Running);
     }
 
     #[test]
