@@ -8,3 +8,4 @@ pub mod env;
 pub mod phase;
 pub mod plan;
 pub mod record;
+pub mod status;
