@@ -5,6 +5,8 @@ pub mod admission;
 pub mod backoff;
 pub mod container_spec;
 pub mod env;
+pub mod events;
+pub mod images;
 pub mod phase;
 pub mod plan;
 pub mod record;

@@ -287,6 +287,8 @@ impl Runtime for FakeRuntime {
     }
 
     async fn pull_image(&self, image: &str, auth: &[RegistryAuth]) -> Result<ImageRef> {
+        // A pull takes time: others may start meanwhile.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         self.with(|s| {
             s.calls.push(Call::Pull(
                 image.to_string(),
