@@ -464,6 +464,32 @@ async fn two_sandboxes_reach_each_other() {
 }
 
 #[tokio::test]
+async fn a_restarted_agent_adopts_whole_sandboxes_only() {
+    let fx = Fixture::new();
+    fx.write_conflist(&[]);
+    let p = pod("kept");
+    let info = fx.sandbox().setup(&p).await.unwrap();
+
+    // A new manager, as after a restart, finds the same sandbox.
+    let restarted = fx.sandbox();
+    let adopted = restarted.adopt(&uid(&p)).unwrap().unwrap();
+    assert_eq!(adopted.ips, info.ips);
+    assert_eq!(adopted.namespaces, info.namespaces);
+    assert_eq!(adopted.files, info.files);
+    assert_eq!(adopted.hostname, info.hostname);
+    assert!(restarted.adopt("never-made").unwrap().is_none());
+
+    // With its network namespace gone (as after a reboot) it is not adopted.
+    let net = info.namespaces.net.clone().unwrap();
+    let c = std::ffi::CString::new(net.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path under this test's directory.
+    assert_eq!(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }, 0);
+    assert!(restarted.adopt(&uid(&p)).unwrap().is_none());
+    restarted.teardown(&uid(&p)).await.unwrap();
+    assert!(fx.allocated().is_empty());
+}
+
+#[tokio::test]
 async fn teardown_removes_everything_and_releases_the_ip() {
     let fx = Fixture::new();
     fx.write_conflist(&[]);

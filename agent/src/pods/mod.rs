@@ -2,6 +2,7 @@
 //! status the agent reports.
 
 pub mod admission;
+pub mod api;
 pub mod backoff;
 pub mod container_spec;
 pub mod env;

@@ -345,6 +345,45 @@ impl Sandbox {
         .await
     }
 
+    /// The sandbox of pod `uid` as an earlier run of the agent made it, if it is whole: its
+    /// record is there and its namespaces are still alive. Anything else is `None`, and the
+    /// caller tears it down and makes a new one.
+    pub fn adopt(&self, uid: &str) -> Result<Option<SandboxInfo>, SandboxError> {
+        validate_uid(uid)?;
+        let dir = self.dir(uid);
+        let Some(record) = SandboxRecord::read(&dir)? else {
+            return Ok(None);
+        };
+        let ns_dir = dir.join(NS_DIR);
+        let namespaces = Namespaces {
+            net: (!record.host_network).then(|| ns_dir.join("net")),
+            ipc: (!record.host_ipc).then(|| ns_dir.join("ipc")),
+            uts: (!record.host_network).then(|| ns_dir.join("uts")),
+            dir: ns_dir,
+        };
+        let alive = [&namespaces.net, &namespaces.ipc, &namespaces.uts]
+            .into_iter()
+            .flatten()
+            .all(|p| namespaces::is_namespace(p));
+        let files = files::FilePaths::in_dir(&dir.join(ETC_DIR));
+        let complete = (record.host_network || !record.ips.is_empty())
+            && files.hosts.exists()
+            && files.resolv_conf.exists();
+        if !alive || !complete {
+            return Ok(None);
+        }
+        Ok(Some(SandboxInfo {
+            uid: uid.to_string(),
+            dir,
+            namespaces,
+            ips: record.ips.clone(),
+            result: None,
+            files,
+            hostname: record.hostname.clone(),
+            warnings: Vec::new(),
+        }))
+    }
+
     /// The sandboxes on disk, for adoption or clean-up after a restart.
     pub fn recover(&self) -> Result<Vec<RecoveredSandbox>, SandboxError> {
         recover(&self.params.root)

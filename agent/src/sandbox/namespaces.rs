@@ -147,6 +147,17 @@ impl Namespaces {
     }
 }
 
+/// Whether a namespace (of any kind) is mounted at `path`; a bare mount point left by a
+/// reboot is not one.
+pub fn is_namespace(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd, which we own.
+    unsafe { libc::ioctl(file.as_raw_fd(), libc::NS_GET_NSTYPE as _) >= 0 }
+}
+
 fn validate_hostname(hostname: &str) -> Result<(), NamespaceError> {
     let reason = if hostname.is_empty() {
         "empty"
