@@ -775,12 +775,7 @@ fn network(method: &Method, url: &str, e: &reqwest::Error) -> RegistryError {
 fn is_certificate_error(e: &reqwest::Error) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
-        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(t) = tls {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
             return matches!(
                 t,
                 rustls::Error::InvalidCertificate(_)
@@ -788,7 +783,14 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
                     | rustls::Error::UnsupportedNameType
             );
         }
-        cur = err.source();
+        // An io::Error's source skips the error it wraps; step into that instead.
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn StdError + 'static)),
+                None => None,
+            },
+            None => err.source(),
+        };
     }
     false
 }
