@@ -720,3 +720,223 @@ async fn concurrent_pulls_of_different_and_equal_images() {
     assert_eq!(env.run_echo(&ib, "b").await, (0, "b".into()));
     env.finish().await;
 }
+
+/// A token-authenticating front for a registry, as Docker Hub works: requests without a
+/// token it issued get a 401 with a Bearer challenge naming its token service, which hands
+/// out tokens for USER / PASSWORD (GET with Basic) or an identity token (POST, OAuth2
+/// refresh grant). Authorized requests are passed on to the registry behind.
+struct TokenGate {
+    host: String,
+    token_requests: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+const IDENTITY_TOKEN: &str = "refresh-me";
+const STATIC_TOKEN: &str = "given-as-is";
+
+impl TokenGate {
+    async fn start(upstream: String) -> TokenGate {
+        use hyper::body::Bytes;
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let token_requests = Arc::new(AtomicU32::new(0));
+        let issued = Arc::new(std::sync::Mutex::new(vec![STATIC_TOKEN.to_string()]));
+        let http = reqwest::Client::new();
+        let (gate_host, counter) = (host.clone(), token_requests.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (issued, http, upstream, gate_host, counter) = (
+                    issued.clone(),
+                    http.clone(),
+                    upstream.clone(),
+                    gate_host.clone(),
+                    counter.clone(),
+                );
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (issued, http, upstream, gate_host, counter) = (
+                        issued.clone(),
+                        http.clone(),
+                        upstream.clone(),
+                        gate_host.clone(),
+                        counter.clone(),
+                    );
+                    async move {
+                        use http_body_util::{BodyExt, Full};
+                        let reply = |status: u16, body: String| {
+                            hyper::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap()
+                        };
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let path = req.uri().path().to_string();
+                        if path == "/token" {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let query = req.uri().query().unwrap_or("").to_string();
+                            let is_post = req.method() == hyper::Method::POST;
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let form = String::from_utf8_lossy(&body).to_string();
+                            let basic_ok = auth
+                                == format!(
+                                    "Basic {}",
+                                    base64::Engine::encode(
+                                        &base64::engine::general_purpose::STANDARD,
+                                        format!("{USER}:{PASSWORD}")
+                                    )
+                                );
+                            let refresh_ok = is_post
+                                && form.contains("grant_type=refresh_token")
+                                && form.contains(&format!("refresh_token={IDENTITY_TOKEN}"));
+                            let scoped = query.contains("scope=repository%3Agated%3Apull")
+                                || form.contains("scope=repository%3Agated%3Apull");
+                            if !(basic_ok || refresh_ok) || !scoped {
+                                let e = r#"{"errors":[{"code":"UNAUTHORIZED","message":"token service says no"}]}"#;
+                                return Ok::<_, std::convert::Infallible>(reply(401, e.into()));
+                            }
+                            let token = unique("token");
+                            issued.lock().unwrap().push(token.clone());
+                            let key = if is_post { "access_token" } else { "token" };
+                            return Ok(reply(
+                                200,
+                                serde_json::json!({key: token, "expires_in": 300}).to_string(),
+                            ));
+                        }
+                        let authorized = auth
+                            .strip_prefix("Bearer ")
+                            .is_some_and(|t| issued.lock().unwrap().iter().any(|i| i == t));
+                        if !authorized {
+                            let mut r = reply(
+                                401,
+                                r#"{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}"#
+                                    .into(),
+                            );
+                            let challenge = format!(
+                                "Bearer realm=\"http://{gate_host}/token\",service=\"skiff-gate\",scope=\"repository:gated:pull\""
+                            );
+                            r.headers_mut()
+                                .insert("www-authenticate", challenge.parse().unwrap());
+                            return Ok(r);
+                        }
+                        let mut up =
+                            http.request(req.method().clone(), format!("{upstream}{}", req.uri()));
+                        if let Some(a) = req.headers().get("accept") {
+                            up = up.header("accept", a.clone());
+                        }
+                        let resp = up.send().await.unwrap();
+                        let mut out = hyper::Response::builder().status(resp.status().as_u16());
+                        for name in ["content-type", "content-length", "docker-content-digest"] {
+                            if let Some(v) = resp.headers().get(name) {
+                                out = out.header(name, v.clone());
+                            }
+                        }
+                        let body = resp.bytes().await.unwrap();
+                        Ok(out.body(Full::new(body)).unwrap())
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        TokenGate {
+            host,
+            token_requests,
+            task,
+        }
+    }
+
+    fn tokens_issued(&self) -> u32 {
+        self.token_requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TokenGate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn bearer_tokens_from_the_registrys_token_service() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let built = busybox("gated");
+    reg.push_image("gated", "1", &built).await;
+    let gate = TokenGate::start(reg.url("")).await;
+    let env = Env::new("token", RegistryConfig::default()).await;
+    let image = format!("{}/gated:1", gate.host);
+
+    // Anonymous: the token service refuses, and says so.
+    let (kind, message) = pull_error(env.rt.pull_image(&image, &[]).await.unwrap_err());
+    assert_eq!(kind, PullErrorKind::Unauthorized, "{message}");
+    assert!(message.contains("token service says no"), "{message}");
+
+    // Username and password buy a token; the pull (manifest and both blobs) needs one.
+    let creds = RegistryAuth {
+        username: USER.into(),
+        password: PASSWORD.into(),
+        ..Default::default()
+    };
+    let before = gate.tokens_issued();
+    let pulled = env
+        .rt
+        .pull_image(&image, std::slice::from_ref(&creds))
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, built.manifest.digest);
+    assert_eq!(
+        gate.tokens_issued(),
+        before + 1,
+        "one token for the whole pull"
+    );
+    assert_eq!(env.run_echo(&image, "gated").await, (0, "gated".into()));
+
+    // Pulling again uses the cached token.
+    let heads = reg.requests("HEAD /v2/gated/manifests/");
+    env.rt.pull_image(&image, &[creds]).await.unwrap();
+    assert_eq!(gate.tokens_issued(), before + 1, "token cached");
+    assert_eq!(reg.requests("HEAD /v2/gated/manifests/"), heads + 1);
+
+    // An identity token (OAuth2 refresh grant) and a registry token sent as is, each on a
+    // connection of its own so that nothing is cached.
+    let fresh = env.connect(RegistryConfig::default()).await;
+    let identity = RegistryAuth {
+        identity_token: Some(IDENTITY_TOKEN.into()),
+        ..Default::default()
+    };
+    let tokens = gate.tokens_issued();
+    fresh.pull_image(&image, &[identity]).await.unwrap();
+    assert_eq!(gate.tokens_issued(), tokens + 1);
+    let fresh = env.connect(RegistryConfig::default()).await;
+    let given = RegistryAuth {
+        registry_token: Some(STATIC_TOKEN.into()),
+        ..Default::default()
+    };
+    fresh.pull_image(&image, &[given]).await.unwrap();
+    assert_eq!(
+        gate.tokens_issued(),
+        tokens + 1,
+        "a registry token needs no service"
+    );
+    let wrong = RegistryAuth {
+        registry_token: Some("forged".into()),
+        ..Default::default()
+    };
+    let (kind, message) = pull_error(fresh.pull_image(&image, &[wrong]).await.unwrap_err());
+    assert_eq!(kind, PullErrorKind::Unauthorized, "{message}");
+    assert!(message.contains("token required"), "{message}");
+    env.finish().await;
+}

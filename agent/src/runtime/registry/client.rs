@@ -66,6 +66,9 @@ pub struct RegistryClient {
     schemes: Mutex<HashMap<String, &'static str>>,
     /// Registries that asked for Basic credentials: every request to them carries them.
     basic: Mutex<HashSet<String>>,
+    /// The last bearer challenge of each registry and repository, so that the next pull
+    /// sends its (cached) token at once instead of being refused first.
+    challenges: Mutex<HashMap<(String, String), Challenge>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -119,6 +122,7 @@ impl RegistryClient {
             tokens: TokenCache::default(),
             schemes: Mutex::new(HashMap::new()),
             basic: Mutex::new(HashSet::new()),
+            challenges: Mutex::new(HashMap::new()),
         })
     }
 
@@ -146,13 +150,19 @@ impl RegistryClient {
             }
             format!("{:x}", h.finalize())
         });
+        let host = name.api_host().to_string();
+        let bearer = self
+            .challenges
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(host.clone(), name.repository.clone())).cloned());
         Session {
             client: self,
             name: name.clone(),
-            host: name.api_host().to_string(),
+            host,
             auth,
             credential,
-            bearer: Mutex::new(None),
+            bearer: Mutex::new(bearer),
             base: OnceCell::new(),
         }
     }
@@ -424,6 +434,9 @@ impl Session<'_> {
         }
         if let Ok(mut b) = self.bearer.lock() {
             *b = Some(c.clone());
+        }
+        if let Ok(mut all) = self.client.challenges.lock() {
+            all.insert((self.host.clone(), self.name.repository.clone()), c.clone());
         }
         true
     }
