@@ -165,11 +165,13 @@ impl Containerd {
             .resolve(session.name().reference())
             .await
             .map_err(|e| fail.resolve(e))?;
-        let target = resolved.desc;
+        let mut target = resolved.desc;
         tracing::debug!(image, digest = %target.digest, media_type = %target.media_type, "resolved");
         let (target_bytes, target_new) = self
             .document(writer, session, &target, resolved.bytes, fail)
             .await?;
+        // The bytes match the digest; a HEAD's Content-Length is not worth more than that.
+        target.size = target_bytes.len() as i64;
 
         // Documents to store once what they reference is in, parents last.
         let mut documents: Vec<(Descriptor, Vec<u8>)> = Vec::new();
@@ -188,6 +190,17 @@ impl Containerd {
                 })?
                 .clone();
             let (bytes, new) = self.document(writer, session, &chosen, None, fail).await?;
+            if bytes.len() as i64 != chosen.size {
+                return Err(fail.error(
+                    PullErrorKind::Invalid,
+                    format!(
+                        "manifest {}: {} bytes, the index says {}",
+                        chosen.digest,
+                        bytes.len(),
+                        chosen.size
+                    ),
+                ));
+            }
             if new {
                 documents.push((chosen.clone(), bytes.clone()));
             }
@@ -283,19 +296,10 @@ impl Containerd {
         let bytes = match fetched {
             Some(b) => b,
             None => {
-                let (got, bytes) = session
+                let (_, bytes) = session
                     .fetch_manifest(&desc.digest, Some(&desc.digest))
                     .await
                     .map_err(|e| fail.fetch("manifest", &desc.digest, e))?;
-                if got.size != desc.size {
-                    return Err(fail.error(
-                        PullErrorKind::Invalid,
-                        format!(
-                            "manifest {}: {} bytes, its descriptor says {}",
-                            desc.digest, got.size, desc.size
-                        ),
-                    ));
-                }
                 bytes
             }
         };
