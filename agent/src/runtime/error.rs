@@ -61,6 +61,31 @@ pub enum Error {
 
     #[error("{what}: no answer after {after:?}")]
     Timeout { what: String, after: Duration },
+
+    /// Pulling an image from its registry failed. The message reads like containerd's and
+    /// carries the registry's own reason; it is what a pod's ErrImagePull shows.
+    #[error("failed to pull and unpack image \"{image}\": {message}")]
+    Pull {
+        image: String,
+        kind: PullErrorKind,
+        message: String,
+    },
+}
+
+/// Why a pull failed, for callers that react differently (e.g. no retry storm on NotFound).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullErrorKind {
+    /// The registry has no such repository, tag or digest, or no manifest for this platform.
+    NotFound,
+    /// The registry refused the credentials (or their absence).
+    Unauthorized,
+    /// The registry could not be reached: connection refused, DNS, TLS, timeouts.
+    Network,
+    /// The registry sent something unusable: wrong digest or size, bad JSON, an unsupported
+    /// media type.
+    Invalid,
+    /// Anything else: unexpected HTTP statuses, containerd failing to store or unpack.
+    Other,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -93,6 +118,14 @@ impl Error {
             Error::NotFound { .. } => true,
             Error::Grpc { code, .. } => *code == containerd_client::tonic::Code::NotFound,
             _ => false,
+        }
+    }
+
+    /// The kind of a pull failure; None for other errors.
+    pub fn pull_kind(&self) -> Option<PullErrorKind> {
+        match self {
+            Error::Pull { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod image;
 pub mod labels;
 pub mod oci;
 pub mod reference;
+pub mod registry;
 pub mod spec;
 pub mod supervise;
 pub mod testimage;
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use error::{Error, Result};
+pub use error::{Error, PullErrorKind, Result};
 pub use labels::ContainerMeta;
 pub use spec::ContainerSpec;
 pub use types::{

@@ -28,6 +28,7 @@ use containerd_client::tonic::{Code, Request};
 pub use images::{ImageWriter, ResolvedImage};
 
 use super::image::gc_label;
+use super::registry::{RegistryClient, RegistryConfig};
 use super::{
     ContainerInfo, ContainerSpec, Error, ExecOutput, ExitStatus, ImageConfig, ImageRef,
     RegistryAuth, Result, Runtime, Version,
@@ -51,6 +52,8 @@ pub struct ContainerdConfig {
     /// runc's state directory (the shim's `root` option). Set it when several containerd
     /// instances share a machine, so equal container ids cannot collide in runc's state.
     pub runc_root: Option<PathBuf>,
+    /// How images are pulled: insecure registries, extra certificate authorities.
+    pub registries: RegistryConfig,
 }
 
 impl ContainerdConfig {
@@ -61,6 +64,7 @@ impl ContainerdConfig {
             snapshotter: "overlayfs".into(),
             runtime: "io.containerd.runc.v2".into(),
             runc_root: None,
+            registries: RegistryConfig::default(),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Containerd {
     /// Resolved images by target digest: content is immutable, so entries never go stale.
     resolved: Mutex<HashMap<String, Arc<ResolvedImage>>>,
     oom: oom::OomWatcher,
+    /// Made on the first pull, so that a bad CA file fails pulls, not the connection.
+    registry: tokio::sync::OnceCell<RegistryClient>,
 }
 
 impl std::fmt::Debug for Containerd {
@@ -104,6 +110,7 @@ impl Containerd {
             namespace,
             resolved: Mutex::new(HashMap::new()),
             oom,
+            registry: tokio::sync::OnceCell::new(),
         })
     }
 
