@@ -51,7 +51,15 @@ pub struct ContainerdConfig {
     /// runc's state directory (the shim's `root` option). Set it when several containerd
     /// instances share a machine, so equal container ids cannot collide in runc's state.
     pub runc_root: Option<PathBuf>,
+    /// Where execs' output FIFOs live while the shim opens them (a few milliseconds each).
+    /// Created with mode 0700 on first use; an absolute path without `%` (the shim parses
+    /// it as a URI). Default [`DEFAULT_EXEC_DIR`].
+    pub exec_dir: PathBuf,
 }
+
+/// The exec directory of a runtime whose configuration does not name one: on the tmpfs
+/// `/run`, since FIFOs hold no data on disk and nothing in it outlives a boot.
+pub const DEFAULT_EXEC_DIR: &str = "/run/skiff/exec";
 
 impl ContainerdConfig {
     pub fn new(socket: impl Into<PathBuf>, namespace: impl Into<String>) -> Self {
@@ -61,6 +69,7 @@ impl ContainerdConfig {
             snapshotter: "overlayfs".into(),
             runtime: "io.containerd.runc.v2".into(),
             runc_root: None,
+            exec_dir: DEFAULT_EXEC_DIR.into(),
         }
     }
 }
