@@ -19,6 +19,16 @@ pub enum Error {
         message: String,
     },
 
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
+
+    #[error("exec {cmd} in {id}: {message}")]
+    ExecFailed {
+        id: String,
+        cmd: String,
+        message: String,
+    },
+
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
 

@@ -411,12 +411,7 @@ impl Runtime for FakeRuntime {
             s.calls.push(Call::Exec(id.to_string(), cmd.to_vec()));
             let c = s.containers.get(id).ok_or_else(|| not_found("task", id))?;
             if c.status != TaskStatus::Running {
-                return Err(Error::Grpc {
-                    op: "exec",
-                    object: id.to_string(),
-                    code: containerd_client::tonic::Code::FailedPrecondition,
-                    message: "container is not running".into(),
-                });
+                return Err(Error::NotRunning { id: id.to_string() });
             }
             Ok(s.exec.get(&container_name(&c.spec)).cloned())
         })?;

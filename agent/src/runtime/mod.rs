@@ -79,7 +79,10 @@ pub trait Runtime: Send + Sync {
 
     /// Runs `cmd` in the running container `id`, as its first process runs (user, groups,
     /// environment, working directory, capabilities), and waits for it. After `timeout` the
-    /// process is killed and the result is [`Error::Timeout`].
+    /// process is killed and the result is [`Error::Timeout`]. A container without a running
+    /// process gives [`Error::NotRunning`]; a command that cannot be started (not found, not
+    /// executable) gives [`Error::ExecFailed`]. Nothing of the exec outlives the call, also
+    /// when the caller drops the future (the process is then killed).
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput>;
 
     /// Removes the container and everything it holds (task, root filesystem, lease), killing

@@ -64,6 +64,8 @@ pub struct Paths {
     /// runc's state directory for this instance's containers.
     pub runc_root: PathBuf,
     pub opt: PathBuf,
+    /// The output FIFOs of execs in this instance's containers.
+    pub exec: PathBuf,
 }
 
 impl Paths {
@@ -80,6 +82,7 @@ impl Paths {
             lock: base.join("supervisor.lock"),
             runc_root: base.join("runc"),
             opt: base.join("opt"),
+            exec: base.join("exec"),
             base,
         }
     }
@@ -353,6 +356,7 @@ impl Supervisor {
     pub fn client_config(&self, namespace: &str) -> ContainerdConfig {
         let mut c = ContainerdConfig::new(&self.paths.socket, namespace);
         c.runc_root = Some(self.paths.runc_root.clone());
+        c.exec_dir = self.paths.exec.clone();
         c
     }
 

@@ -230,7 +230,7 @@ impl Containerd {
         result
     }
 
-    async fn get_container(&self, id: &str) -> Result<Container> {
+    pub(super) async fn get_container(&self, id: &str) -> Result<Container> {
         let req = GetContainerRequest { id: id.to_string() };
         match self.client.containers().get(self.req(req)).await {
             Ok(r) => r.into_inner().container.ok_or_else(|| Error::NotFound {

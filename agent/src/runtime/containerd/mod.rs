@@ -54,7 +54,15 @@ pub struct ContainerdConfig {
     pub runc_root: Option<PathBuf>,
     /// How images are pulled: insecure registries, extra certificate authorities.
     pub registries: RegistryConfig,
+    /// Where execs' output FIFOs live while the shim opens them (a few milliseconds each).
+    /// Created with mode 0700 on first use; an absolute path without `%` (the shim parses
+    /// it as a URI). Default [`DEFAULT_EXEC_DIR`].
+    pub exec_dir: PathBuf,
 }
+
+/// The exec directory of a runtime whose configuration does not name one: on the tmpfs
+/// `/run`, since FIFOs hold no data on disk and nothing in it outlives a boot.
+pub const DEFAULT_EXEC_DIR: &str = "/run/skiff/exec";
 
 impl ContainerdConfig {
     pub fn new(socket: impl Into<PathBuf>, namespace: impl Into<String>) -> Self {
@@ -65,6 +73,7 @@ impl ContainerdConfig {
             runtime: "io.containerd.runc.v2".into(),
             runc_root: None,
             registries: RegistryConfig::default(),
+            exec_dir: DEFAULT_EXEC_DIR.into(),
         }
     }
 }
