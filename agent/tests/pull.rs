@@ -735,7 +735,8 @@ const IDENTITY_TOKEN: &str = "refresh-me";
 const STATIC_TOKEN: &str = "given-as-is";
 
 impl TokenGate {
-    async fn start(upstream: String) -> TokenGate {
+    /// With `corrupt`, blobs come back with their last byte changed.
+    async fn start(upstream: String, corrupt: bool) -> TokenGate {
         use hyper::body::Bytes;
         use hyper::service::service_fn;
         use hyper_util::rt::TokioIo;
@@ -841,8 +842,14 @@ impl TokenGate {
                                 out = out.header(name, v.clone());
                             }
                         }
-                        let body = resp.bytes().await.unwrap();
-                        Ok(out.body(Full::new(body)).unwrap())
+                        let mut body = resp.bytes().await.unwrap().to_vec();
+                        if corrupt
+                            && path.contains("/blobs/")
+                            && let Some(last) = body.last_mut()
+                        {
+                            *last ^= 0xff;
+                        }
+                        Ok(out.body(Full::new(Bytes::from(body))).unwrap())
                     }
                 });
                 tokio::spawn(async move {
@@ -875,7 +882,7 @@ async fn bearer_tokens_from_the_registrys_token_service() {
     let reg = Registry::start(RegistryOptions::default()).await;
     let built = busybox("gated");
     reg.push_image("gated", "1", &built).await;
-    let gate = TokenGate::start(reg.url("")).await;
+    let gate = TokenGate::start(reg.url(""), false).await;
     let env = Env::new("token", RegistryConfig::default()).await;
     let image = format!("{}/gated:1", gate.host);
 
@@ -938,5 +945,34 @@ async fn bearer_tokens_from_the_registrys_token_service() {
     let (kind, message) = pull_error(fresh.pull_image(&image, &[wrong]).await.unwrap_err());
     assert_eq!(kind, PullErrorKind::Unauthorized, "{message}");
     assert!(message.contains("token required"), "{message}");
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn blobs_that_do_not_match_their_digest_are_refused() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let built = busybox("corrupt");
+    reg.push_image("gated", "1", &built).await;
+    let gate = TokenGate::start(reg.url(""), true).await;
+    let env = Env::new("corrupt", RegistryConfig::default()).await;
+    let image = format!("{}/gated:1", gate.host);
+    let creds = RegistryAuth {
+        username: USER.into(),
+        password: PASSWORD.into(),
+        ..Default::default()
+    };
+    let (kind, message) = pull_error(env.rt.pull_image(&image, &[creds]).await.unwrap_err());
+    assert_eq!(kind, PullErrorKind::Invalid, "{message}");
+    assert!(message.contains("digest"), "{message}");
+    assert!(!env.rt.image_exists(&image).await.unwrap());
+    for (desc, _) in &built.blobs {
+        if desc.digest != built.manifest.digest {
+            assert!(
+                env.rt.content_info(&desc.digest).await.unwrap().is_none(),
+                "{} stored",
+                desc.digest
+            );
+        }
+    }
     env.finish().await;
 }

@@ -70,10 +70,7 @@ impl Failure<'_> {
         match e {
             Error::Io { source, .. } => {
                 if let Some(m) = VerifyingReader::<&[u8]>::mismatch(&source) {
-                    self.error(
-                        PullErrorKind::Invalid,
-                        format!("failed to copy {digest}: {m}"),
-                    )
+                    self.error(PullErrorKind::Invalid, format!("failed to copy: {m}"))
                 } else {
                     let cause = crate::runtime::registry::error_chain(&source);
                     self.error(

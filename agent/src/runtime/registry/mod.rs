@@ -12,7 +12,7 @@ mod verify;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-pub use auth::{Challenge, TokenCache, parse_challenges};
+pub use auth::{Challenge, TokenCache, TokenKey, parse_challenges};
 pub(crate) use client::chain as error_chain;
 pub use client::{MAX_MANIFEST, RegistryClient, RegistryError, Resolved, Session};
 pub use keyring::{KeyringError, credentials_for};
