@@ -86,6 +86,10 @@ pub struct ContainerRecord {
     pub state: State,
     pub last_state: Option<Terminated>,
     pub backoff: Backoff,
+    /// The back-off of failed image pulls.
+    pub pull_backoff: Backoff,
+    /// When the last pull failed, while the container still shows `ErrImagePull`.
+    pub pull_back_off_from: Option<Instant>,
     /// No start before this (crash-loop or pull back-off).
     pub not_before: Option<Instant>,
     /// A start or stop is being carried out.
@@ -121,6 +125,8 @@ impl ContainerRecord {
             },
             last_state: None,
             backoff: Backoff::default(),
+            pull_backoff: Backoff::default(),
+            pull_back_off_from: None,
             not_before: None,
             busy: false,
             startup: ProbeState::Unknown,

@@ -39,6 +39,9 @@ pub struct StatusInputs<'a> {
     pub qos_class: &'a str,
     pub sandbox_ready: bool,
     pub now: Timestamp,
+    /// The status last written, whose conditions are newer than the pod object's until the
+    /// watch brings the write back.
+    pub last_written: Option<&'a Value>,
 }
 
 fn time(t: Timestamp) -> Value {
@@ -135,7 +138,7 @@ fn names(list: &[&ContainerRecord]) -> String {
 
 /// The whole status object the agent writes.
 pub fn pod_status(i: &StatusInputs<'_>) -> Value {
-    let previous: Vec<Value> = i
+    let mut previous: Vec<Value> = i
         .pod
         .status
         .as_ref()
@@ -146,6 +149,15 @@ pub fn pod_status(i: &StatusInputs<'_>) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(written) = i.last_written.and_then(|w| w["conditions"].as_array()) {
+        previous.retain(|c| c["type"].as_str().is_some_and(|t| !OWNED.contains(&t)));
+        previous.extend(
+            written
+                .iter()
+                .filter(|c| c["type"].as_str().is_some_and(|t| OWNED.contains(&t)))
+                .cloned(),
+        );
+    }
     let phase = i.outcome.map_or(i.phase, |o| o.phase);
     let completed = phase == Phase::Succeeded;
 
@@ -264,8 +276,12 @@ pub fn pod_status(i: &StatusInputs<'_>) -> Value {
     status.insert("phase".into(), json!(phase.as_str()));
     status.insert("conditions".into(), Value::Array(conditions));
     if let Some(o) = i.outcome {
-        status.insert("reason".into(), json!(o.reason));
-        status.insert("message".into(), json!(o.message));
+        if !o.reason.is_empty() {
+            status.insert("reason".into(), json!(o.reason));
+        }
+        if !o.message.is_empty() {
+            status.insert("message".into(), json!(o.message));
+        }
     }
     if let Some(ip) = i.host_ips.first() {
         status.insert("hostIP".into(), json!(ip.to_string()));

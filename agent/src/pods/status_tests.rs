@@ -42,6 +42,7 @@ fn status(p: &Pod, rs: &[ContainerRecord], phase: Phase, now: Timestamp) -> serd
         qos_class: "BestEffort",
         sandbox_ready: true,
         now,
+        last_written: None,
     })
 }
 
@@ -164,6 +165,7 @@ fn rejected_pods_carry_the_reason() {
         qos_class: "Burstable",
         sandbox_ready: false,
         now,
+        last_written: None,
     });
     assert_eq!(s["phase"], "Failed");
     assert_eq!(s["reason"], "OutOfcpu");
