@@ -3,6 +3,7 @@
 //! volumes and probes.
 
 pub mod cgroups;
+pub mod daemon;
 pub mod node;
 pub mod pods;
 pub mod probes;

@@ -807,3 +807,21 @@ fn v2_needs_cpu_and_memory() {
         Err(CgroupError::MissingController { .. })
     ));
 }
+
+#[test]
+fn the_whole_tree_can_be_removed() {
+    let tree = TestTree::new();
+    let m = tree.manager();
+    m.ensure_qos_tree().unwrap();
+    m.create_pod(
+        "gone",
+        QosClass::Burstable,
+        &CgroupResources::with_shares(100),
+    )
+    .unwrap();
+    assert!(!existing_dirs(&tree.root()).is_empty());
+    m.remove_tree().unwrap();
+    assert!(existing_dirs(&tree.root()).is_empty());
+    // Removing what is not there is fine.
+    m.remove_tree().unwrap();
+}

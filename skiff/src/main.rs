@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod image;
 mod up;
 
 #[derive(Parser)]
@@ -29,6 +30,11 @@ enum Cmd {
         #[arg(long, default_value_t = 6443)]
         port: u16,
     },
+    /// Images on a node without a registry: import archives, build a busybox image.
+    Image {
+        #[command(subcommand)]
+        cmd: image::ImageCmd,
+    },
     /// Benchmarks against the reference tools on this machine.
     Bench {
         #[command(subcommand)]
@@ -46,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().cmd {
         Cmd::Up { data_dir, port } => up::run(data_dir, port).await.context("skiff up"),
+        Cmd::Image { cmd } => image::run(cmd).await,
         Cmd::Bench { which } => bench::run(which).await,
     }
 }

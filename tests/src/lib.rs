@@ -307,3 +307,273 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     }
     Ok(bin)
 }
+
+/// Where e2e node slots are claimed: a slot names a node's bridge, firewall table and pod
+/// subnet (198.18.<slot>.0/24), so suites run in parallel without sharing them.
+const NODE_SLOTS: &str = "/run/skiff-e2e-slots";
+
+fn claim_slot() -> Result<(u32, PathBuf)> {
+    std::fs::create_dir_all(NODE_SLOTS).context("creating the slot directory")?;
+    for slot in 1..=250u32 {
+        let lock = Path::new(NODE_SLOTS).join(slot.to_string());
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            writeln!(f, "{}", std::process::id())?;
+            return Ok((slot, lock));
+        }
+        // A slot whose owner is gone is free again.
+        let owner = std::fs::read_to_string(&lock)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        // SAFETY: kill(pid, 0) only probes for existence.
+        if owner.is_some_and(|pid| unsafe { libc::kill(pid, 0) } != 0) {
+            let _ = std::fs::remove_file(&lock);
+        }
+    }
+    bail!("no free node slot under {NODE_SLOTS}")
+}
+
+/// A `skiff-agent` process registered as a node of `cp`, with its own private containerd,
+/// state directory, cgroup tree, bridge, firewall table and pod subnet. On drop the agent is
+/// killed and `skiff-agent --down` removes everything it made; the bridge and table go too.
+pub struct AgentNode {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub slot: u32,
+    lock: PathBuf,
+    pub bin: PathBuf,
+    pub proc: Option<Proc>,
+    pub startup: Duration,
+    pub extra: Vec<String>,
+}
+
+impl AgentNode {
+    /// Starts a node named `name` against `cp`, with `extra` flags.
+    pub fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Result<AgentNode> {
+        let (slot, lock) = claim_slot()?;
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-node-")
+            .tempdir()
+            .context("creating the node directory")?;
+        let mut node = AgentNode {
+            name: name.to_string(),
+            dir,
+            slot,
+            lock,
+            bin: workspace_bin("skiff-agent")?,
+            proc: None,
+            startup: Duration::ZERO,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        node.clean_network();
+        node.write_cni_config()?;
+        std::fs::copy(cp.kubeconfig(), node.kubeconfig()).context("copying the kubeconfig")?;
+        node.launch()?;
+        Ok(node)
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.root().join("containerd/containerd.sock")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+    pub fn cni_conf_dir(&self) -> PathBuf {
+        self.dir.path().join("net.d")
+    }
+    pub fn bridge(&self) -> String {
+        format!("ske{}", self.slot)
+    }
+    pub fn table(&self) -> String {
+        format!("skiff-e2e-{}", self.slot)
+    }
+    /// The pod subnet's prefix, e.g. `198.18.7.`.
+    pub fn subnet_prefix(&self) -> String {
+        format!("198.18.{}.", self.slot)
+    }
+    pub fn cgroup_root(&self) -> String {
+        format!("/skiff-e2e-{}/kubepods", self.slot)
+    }
+
+    fn write_cni_config(&self) -> Result<()> {
+        std::fs::create_dir_all(self.cni_conf_dir())?;
+        let conf = serde_json::json!({
+            "cniVersion": "1.1.0",
+            "name": format!("skiff-e2e-{}", self.slot),
+            "plugins": [{
+                "type": "skiff-bridge",
+                "bridge": self.bridge(),
+                "isGateway": true,
+                "isDefaultGateway": true,
+                "ipMasq": false,
+                "hairpinMode": true,
+                "firewallTable": self.table(),
+                "stateDir": self.dir.path().join("cni-state"),
+                "capabilities": {"portMappings": true},
+                "ipam": {
+                    "type": "skiff-ipam",
+                    "dataDir": self.dir.path().join("ipam"),
+                    "ranges": [[{"subnet": format!("198.18.{}.0/24", self.slot)}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
+            }],
+        });
+        std::fs::write(
+            self.cni_conf_dir().join("10-e2e.conflist"),
+            serde_json::to_vec_pretty(&conf)?,
+        )?;
+        Ok(())
+    }
+
+    /// The flags every run and the final `--down` share.
+    fn args(&self) -> Result<Vec<String>> {
+        let plugins = workspace_bin("skiff-bridge")?
+            .parent()
+            .context("plugin dir")?
+            .display()
+            .to_string();
+        let mut a = vec![
+            "--kubeconfig".into(),
+            self.kubeconfig().display().to_string(),
+            "--node-name".into(),
+            self.name.clone(),
+            "--root-dir".into(),
+            self.root().display().to_string(),
+            "--cni-bin-dir".into(),
+            format!("{plugins},/usr/lib/cni"),
+            "--cni-conf-dir".into(),
+            self.cni_conf_dir().display().to_string(),
+            "--pod-logs-dir".into(),
+            self.logs_dir().display().to_string(),
+            "--cgroup-root".into(),
+            self.cgroup_root(),
+            "--node-ip".into(),
+            "127.0.0.1".into(),
+        ];
+        a.extend(self.extra.iter().cloned());
+        Ok(a)
+    }
+
+    /// (Re)starts the agent; waits for its "ready" line.
+    pub fn launch(&mut self) -> Result<()> {
+        let t0 = Instant::now();
+        let mut child = Command::new(&self.bin)
+            .args(self.args()?)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,skiff_agent=info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("spawning {}", self.bin.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let proc = Proc {
+            child,
+            name: "skiff-agent".into(),
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("ready:") => {}
+            Ok(line) => bail!("skiff-agent printed {line:?} instead of ready"),
+            Err(_) => bail!("skiff-agent did not become ready within 60 s"),
+        }
+        self.startup = t0.elapsed();
+        self.proc = Some(proc);
+        Ok(())
+    }
+
+    /// kill -9 of the agent alone, as a crash would (containerd and containers live on).
+    pub fn crash(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// SIGTERM, as a service manager stops it.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate(Duration::from_secs(20));
+        }
+    }
+
+    /// Builds a busybox image named `name` and imports it into this node.
+    pub fn import_busybox(&self, name: &str) -> Result<()> {
+        let out = Command::new(workspace_bin("skiff")?)
+            .args(["image", "busybox", "--name", name, "--containerd-socket"])
+            .arg(self.socket())
+            .output()
+            .context("running skiff image busybox")?;
+        if !out.status.success() {
+            bail!(
+                "skiff image busybox failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn clean_network(&self) {
+        let quiet = |args: &[&str]| {
+            let _ = Command::new(args[0])
+                .args(&args[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        quiet(&["ip", "link", "del", &self.bridge()]);
+        for family in ["inet", "bridge", "ip", "ip6"] {
+            quiet(&["nft", "delete", "table", family, &self.table()]);
+        }
+    }
+
+    /// Removes everything the agent made; returns what `--down` reported.
+    pub fn down(&mut self) -> Result<()> {
+        self.crash();
+        let out = Command::new(&self.bin)
+            .args(self.args()?)
+            .arg("--down")
+            .env("RUST_LOG", "error")
+            .output()
+            .context("running skiff-agent --down")?;
+        self.clean_network();
+        if !out.status.success() {
+            bail!(
+                "skiff-agent --down: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AgentNode {
+    fn drop(&mut self) {
+        if let Err(e) = self.down() {
+            eprintln!("cleaning up node {}: {e}", self.name);
+        }
+        let top = format!("/skiff-e2e-{}", self.slot);
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir(e.path().join(top.trim_start_matches('/')));
+            }
+        }
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}

@@ -166,6 +166,10 @@ impl<B: Backend> CgroupManager for Manager<B> {
         self.backend.oom_kills(&normalize(path)?)
     }
 
+    fn remove_tree(&self) -> Result<(), CgroupError> {
+        self.backend.remove(self.layout.root())
+    }
+
     fn list_pods(&self) -> Result<Vec<String>, CgroupError> {
         let mut uids = Vec::new();
         for qos in QOS_CLASSES {

@@ -108,6 +108,9 @@ pub trait CgroupManager: Send + Sync + std::fmt::Debug {
     /// them. v2 counts the whole subtree; v1 counts kills of the cgroup's own tasks.
     fn oom_kill_count(&self, path: &str) -> Result<Option<u64>, CgroupError>;
 
+    /// Removes the whole pod tree (QoS cgroups and root) once no process is left in it.
+    fn remove_tree(&self) -> Result<(), CgroupError>;
+
     /// Uids of every pod with a cgroup in the tree, sorted, so cgroups left by pods
     /// that no longer exist can be removed after a crash.
     fn list_pods(&self) -> Result<Vec<String>, CgroupError>;

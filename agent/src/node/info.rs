@@ -117,7 +117,7 @@ pub fn addresses(node_ip: Option<IpAddr>, hostname: &str) -> Vec<NodeAddress> {
 
 /// The source address the kernel would use to leave the node: no packet is sent, a UDP
 /// socket is only connected.
-fn default_route_ip() -> Option<IpAddr> {
+pub fn default_route_ip() -> Option<IpAddr> {
     let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     s.connect("192.0.2.1:9").ok()?;
     s.local_addr()

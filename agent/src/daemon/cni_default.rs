@@ -1,0 +1,80 @@
+//! The network configuration a node gets when it has none: skiff-bridge with skiff-ipam on
+//! the node's pod CIDR, state kept under the agent's own directory so several agents on one
+//! machine do not share it.
+
+use std::path::Path;
+
+use serde_json::json;
+
+/// The file the agent writes.
+pub const FILE: &str = "10-skiff.conflist";
+
+/// The default configuration list for `pod_cidr`, keeping its state under `root_dir/cni`.
+pub fn default_conflist(root_dir: &Path, pod_cidr: &str) -> serde_json::Value {
+    let cni = root_dir.join("cni");
+    json!({
+        "cniVersion": "1.1.0",
+        "name": "skiff",
+        "plugins": [{
+            "type": "skiff-bridge",
+            "bridge": "skiff0",
+            "isGateway": true,
+            "isDefaultGateway": true,
+            "ipMasq": true,
+            "hairpinMode": true,
+            "stateDir": cni.join("bridge"),
+            "capabilities": {"portMappings": true},
+            "ipam": {
+                "type": "skiff-ipam",
+                "dataDir": cni.join("ipam"),
+                "ranges": [[{"subnet": pod_cidr}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+            },
+        }],
+    })
+}
+
+/// Writes the default configuration into `conf_dir` unless a configuration is there already
+/// (the node's own choice wins).
+pub fn ensure(conf_dir: &Path, root_dir: &Path, pod_cidr: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(conf_dir)?;
+    let has_config = std::fs::read_dir(conf_dir)?.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        [".conf", ".conflist", ".json"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+    });
+    if has_config {
+        return Ok(());
+    }
+    let text = serde_json::to_vec_pretty(&default_conflist(root_dir, pod_cidr))
+        .map_err(std::io::Error::other)?;
+    let tmp = conf_dir.join(format!(".{FILE}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, conf_dir.join(FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn written_once_and_loadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("net.d");
+        ensure(&conf, dir.path(), "10.244.3.0/24").unwrap();
+        let text = std::fs::read_to_string(conf.join(FILE)).unwrap();
+        let cfg =
+            crate::sandbox::cni::CniConfig::from_list_bytes(text.as_bytes(), &conf.join(FILE), &[])
+                .unwrap();
+        assert_eq!(cfg.name(), "skiff");
+        assert!(text.contains("10.244.3.0/24"));
+        // A configuration of the node's own is left alone.
+        std::fs::write(conf.join(FILE), "{}").unwrap();
+        ensure(&conf, dir.path(), "10.244.3.0/24").unwrap();
+        assert_eq!(std::fs::read_to_string(conf.join(FILE)).unwrap(), "{}");
+    }
+}

@@ -1,0 +1,343 @@
+//! The running agent: every part wired together from one [`AgentConfig`] — containerd (given
+//! or supervised), cgroups, CNI, sandboxes, volumes, the node object and its heartbeats, and
+//! the pod manager. `skiff-agent` is a thin command line over [`run`].
+
+mod cni_default;
+mod down;
+mod health;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::cgroups::{self, CgroupConfig};
+use crate::node::{NodeConfig, NodeReporter};
+use crate::pods::admission::NodeResources;
+use crate::pods::api::KubePodApi;
+use crate::pods::context::{PodContext, PodSettings};
+use crate::pods::events::KubeEvents;
+use crate::pods::images::ImageService;
+use crate::pods::manager::{ManagerSettings, PodManager};
+use crate::runtime::containerd::{Containerd, ContainerdConfig};
+use crate::runtime::registry::RegistryConfig;
+use crate::runtime::supervise::{SuperviseConfig, Supervisor};
+use crate::runtime::{Runtime, Version};
+use crate::sandbox::cni::{Cni, CniConfig};
+use crate::sandbox::files::DnsSettings;
+use crate::sandbox::{Sandbox, SandboxParams};
+use crate::volumes::{Allocatable, VolumeManager};
+
+pub use cni_default::default_conflist;
+pub use down::{Leftovers, down};
+
+/// Why the agent could not start: what it was doing, and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct StartError {
+    pub context: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+type Result<T, E = StartError> = std::result::Result<T, E>;
+
+/// Adds what the agent was doing to an error.
+trait Context<T> {
+    fn context(self, what: impl Into<String>) -> Result<T>;
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| StartError {
+            context: what.into(),
+            source: Box::new(e),
+        })
+    }
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| StartError {
+            context: what(),
+            source: Box::new(e),
+        })
+    }
+}
+
+/// The containerd namespace the agent's containers live in.
+pub const NAMESPACE: &str = "skiff";
+
+/// Everything the agent is told at start.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub kubeconfig: PathBuf,
+    pub node_name: String,
+    /// State: pods' sandboxes and volumes, CNI state, a supervised containerd.
+    pub root_dir: PathBuf,
+    /// containerd's socket; `None` runs a private containerd under `root_dir`.
+    pub containerd_socket: Option<PathBuf>,
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// Where the CNI configuration is; `None` is `root_dir/cni/net.d`, where the agent
+    /// writes a skiff-bridge configuration when there is none.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// The pod network of the configuration the agent writes.
+    pub pod_cidr: String,
+    pub max_pods: u32,
+    pub cluster_dns: Vec<IpAddr>,
+    pub cluster_domain: String,
+    pub node_ip: Option<IpAddr>,
+    pub node_labels: Vec<(String, String)>,
+    pub pod_logs_dir: PathBuf,
+    /// The cgroup mount root and the pod tree's cgroup.
+    pub cgroup_mount_root: PathBuf,
+    pub cgroup_root: String,
+    /// The node's resolv.conf for `Default` pods; `None` as kubelet's `--resolv-conf=""`.
+    pub resolv_conf: Option<PathBuf>,
+    pub registries: RegistryConfig,
+    pub allowed_unsafe_sysctls: Vec<String>,
+    pub volume_refresh: Duration,
+    /// The HTTPS port published in the Node's daemonEndpoints.
+    pub port: Option<u16>,
+}
+
+impl AgentConfig {
+    /// Defaults for everything but the essentials.
+    pub fn new(kubeconfig: PathBuf, node_name: String, root_dir: PathBuf) -> Self {
+        AgentConfig {
+            kubeconfig,
+            node_name,
+            root_dir,
+            containerd_socket: None,
+            cni_bin_dirs: default_cni_bin_dirs(),
+            cni_conf_dir: None,
+            pod_cidr: "10.244.0.0/24".into(),
+            max_pods: 110,
+            cluster_dns: vec![IpAddr::from([10, 96, 0, 10])],
+            cluster_domain: "cluster.local".into(),
+            node_ip: None,
+            node_labels: Vec::new(),
+            pod_logs_dir: "/var/log/pods".into(),
+            cgroup_mount_root: "/sys/fs/cgroup".into(),
+            cgroup_root: "/kubepods".into(),
+            resolv_conf: Some("/etc/resolv.conf".into()),
+            registries: RegistryConfig::default(),
+            allowed_unsafe_sysctls: Vec::new(),
+            volume_refresh: Duration::from_secs(10),
+            port: None,
+        }
+    }
+
+    pub fn cni_conf_dir(&self) -> PathBuf {
+        self.cni_conf_dir
+            .clone()
+            .unwrap_or_else(|| self.root_dir.join("cni/net.d"))
+    }
+}
+
+/// The agent's own directory (where skiff-bridge and skiff-ipam are installed beside it),
+/// then the usual plugin directories.
+pub fn default_cni_bin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(dir);
+    }
+    dirs.extend(["/opt/cni/bin".into(), "/usr/lib/cni".into()]);
+    dirs
+}
+
+/// A running agent. Dropping it leaves pods running (as stopping kubelet does); call
+/// [`Agent::stop`] to stop the supervised containerd too.
+pub struct Agent {
+    pub runtime: Arc<dyn Runtime>,
+    supervisor: Option<Supervisor>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Stops the agent's tasks and its private containerd. Containers keep running in their
+    /// shims; a new agent on the same directory adopts them.
+    pub async fn stop(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(s) = self.supervisor.take()
+            && let Err(e) = s.stop().await
+        {
+            tracing::warn!(error = %e, "stopping containerd");
+        }
+    }
+}
+
+async fn kube_client(path: &Path) -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .with_context(|| format!("using kubeconfig {}", path.display()))?;
+    kube::Client::try_from(cfg).context("building the API client")
+}
+
+fn runtime_version(v: &Version) -> String {
+    format!("containerd://{}", v.version.trim_start_matches('v'))
+}
+
+/// Starts the agent and returns once it runs.
+pub async fn run(cfg: AgentConfig) -> Result<Agent> {
+    std::fs::create_dir_all(&cfg.root_dir)
+        .with_context(|| format!("creating {}", cfg.root_dir.display()))?;
+    let client = kube_client(&cfg.kubeconfig).await?;
+
+    // containerd: the node's, or a private one.
+    let (mut cd_cfg, supervisor) = match &cfg.containerd_socket {
+        Some(socket) => (ContainerdConfig::new(socket, NAMESPACE), None),
+        None => {
+            let s = Supervisor::start(SuperviseConfig::new(&cfg.root_dir))
+                .await
+                .context("starting the private containerd")?;
+            (s.client_config(NAMESPACE), Some(s))
+        }
+    };
+    cd_cfg.registries = cfg.registries.clone();
+    let containerd = Containerd::connect(cd_cfg)
+        .await
+        .context("connecting to containerd")?;
+    let runtime: Arc<dyn Runtime> = Arc::new(containerd);
+    let version = runtime
+        .version()
+        .await
+        .context("asking containerd for its version")?;
+
+    let cgroups: Arc<dyn cgroups::CgroupManager> = Arc::from(
+        cgroups::open(&CgroupConfig::new(&cfg.cgroup_mount_root, &cfg.cgroup_root))
+            .context("opening the cgroup tree")?,
+    );
+    cgroups
+        .ensure_qos_tree()
+        .context("creating the QoS cgroups")?;
+
+    // The node object first: its podCIDR (when the control plane assigns one) decides the
+    // network configuration.
+    let node_cfg = NodeConfig {
+        name: cfg.node_name.clone(),
+        root_dir: cfg.root_dir.clone(),
+        max_pods: cfg.max_pods,
+        node_ip: cfg.node_ip,
+        labels: cfg.node_labels.iter().cloned().collect(),
+        daemon_port: cfg.port,
+    };
+    let mut reporter = NodeReporter::new(client.clone(), node_cfg, runtime_version(&version));
+    let facts = reporter.facts().clone();
+    // Without a route out, the node is reachable on loopback only.
+    let node_ips: Vec<IpAddr> = vec![
+        cfg.node_ip
+            .or_else(crate::node::info::default_route_ip)
+            .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+    ];
+
+    let conf_dir = cfg.cni_conf_dir();
+    if cfg.cni_conf_dir.is_none() {
+        cni_default::ensure(&conf_dir, &cfg.root_dir, &cfg.pod_cidr)
+            .context("writing the default CNI configuration")?;
+    }
+    let cni = match CniConfig::load(&conf_dir, &cfg.cni_bin_dirs) {
+        Ok(c) => Some(Cni::new(c, &cfg.root_dir.join("cni/cache"))),
+        Err(e) => {
+            tracing::warn!(error = %e, "no usable CNI configuration yet; only host-network pods can run");
+            None
+        }
+    };
+    let sandbox = Arc::new(Sandbox::new(
+        SandboxParams {
+            root: cfg.root_dir.join("pods"),
+            ifname: "eth0".into(),
+            dns: DnsSettings {
+                cluster_dns: cfg.cluster_dns.clone(),
+                cluster_domain: cfg.cluster_domain.clone(),
+                node_ips: node_ips.clone(),
+            },
+            resolv_conf: cfg.resolv_conf.clone(),
+            hosts_file: "/etc/hosts".into(),
+        },
+        cni,
+    ));
+
+    let allocatable_map = facts.allocatable(cfg.max_pods);
+    let allocatable = Allocatable(
+        allocatable_map
+            .iter()
+            .filter_map(|(k, q)| {
+                skiff_api::quantity::Quantity::try_from(q)
+                    .ok()
+                    .map(|q| (k.clone(), q))
+            })
+            .collect(),
+    );
+    let volumes = Arc::new(
+        VolumeManager::new(&cfg.root_dir, "/proc").with_node_allocatable(allocatable.0.clone()),
+    );
+    let resources = NodeResources {
+        cpu_milli: i64::from(facts.cpus) * 1000,
+        memory_bytes: allocatable
+            .0
+            .get("memory")
+            .map_or(0, skiff_api::quantity::Quantity::value),
+        pods: i64::from(cfg.max_pods),
+    };
+
+    let health = health::check(runtime.as_ref(), &sandbox).await;
+    reporter
+        .register(&health)
+        .await
+        .context("registering the node")?;
+    let (health_tx, health_rx) = watch::channel(health);
+
+    let ctx = Arc::new(PodContext {
+        settings: PodSettings {
+            node_name: cfg.node_name.clone(),
+            node_ips,
+            log_dir: cfg.pod_logs_dir.clone(),
+            state_dir: cfg.root_dir.join("pods"),
+            allocatable,
+            memory_capacity: facts.memory_bytes,
+        },
+        runtime: runtime.clone(),
+        sandbox: sandbox.clone(),
+        volumes,
+        cgroups,
+        api: Arc::new(KubePodApi::new(client.clone())),
+        events: Arc::new(KubeEvents::start(client.clone(), &cfg.node_name)),
+        images: ImageService::new(runtime.clone()),
+    });
+    let mut manager = PodManager::new(
+        ctx,
+        ManagerSettings {
+            resources,
+            allowed_unsafe_sysctls: cfg.allowed_unsafe_sysctls.clone(),
+            volume_refresh: cfg.volume_refresh,
+        },
+    );
+    manager
+        .recover()
+        .await
+        .context("listing containers left by an earlier run")?;
+
+    let mut tasks = vec![
+        tokio::spawn(reporter.run(health_rx)),
+        tokio::spawn(manager.run(client.clone())),
+    ];
+    tasks.push(tokio::spawn(health::watch(
+        runtime.clone(),
+        sandbox,
+        health_tx,
+    )));
+    tracing::info!(node = %cfg.node_name, runtime = %version.version, "agent running");
+    Ok(Agent {
+        runtime,
+        supervisor,
+        tasks,
+    })
+}
