@@ -135,6 +135,7 @@ impl HttpGet {
 
         let mut headers = Vec::new();
         let mut host_header = None;
+        let mut host_seen = false;
         for h in action.http_headers.iter().flatten() {
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
                 SpecError::Invalid(format!(
@@ -149,9 +150,11 @@ impl HttpGet {
                 ))
             })?;
             if name == HOST {
-                if host_header.is_none() && !value.is_empty() {
+                // Go takes the first Host value; an empty one means the URL's host.
+                if !host_seen && !value.is_empty() {
                     host_header = Some(value);
                 }
+                host_seen = true;
                 continue;
             }
             headers.push((name, value));

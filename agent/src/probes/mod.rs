@@ -7,6 +7,14 @@
 //! thresholded result whenever it changes, and kubelet's `Unhealthy` / `ProbeWarning` event
 //! text for each attempt that failed or warned. Dropping the [`ProberHandle`] stops it.
 //!
+//! How the pod logic drives them, as kubelet does: for a container with a startup probe,
+//! spawn only the startup prober; on its `Changed { success: true }` spawn the liveness and
+//! readiness probers with [`spawn_prober_since`] and the container's start time (their
+//! initial delays count from the start). A container is not ready until its readiness prober
+//! reports `Changed { success: true }` (no readiness probe: ready once started). On a liveness
+//! or startup `Changed { success: false }` the prober stops by itself and the container is
+//! killed and restarted per the restart policy; the new container gets new probers.
+//!
 //! [`run_handler`] runs a postStart or preStop [`LifecycleHandler`] (exec, httpGet, sleep)
 //! once and returns kubelet's `FailedPostStartHook` / `FailedPreStopHook` message when it fails.
 //!

@@ -47,7 +47,8 @@ pub fn spawn_prober(
 /// `initialDelaySeconds` counts from then, as with kubelet (so a liveness prober started
 /// once the startup probe succeeded, or for a container adopted after an agent restart,
 /// does not wait the delay again). The probe is checked and resolved against the target
-/// first; a probe that cannot run is an error and starts nothing.
+/// first; a probe that cannot run is an error and starts nothing. Must be called within a
+/// tokio runtime.
 ///
 /// A prober for a container that started long ago begins at a random point of its first
 /// period, so the probers of many adopted containers do not all fire together.
