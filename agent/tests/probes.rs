@@ -106,6 +106,7 @@ async fn next(rx: &mut UnboundedReceiver<ProbeEvent>) -> ProbeEvent {
 fn changed(kind: ProbeKind, success: bool) -> ProbeEvent {
     ProbeEvent::Changed {
         container: CONTAINER.into(),
+        container_id: "c1".into(),
         kind,
         success,
     }
@@ -114,6 +115,7 @@ fn changed(kind: ProbeKind, success: bool) -> ProbeEvent {
 fn failed(kind: ProbeKind, message: impl Into<String>) -> ProbeEvent {
     ProbeEvent::AttemptFailed {
         container: CONTAINER.into(),
+        container_id: "c1".into(),
         kind,
         message: message.into(),
     }
@@ -363,6 +365,10 @@ async fn http_redirects() {
     let paths: Vec<String> = server.seen().iter().map(|s| s.path.clone()).collect();
     assert_eq!(paths, ["/start", "/middle", "/ok"]);
     assert_eq!(
+        server.seen()[0].header("host"),
+        Some(format!("127.0.0.1:{port}"))
+    );
+    assert_eq!(
         server.seen()[1].header("referer"),
         Some(format!("http://127.0.0.1:{port}/start"))
     );
@@ -397,6 +403,7 @@ async fn http_redirects() {
         next(&mut rx).await,
         ProbeEvent::Warning {
             container: CONTAINER.into(),
+            container_id: "c1".into(),
             kind: ProbeKind::Readiness,
             message: "Readiness probe warning: Probe terminated redirects, Response body: moved"
                 .into(),

@@ -18,7 +18,11 @@ impl fmt::Display for ProbeKind {
     }
 }
 
-/// What a prober reports to the pod logic.
+/// What a prober reports to the pod logic. Each event names the container and the runtime
+/// id of the instance probed ([`ProbeTarget::container_id`]), so events still queued from a
+/// container that has since been restarted can be told apart.
+///
+/// [`ProbeTarget::container_id`]: super::ProbeTarget::container_id
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeEvent {
     /// The thresholded result changed (the first decision counts as a change): readiness
@@ -26,6 +30,7 @@ pub enum ProbeEvent {
     /// (start liveness and readiness probing) or failed (restart the container).
     Changed {
         container: String,
+        container_id: String,
         kind: ProbeKind,
         success: bool,
     },
@@ -34,6 +39,7 @@ pub enum ProbeEvent {
     /// `Readiness probe errored and resulted in unknown state: ...`.
     AttemptFailed {
         container: String,
+        container_id: String,
         kind: ProbeKind,
         message: String,
     },
@@ -42,6 +48,7 @@ pub enum ProbeEvent {
     /// `Readiness probe warning: Probe terminated redirects, Response body: ...`.
     Warning {
         container: String,
+        container_id: String,
         kind: ProbeKind,
         message: String,
     },
@@ -62,6 +69,15 @@ impl ProbeEvent {
             ProbeEvent::Changed { container, .. }
             | ProbeEvent::AttemptFailed { container, .. }
             | ProbeEvent::Warning { container, .. } => container,
+        }
+    }
+
+    /// The runtime id of the container instance probed.
+    pub fn container_id(&self) -> &str {
+        match self {
+            ProbeEvent::Changed { container_id, .. }
+            | ProbeEvent::AttemptFailed { container_id, .. }
+            | ProbeEvent::Warning { container_id, .. } => container_id,
         }
     }
 

@@ -114,6 +114,7 @@ async fn run(
                 Some(true),
                 Some(ProbeEvent::Warning {
                     container: container.clone(),
+                    container_id: target.container_id.clone(),
                     kind,
                     message: format!("{kind} probe warning: {output}"),
                 }),
@@ -122,6 +123,7 @@ async fn run(
                 Some(false),
                 Some(ProbeEvent::AttemptFailed {
                     container: container.clone(),
+                    container_id: target.container_id.clone(),
                     kind,
                     message: format!("{kind} probe failed: {output}"),
                 }),
@@ -131,6 +133,7 @@ async fn run(
                 None,
                 Some(ProbeEvent::AttemptFailed {
                     container: container.clone(),
+                    container_id: target.container_id.clone(),
                     kind,
                     message: format!(
                         "{kind} probe errored and resulted in {state} state: {message}"
@@ -147,6 +150,7 @@ async fn run(
             tracing::debug!(success = changed, "probe result changed");
             let event = ProbeEvent::Changed {
                 container: container.clone(),
+                container_id: target.container_id.clone(),
                 kind,
                 success: changed,
             };
