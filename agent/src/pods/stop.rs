@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
 
 use super::api::PodApi;
+use super::container_spec::pod_full_name;
 use super::context::PodContext;
 use super::events::{EventType, PodEvent};
 use crate::probes::{self, ProbeTarget};
@@ -83,12 +84,11 @@ pub async fn stop_container<A: PodApi>(
             runtime: runtime.clone(),
             container: container.clone(),
         };
-        let pod_name = format!(
-            "{}/{}",
-            pod.metadata.namespace.as_deref().unwrap_or("default"),
-            pod.metadata.name.as_deref().unwrap_or_default()
-        );
-        if let Err(message) = probes::run_handler(handler, &target, grace, &pod_name).await {
+        // A hook cut short by the grace period is no failure worth an event (kubelet's
+        // rule): the hook's own timeout lies beyond it.
+        let pod_name = pod_full_name(&pod);
+        let hook = probes::run_handler(handler, &target, &pod_name, grace * 2);
+        if let Ok(Err(message)) = tokio::time::timeout(grace, hook).await {
             ctx.events.record(
                 PodEvent::new(&pod, EventType::Warning, "FailedPreStopHook", message)
                     .container(&container.name, init),

@@ -74,6 +74,8 @@ impl Drop for Task {
 /// What belongs to a running container besides its record.
 pub(super) struct Running {
     pub(super) container_id: String,
+    /// When the run started, on the monotonic clock probes count from.
+    pub(super) started: Instant,
     pub(super) _wait: Task,
     pub(super) probers: HashMap<ProbeKind, ProberHandle>,
     /// Its postStart hook, or the stop under way.

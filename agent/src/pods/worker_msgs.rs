@@ -177,11 +177,11 @@ impl<A: PodApi> PodWorker<A> {
                 let tx = self.tx.clone();
                 let (name, id) = (name.to_string(), container_id.to_string());
                 let grace = grace_period(&self.pod);
-                let pod_name = self.namespaced_name();
+                let pod_name = self.full_name.clone();
                 Task(tokio::spawn(
                     async move {
                         if let Err(message) =
-                            probes::run_handler(&handler, &target, grace, &pod_name).await
+                            probes::run_handler(&handler, &target, &pod_name, grace).await
                         {
                             let _ = tx.send(PodMsg::PostStartFailed {
                                 name,
@@ -244,9 +244,21 @@ impl<A: PodApi> PodWorker<A> {
                 .in_current_span(),
             )
         };
+        // Probe delays count from the start of the run.
+        let started = self
+            .record(name)
+            .and_then(|r| match &r.state {
+                State::Running { started_at, .. } => Some(*started_at),
+                _ => None,
+            })
+            .map(|t| Timestamp::now().duration_since(t).unsigned_abs())
+            .map_or_else(Instant::now, |ago| {
+                Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
+            });
         self.running.insert(
             name.to_string(),
             Running {
+                started,
                 container_id: container_id.to_string(),
                 _wait: Task(wait),
                 probers: HashMap::new(),
@@ -259,14 +271,6 @@ impl<A: PodApi> PodWorker<A> {
             self.start_prober(name, ProbeKind::Liveness);
             self.start_prober(name, ProbeKind::Readiness);
         }
-    }
-
-    pub(super) fn namespaced_name(&self) -> String {
-        format!(
-            "{}/{}",
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-            self.pod.metadata.name.as_deref().unwrap_or_default()
-        )
     }
 
     pub(super) fn probe_target(
@@ -283,6 +287,7 @@ impl<A: PodApi> PodWorker<A> {
     }
 
     fn start_prober(&mut self, name: &str, kind: ProbeKind) {
+        let since = self.running.get(name).map(|r| r.started);
         let Some((container, _)) = self.container(name) else {
             return;
         };
@@ -298,7 +303,11 @@ impl<A: PodApi> PodWorker<A> {
         let target = self.probe_target(&container, &id);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let forward = self.tx.clone();
-        match probes::spawn_prober(kind, &probe, target, tx) {
+        let spawned = match since {
+            Some(at) => probes::spawn_prober_since(kind, &probe, target, at, tx),
+            None => probes::spawn_prober(kind, &probe, target, tx),
+        };
+        match spawned {
             Ok(handle) => {
                 // Probe events reach the worker through its own queue.
                 tokio::spawn(async move {
@@ -327,49 +336,47 @@ impl<A: PodApi> PodWorker<A> {
     }
 
     fn on_probe(&mut self, ev: ProbeEvent) {
+        // Results of a container that is no longer the current run are stale.
+        let current = self
+            .running
+            .get(ev.container())
+            .is_some_and(|r| r.container_id == ev.container_id());
+        if !current {
+            return;
+        }
+        let name = ev.container().to_string();
+        let c_kind = self.record(&name).map_or(Kind::App, |r| r.kind);
         match ev {
-            ProbeEvent::AttemptFailed {
-                container,
-                kind,
-                message,
-            } => {
-                if !self.running.contains_key(&container) {
-                    return;
-                }
-                let c_kind = self.record(&container).map_or(Kind::App, |r| r.kind);
+            ProbeEvent::AttemptFailed { kind, message, .. } => {
                 self.container_event(
-                    &container,
+                    &name,
                     c_kind,
                     EventType::Warning,
                     "Unhealthy",
                     format!("{kind} probe failed: {message}"),
                 );
             }
-            ProbeEvent::Changed {
-                container,
-                kind,
-                success,
-            } => {
-                if !self.running.contains_key(&container) {
-                    return;
-                }
+            ProbeEvent::Warning { message, .. } => {
+                self.container_event(&name, c_kind, EventType::Warning, "ProbeWarning", message);
+            }
+            ProbeEvent::Changed { kind, success, .. } => {
                 let state = if success {
                     ProbeState::Success
                 } else {
                     ProbeState::Failure
                 };
-                let Some(rec) = self.record(&container) else {
+                let Some(rec) = self.record(&name) else {
                     return;
                 };
                 match kind {
                     ProbeKind::Startup => {
                         rec.set_startup(state);
                         if success {
-                            if let Some(r) = self.running.get_mut(&container) {
+                            if let Some(r) = self.running.get_mut(&name) {
                                 r.probers.remove(&ProbeKind::Startup);
                             }
-                            self.start_prober(&container, ProbeKind::Liveness);
-                            self.start_prober(&container, ProbeKind::Readiness);
+                            self.start_prober(&name, ProbeKind::Liveness);
+                            self.start_prober(&name, ProbeKind::Readiness);
                         }
                     }
                     ProbeKind::Liveness => rec.liveness = state,

@@ -1,71 +1,48 @@
-//! kubelet's probes and lifecycle hook handlers (being written; this is the interface).
+//! Container probes and lifecycle hooks, as kubelet runs them.
+//!
+//! [`spawn_prober`] starts one liveness, readiness or startup prober for one container: a
+//! tokio task that probes on the probe's schedule (exec through [`Runtime::exec_sync`],
+//! httpGet, tcpSocket, gRPC health), applies its success and failure thresholds with the pure
+//! [`ProbeState`], and reports what the pod logic needs through [`ProbeEvent`]s: the
+//! thresholded result whenever it changes, and kubelet's `Unhealthy` / `ProbeWarning` event
+//! text for each attempt that failed or warned. Dropping the [`ProberHandle`] stops it.
+//!
+//! How the pod logic drives them, as kubelet does: for a container with a startup probe,
+//! spawn only the startup prober; on its `Changed { success: true }` spawn the liveness and
+//! readiness probers with [`spawn_prober_since`] and the container's start time (their
+//! initial delays count from the start). A container is not ready until its readiness prober
+//! reports `Changed { success: true }` (no readiness probe: ready once started). On a liveness
+//! or startup `Changed { success: false }` the prober stops by itself and the container is
+//! killed and restarted per the restart policy; the new container gets new probers.
+//!
+//! [`run_handler`] runs a postStart or preStop [`LifecycleHandler`] (exec, httpGet, sleep)
+//! once and returns kubelet's `FailedPostStartHook` / `FailedPreStopHook` message when it fails.
+//!
+//! Messages are spelled as kubelet 1.33 spells them (`HTTP probe failed with statuscode: 500`,
+//! `dial tcp 10.0.0.5:81: connect: connection refused`, ...), since people and tools match on
+//! them.
+//!
+//! [`Runtime::exec_sync`]: crate::runtime::Runtime::exec_sync
+//! [`LifecycleHandler`]: k8s_openapi::api::core::v1::LifecycleHandler
 
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
+mod action;
+mod error;
+mod event;
+mod exec;
+mod gofmt;
+mod grpc;
+mod http;
+mod lifecycle;
+mod net;
+mod prober;
+mod spec;
+mod state;
+mod target;
+mod tls;
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
-
-use crate::runtime::Runtime;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProbeKind {
-    Liveness,
-    Readiness,
-    Startup,
-}
-
-impl std::fmt::Display for ProbeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ProbeKind::Liveness => "Liveness",
-            ProbeKind::Readiness => "Readiness",
-            ProbeKind::Startup => "Startup",
-        })
-    }
-}
-
-pub struct ProbeTarget {
-    pub pod_ip: Option<IpAddr>,
-    pub container_id: String,
-    pub runtime: Arc<dyn Runtime>,
-    pub container: Container,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeEvent {
-    Changed {
-        container: String,
-        kind: ProbeKind,
-        success: bool,
-    },
-    AttemptFailed {
-        container: String,
-        kind: ProbeKind,
-        message: String,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ProbeError(String);
-
-pub struct ProberHandle;
-
-pub fn spawn_prober(
-    _kind: ProbeKind,
-    _probe: &Probe,
-    _target: ProbeTarget,
-    _tx: tokio::sync::mpsc::UnboundedSender<ProbeEvent>,
-) -> Result<ProberHandle, ProbeError> {
-    Err(ProbeError("probes are not implemented yet".into()))
-}
-
-pub async fn run_handler(
-    _handler: &LifecycleHandler,
-    _target: &ProbeTarget,
-    _timeout: Duration,
-    _pod: &str,
-) -> Result<(), String> {
-    Err("lifecycle hooks are not implemented yet".into())
-}
+pub use error::{ProbeError, ProbeProblem};
+pub use event::{ProbeEvent, ProbeKind};
+pub use lifecycle::{pod_desc, run_handler};
+pub use prober::{ProberHandle, spawn_prober, spawn_prober_since};
+pub use state::ProbeState;
+pub use target::ProbeTarget;

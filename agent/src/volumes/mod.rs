@@ -20,7 +20,7 @@ mod atomic_writer;
 mod claims;
 mod downward_api;
 mod empty_dir;
-mod env_expansion;
+pub(crate) mod env_expansion;
 mod error;
 mod host_path;
 mod kernel_mounts;
