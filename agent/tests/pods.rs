@@ -4,98 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
-use serde_json::Value;
-use skiff_tests::{AgentNode, ControlPlane, eventually, workspace_bin};
-
-const IMAGE: &str = "skiff.test/busybox:1";
-
-struct Cluster {
-    // Dropped first: the node goes before its control plane.
-    node: AgentNode,
-    cp: ControlPlane,
-}
-
-impl Cluster {
-    fn start(node_name: &str, extra: &[&str]) -> Cluster {
-        let cp = ControlPlane::start(&workspace_bin("skiff-controlplane").unwrap(), &[]).unwrap();
-        let node = AgentNode::start(&cp, node_name, extra).unwrap();
-        node.import_busybox(IMAGE).unwrap();
-        let c = Cluster { node, cp };
-        eventually(Duration::from_secs(20), "node Ready", || {
-            let out = c.cp.kubectl(&[
-                "get",
-                "node",
-                node_name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-            ]);
-            (String::from_utf8_lossy(&out.stdout) == "True").then_some(())
-        });
-        c
-    }
-
-    fn apply(&self, yaml: &str) {
-        self.cp.kubectl_stdin(&["apply", "-f", "-"], yaml);
-    }
-
-    fn pod(&self, name: &str) -> Option<Value> {
-        let out = self.cp.kubectl(&["get", "pod", name, "-o", "json"]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    fn wait_pod(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        f: impl Fn(&Value) -> bool,
-    ) -> Value {
-        eventually(timeout, &format!("pod {name}: {what}"), || {
-            self.pod(name).filter(|p| f(p))
-        })
-    }
-
-    fn wait_gone(&self, name: &str, timeout: Duration) {
-        eventually(timeout, &format!("pod {name} gone"), || {
-            self.pod(name).is_none().then_some(())
-        });
-    }
-}
-
-fn phase(p: &Value) -> &str {
-    p["status"]["phase"].as_str().unwrap_or("")
-}
-
-fn condition<'a>(p: &'a Value, t: &str) -> &'a str {
-    p["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == t))
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("")
-}
-
-fn pod_yaml(name: &str, node: &str, spec_extra: &str, container_extra: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  nodeName: {node}
-  terminationGracePeriodSeconds: 5
-{spec_extra}
-  containers:
-  - name: app
-    image: {IMAGE}
-    imagePullPolicy: IfNotPresent
-{container_extra}
-"#
-    )
-}
+use common::*;
+use skiff_tests::eventually;
 
 #[test]
 fn a_pod_runs_logs_and_is_removed_without_a_trace() {

@@ -296,11 +296,39 @@ fn cap_name(name: &str) -> String {
     }
 }
 
-/// The capability set: the default (or, privileged, every) capability, minus `drop`, plus
-/// `add`, in number order.
+/// The capabilities in a CapBnd-style mask (bit n is capability n).
+pub fn capabilities_in_mask(mask: u64) -> Vec<&'static str> {
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// The capabilities this process may hand on (its bounding set): what "every capability"
+/// means for a privileged container, as containerd grants it. A runtime that runs with fewer
+/// than all (in a container of its own, say) cannot give more.
+pub fn held_capabilities() -> &'static [&'static str] {
+    static HELD: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    HELD.get_or_init(|| {
+        let mask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(u64::MAX);
+        capabilities_in_mask(mask)
+    })
+}
+
+/// The capability set: the default (or, privileged, every held) capability, minus `drop`,
+/// plus `add`, in number order.
 pub fn capabilities(spec: &ContainerSpec) -> Result<Vec<String>> {
     if spec.privileged {
-        return Ok(ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect());
+        return Ok(held_capabilities().iter().map(|c| c.to_string()).collect());
     }
     let known = |c: &str| ALL_CAPABILITIES.contains(&c);
     let mut set: BTreeSet<&str> = DEFAULT_CAPABILITIES.iter().copied().collect();
@@ -317,7 +345,7 @@ pub fn capabilities(spec: &ContainerSpec) -> Result<Vec<String>> {
     for a in &spec.capabilities.add {
         let name = cap_name(a);
         if name == "CAP_ALL" {
-            set.extend(ALL_CAPABILITIES.iter().copied());
+            set.extend(held_capabilities().iter().copied());
         } else if let Some(c) = ALL_CAPABILITIES.iter().find(|c| **c == name) {
             set.insert(c);
         } else {

@@ -198,13 +198,27 @@ fn capabilities_add_and_drop() {
     assert_eq!(capabilities(&spec).unwrap(), vec!["CAP_NET_BIND_SERVICE"]);
 
     spec.capabilities.add = vec!["ALL".into()];
-    assert_eq!(capabilities(&spec).unwrap().len(), ALL_CAPABILITIES.len());
+    assert_eq!(
+        capabilities(&spec).unwrap().len(),
+        held_capabilities().len()
+    );
 
     spec.capabilities.add = vec!["FLY".into()];
     assert!(capabilities(&spec).is_err());
     spec.capabilities.add.clear();
     spec.capabilities.drop = vec!["SWIM".into()];
     assert!(capabilities(&spec).is_err());
+}
+
+#[test]
+fn every_capability_is_what_the_process_holds() {
+    assert_eq!(
+        capabilities_in_mask(0x1fffeffffff).len(),
+        ALL_CAPABILITIES.len() - 1
+    );
+    assert!(!capabilities_in_mask(0x1fffeffffff).contains(&"CAP_SYS_RESOURCE"));
+    assert_eq!(capabilities_in_mask(1 << 12), vec!["CAP_NET_ADMIN"]);
+    assert!(held_capabilities().contains(&"CAP_SYS_ADMIN"));
 }
 
 #[test]
@@ -224,7 +238,7 @@ fn privileged_gets_everything() {
     }];
     let s = gen_spec(&spec);
     let caps = s.process.capabilities.unwrap();
-    assert_eq!(caps.bounding.len(), ALL_CAPABILITIES.len());
+    assert_eq!(caps.bounding.len(), held_capabilities().len());
     assert!(caps.effective.contains(&"CAP_SYS_ADMIN".to_string()));
     assert!(!s.process.no_new_privileges);
     assert!(s.linux.masked_paths.is_empty());
