@@ -139,6 +139,14 @@ pub fn oom_score_adj(qos: QosClass, memory_request: u64, memory_capacity: u64) -
     }
 }
 
+/// The score, unless it cannot be set: lowering a score below the runtime's own needs
+/// CAP_SYS_RESOURCE, and runc fails the whole start when the kernel refuses. Without the
+/// capability a Guaranteed container keeps the score it inherits.
+fn settable_oom_score_adj(adj: i32) -> Option<i32> {
+    let can_lower = crate::runtime::spec::held_capabilities().contains(&"CAP_SYS_RESOURCE");
+    (adj >= 0 || can_lower).then_some(adj)
+}
+
 fn memory_request(c: &Container) -> u64 {
     c.resources
         .as_ref()
@@ -363,7 +371,11 @@ pub fn container_spec(i: &ContainerInputs<'_>) -> Result<ContainerSpec, ConfigEr
         mounts,
         namespaces,
         resources: i.limits.clone(),
-        oom_score_adj: Some(oom_score_adj(i.qos, memory_request(c), i.memory_capacity)),
+        oom_score_adj: settable_oom_score_adj(oom_score_adj(
+            i.qos,
+            memory_request(c),
+            i.memory_capacity,
+        )),
         nofile_limit: None,
         sysctls,
         devices: Vec::new(),

@@ -224,6 +224,7 @@ impl<A: PodApi> PodManager<A> {
                 phase: Phase::Failed,
                 reason: r.reason,
                 message: format!("Pod was rejected: {}", r.message),
+                rejected: true,
             }
         });
         let rejected = outcome.is_some();

@@ -25,6 +25,9 @@ pub struct PodOutcome {
     pub phase: Phase,
     pub reason: String,
     pub message: String,
+    /// The pod was refused before anything of it ran: like kubelet's rejection, the status
+    /// then has no container statuses, so `kubectl get` shows the reason.
+    pub rejected: bool,
 }
 
 /// Everything the status is made of.
@@ -295,14 +298,16 @@ pub fn pod_status(i: &StatusInputs<'_>) -> Value {
         status.insert("startTime".into(), time(t));
     }
     status.insert("qosClass".into(), json!(i.qos_class));
-    status.insert(
-        "initContainerStatuses".into(),
-        Value::Array(inits.iter().map(|r| container_status(r)).collect()),
-    );
-    status.insert(
-        "containerStatuses".into(),
-        Value::Array(apps.iter().map(|r| container_status(r)).collect()),
-    );
+    if !i.outcome.is_some_and(|o| o.rejected) {
+        status.insert(
+            "initContainerStatuses".into(),
+            Value::Array(inits.iter().map(|r| container_status(r)).collect()),
+        );
+        status.insert(
+            "containerStatuses".into(),
+            Value::Array(apps.iter().map(|r| container_status(r)).collect()),
+        );
+    }
     Value::Object(status)
 }
 

@@ -153,6 +153,7 @@ fn rejected_pods_carry_the_reason() {
         phase: Phase::Failed,
         reason: "OutOfcpu".into(),
         message: "Pod was rejected: Node didn't have enough resource: cpu, requested: 3000, used: 0, capacity: 2000".into(),
+        rejected: true,
     };
     let s = pod_status(&StatusInputs {
         pod: &p,
@@ -176,4 +177,5 @@ fn rejected_pods_carry_the_reason() {
             .starts_with("Pod was rejected: ")
     );
     assert!(s.get("podIP").is_none());
+    assert!(s.get("containerStatuses").is_none());
 }

@@ -171,6 +171,7 @@ impl<A: PodApi> PodWorker<A> {
                 phase,
                 reason: status.reason.clone().unwrap_or_default(),
                 message: status.message.clone().unwrap_or_default(),
+                rejected: status.container_statuses.is_none(),
             });
         }
         let start_time = pod
@@ -307,6 +308,7 @@ impl<A: PodApi> PodWorker<A> {
                 phase: Phase::Failed,
                 reason: "DeadlineExceeded".into(),
                 message: "Pod was active on the node longer than the specified deadline".into(),
+                rejected: false,
             });
             self.event(
                 EventType::Normal,
