@@ -25,7 +25,6 @@ use crate::runtime::containerd::{Containerd, ContainerdConfig};
 use crate::runtime::registry::RegistryConfig;
 use crate::runtime::supervise::{SuperviseConfig, Supervisor};
 use crate::runtime::{Runtime, Version};
-use crate::sandbox::cni::{Cni, CniConfig};
 use crate::sandbox::files::DnsSettings;
 use crate::sandbox::{Sandbox, SandboxParams};
 use crate::volumes::{Allocatable, VolumeManager};
@@ -243,11 +242,16 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         cni_default::ensure(&conf_dir, &cfg.root_dir, &cfg.pod_cidr)
             .context("writing the default CNI configuration")?;
     }
-    let cni = match CniConfig::load(&conf_dir, &cfg.cni_bin_dirs) {
-        Ok(c) => Some(Cni::new(c, &cfg.root_dir.join("cni/cache"))),
+    let cni_source = health::CniSource {
+        conf_dir: conf_dir.clone(),
+        bin_dirs: cfg.cni_bin_dirs.clone(),
+        cache_dir: cfg.root_dir.join("cni/cache"),
+    };
+    let (cni, cni_error) = match cni_source.load() {
+        Ok(c) => (Some(c), None),
         Err(e) => {
             tracing::warn!(error = %e, "no usable CNI configuration yet; only host-network pods can run");
-            None
+            (None, Some(e))
         }
     };
     let sandbox = Arc::new(Sandbox::new(
@@ -288,7 +292,7 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         pods: i64::from(cfg.max_pods),
     };
 
-    let health = health::check(runtime.as_ref(), &sandbox).await;
+    let health = health::check(runtime.as_ref(), &sandbox, cni_error.as_deref()).await;
     reporter
         .register(&health)
         .await
@@ -332,6 +336,7 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
     tasks.push(tokio::spawn(health::watch(
         runtime.clone(),
         sandbox,
+        cni_source,
         health_tx,
     )));
     tracing::info!(node = %cfg.node_name, runtime = %version.version, "agent running");
