@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 mod api;
 mod cni;
+mod pods;
 mod procs;
 
 #[derive(Subcommand)]
@@ -30,11 +31,29 @@ pub enum Which {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// Agent (root): pod create → Running latency one at a time and in a burst, and the
+    /// agent's memory — against `ctr run -d` of the same image in the same run.
+    Pods {
+        /// Pods created one after the other.
+        #[arg(long, default_value_t = 20)]
+        sequential: usize,
+        /// Pods created at once.
+        #[arg(long, default_value_t = 30)]
+        burst: usize,
+        /// `ctr run -d` runs for the reference.
+        #[arg(long, default_value_t = 20)]
+        ref_runs: usize,
+    },
 }
 
 pub async fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Api { pods, watchers } => api::run(pods, watchers).await,
+        Which::Pods {
+            sequential,
+            burst,
+            ref_runs,
+        } => pods::run(sequential, burst, ref_runs).await,
         Which::Cni { pods, rounds } => {
             tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?
         }
