@@ -240,7 +240,7 @@ spec:
   - name: check
     image: {IMAGE}
     imagePullPolicy: Never
-    command: ["sh", "-c", "echo write > /scratch/shared; echo RAM=$(grep ' /ram ' /proc/mounts | cut -d' ' -f3); cat /host/from-host; echo; touch /host/nope 2>/dev/null && echo HOST-RW || echo HOST-RO; echo MODE=$(stat -L -c %a /cfg/site/index.html) SEC=$(cat /sec/token) $(stat -L -c %a /sec/token); cat /info/labels; echo; cat /data/claimed; echo; echo sub > /sub/file; echo made > /made/file; echo CHECKED; sleep 3600"]
+    command: ["sh", "-c", "echo write > /scratch/shared; echo RAM=$(grep ' /ram ' /proc/mounts | cut -d' ' -f3,4); cat /host/from-host; echo; touch /host/nope 2>/dev/null && echo HOST-RW || echo HOST-RO; echo MODE=$(stat -L -c %a /cfg/site/index.html) SEC=$(cat /sec/token) $(stat -L -c %a /sec/token); cat /info/labels; echo; cat /data/claimed; echo; echo sub > /sub/file; echo made > /made/file; echo CHECKED; sleep 3600"]
     volumeMounts:
     - {{name: scratch, mountPath: /scratch}}
     - {{name: ram, mountPath: /ram}}
@@ -259,7 +259,10 @@ spec:
         phase(p) == "Running"
     });
     let log = c.wait_log("vols", "check", 0, "CHECKED");
-    assert!(log.contains("RAM=tmpfs"), "{log}");
+    assert!(
+        log.contains("RAM=tmpfs") && log.contains("size=8192k"),
+        "{log}"
+    );
     assert!(log.contains("host data\nHOST-RO"), "{log}");
     assert!(log.contains("MODE=600 SEC=s3cret 400"), "{log}");
     assert!(log.contains("tier=\"web\""), "{log}");
