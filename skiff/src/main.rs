@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod down;
 mod image;
 mod up;
 
@@ -21,7 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Bring up a one-node cluster on this machine (Ctrl-C stops it; run again to resume).
+    /// Bring up a one-node cluster on this machine: control plane and node agent (Ctrl-C
+    /// stops it, pods keep running; run again to resume).
     Up {
         /// Where the cluster's state lives.
         #[arg(long, default_value = "/var/lib/skiff")]
@@ -29,6 +31,11 @@ enum Cmd {
         /// HTTPS port of the API server.
         #[arg(long, default_value_t = 6443)]
         port: u16,
+    },
+    /// Remove everything `skiff up` made on this machine (pods, containers, network, state).
+    Down {
+        #[arg(long, default_value = "/var/lib/skiff")]
+        data_dir: PathBuf,
     },
     /// Images on a node without a registry: import archives, build a busybox image.
     Image {
@@ -52,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().cmd {
         Cmd::Up { data_dir, port } => up::run(data_dir, port).await.context("skiff up"),
+        Cmd::Down { data_dir } => down::run(data_dir).await.context("skiff down"),
         Cmd::Image { cmd } => image::run(cmd).await,
         Cmd::Bench { which } => bench::run(which).await,
     }

@@ -1,9 +1,30 @@
-//! `skiff up`: the one-node cluster. Today that is the control plane on the embedded store.
+//! `skiff up`: the one-node cluster — the control plane on the embedded store and this
+//! machine's agent (with its own containerd and the default skiff-bridge network), in one
+//! process. `skiff down` removes all of it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use skiff_agent::daemon::{self, AgentConfig};
 use skiff_controlplane::Config;
+
+/// The node's name: the machine's hostname, as kubelet registers it.
+pub fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "skiff-node".into())
+}
+
+/// The agent's settings under `data_dir`, the same for `up` and `down`.
+pub fn agent_config(data_dir: &Path) -> AgentConfig {
+    AgentConfig::new(
+        data_dir.join("admin.kubeconfig"),
+        node_name(),
+        data_dir.join("agent"),
+    )
+}
 
 pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
     skiff_controlplane::tune_allocator();
@@ -16,15 +37,28 @@ pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
     let kubeconfig = data_dir.join("admin.kubeconfig");
     std::fs::copy(&running.kubeconfig, &kubeconfig)
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
+    let agent = daemon::run(agent_config(&data_dir))
+        .await
+        .context("starting the node agent")?;
     println!("skiff is up: API server at https://{}", running.address);
+    println!("node: {} (pods run here)", node_name());
     println!("kubeconfig: {}", kubeconfig.display());
     println!();
     println!("Try:");
     println!("  export KUBECONFIG={}", kubeconfig.display());
-    println!("  kubectl get namespaces");
-    println!("  kubectl create deployment web --image=busybox:1.36 -- httpd -f -p 80");
+    println!("  kubectl get nodes");
+    println!(
+        "  skiff image busybox --data-dir {}   # an image, without a registry",
+        data_dir.display()
+    );
+    println!(
+        "  kubectl run hello --image=busybox:1.36 --overrides='{{\"spec\":{{\"nodeName\":\"{}\"}}}}' -- httpd -f -p 8080 -h /etc",
+        node_name()
+    );
+    println!("  kubectl get pods -o wide");
     println!();
-    println!("Ctrl-C stops the cluster; `skiff up` again brings it back as it was.");
+    println!("Ctrl-C stops skiff (pods keep running); `skiff up` again brings it back as it was;");
+    println!("`skiff down` removes everything.");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -32,6 +66,7 @@ pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
         _ = term.recv() => {},
     }
     println!("stopping skiff");
+    agent.stop().await;
     running.shutdown().await;
     Ok(())
 }

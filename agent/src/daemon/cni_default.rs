@@ -8,6 +8,10 @@ use serde_json::json;
 
 /// The file the agent writes.
 pub const FILE: &str = "10-skiff.conflist";
+/// The bridge of the default network.
+pub const DEFAULT_BRIDGE: &str = "skiff0";
+/// The nftables table (and iptables chain prefix) of the default network.
+pub const DEFAULT_FIREWALL_TABLE: &str = "skiff";
 
 /// The default configuration list for `pod_cidr`, keeping its state under `root_dir/cni`.
 pub fn default_conflist(root_dir: &Path, pod_cidr: &str) -> serde_json::Value {
@@ -17,7 +21,8 @@ pub fn default_conflist(root_dir: &Path, pod_cidr: &str) -> serde_json::Value {
         "name": "skiff",
         "plugins": [{
             "type": "skiff-bridge",
-            "bridge": "skiff0",
+            "bridge": DEFAULT_BRIDGE,
+            "firewallTable": DEFAULT_FIREWALL_TABLE,
             "isGateway": true,
             "isDefaultGateway": true,
             "ipMasq": true,

@@ -29,7 +29,7 @@ use crate::sandbox::files::DnsSettings;
 use crate::sandbox::{Sandbox, SandboxParams};
 use crate::volumes::{Allocatable, VolumeManager};
 
-pub use cni_default::default_conflist;
+pub use cni_default::{DEFAULT_BRIDGE, DEFAULT_FIREWALL_TABLE, default_conflist};
 pub use down::{Leftovers, down};
 
 /// Why the agent could not start: what it was doing, and the cause.

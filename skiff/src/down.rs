@@ -1,0 +1,44 @@
+//! `skiff down`: removes everything `skiff up` made on this machine — pods and their
+//! containers, containerd, sandboxes, volumes, cgroups, the pod network's bridge and
+//! firewall table, and the state directory.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::bail;
+use skiff_agent::daemon;
+
+use crate::up::agent_config;
+
+pub async fn run(data_dir: PathBuf) -> anyhow::Result<()> {
+    let cfg = agent_config(&data_dir);
+    let left = daemon::down(&cfg).await;
+    // The default network's bridge and firewall table (see `daemon::default_conflist`).
+    let quiet = |cmd: &str, args: &[&str]| {
+        let _ = Command::new(cmd)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    quiet("ip", &["link", "del", daemon::DEFAULT_BRIDGE]);
+    for family in ["inet", "bridge"] {
+        quiet(
+            "nft",
+            &["delete", "table", family, daemon::DEFAULT_FIREWALL_TABLE],
+        );
+    }
+    if let Err(e) = std::fs::remove_dir_all(&data_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        bail!("removing {}: {e}", data_dir.display());
+    }
+    if !left.0.is_empty() {
+        bail!("could not remove: {}", left.0.join("; "));
+    }
+    println!(
+        "skiff is down: {} and everything it held are gone",
+        data_dir.display()
+    );
+    Ok(())
+}
