@@ -62,6 +62,35 @@ impl Drop for Proc {
     }
 }
 
+/// Starts `cmd` and waits for the first line it prints on stdout to begin with `ready:`
+/// (skiff's daemons print one once they serve). Its stdout is drained afterwards so it
+/// never blocks on a full pipe; stderr goes to the test's.
+pub fn spawn_until_ready(mut cmd: Command, name: &str, timeout: Duration) -> Result<Proc> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("spawning {name}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let proc = Proc {
+        child,
+        name: name.to_string(),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(l)) = lines.next() {
+            let _ = tx.send(l);
+        }
+        for _ in lines {}
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(line) if line.starts_with("ready:") => Ok(proc),
+        Ok(line) => bail!("{name} printed {line:?} instead of ready"),
+        Err(_) => bail!("{name} did not become ready within {timeout:?}"),
+    }
+}
+
 /// A `skiff-controlplane` process on its own data directory and port.
 pub struct ControlPlane {
     pub bin: PathBuf,
@@ -106,8 +135,8 @@ impl ControlPlane {
     /// (Re)starts the process on the same directory and port; waits for its "ready" line.
     pub fn launch(&mut self) -> Result<()> {
         let t0 = Instant::now();
-        let mut child = Command::new(&self.bin)
-            .arg("--data-dir")
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--data-dir")
             .arg(self.dir.path())
             .arg("--secure-port")
             .arg(self.port.to_string())
@@ -115,32 +144,13 @@ impl ControlPlane {
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("spawning {}", self.bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let proc = Proc {
-            child,
-            name: "skiff-controlplane".into(),
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) if line.starts_with("ready:") => {}
-            Ok(line) => bail!("control plane printed {line:?} instead of ready"),
-            Err(_) => bail!("control plane did not become ready within 20 s"),
-        }
+            );
+        self.proc = Some(spawn_until_ready(
+            cmd,
+            "skiff-controlplane",
+            Duration::from_secs(20),
+        )?);
         self.startup = t0.elapsed();
-        self.proc = Some(proc);
         Ok(())
     }
 
@@ -466,36 +476,17 @@ impl AgentNode {
     /// (Re)starts the agent; waits for its "ready" line.
     pub fn launch(&mut self) -> Result<()> {
         let t0 = Instant::now();
-        let mut child = Command::new(&self.bin)
-            .args(self.args()?)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,skiff_agent=info".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("spawning {}", self.bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let proc = Proc {
-            child,
-            name: "skiff-agent".into(),
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line.starts_with("ready:") => {}
-            Ok(line) => bail!("skiff-agent printed {line:?} instead of ready"),
-            Err(_) => bail!("skiff-agent did not become ready within 60 s"),
-        }
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(self.args()?).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,skiff_agent=info".into()),
+        );
+        self.proc = Some(spawn_until_ready(
+            cmd,
+            "skiff-agent",
+            Duration::from_secs(60),
+        )?);
         self.startup = t0.elapsed();
-        self.proc = Some(proc);
         Ok(())
     }
 

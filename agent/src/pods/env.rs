@@ -71,6 +71,39 @@ impl Vars {
     }
 }
 
+/// How kubelet names a kind in its messages: lower case when the object is missing, as the
+/// kind when a key is.
+type KindNames = (&'static str, &'static str);
+const CONFIG_MAP: KindNames = ("configmap", "ConfigMap");
+const SECRET: KindNames = ("secret", "Secret");
+
+/// The value of a `configMapKeyRef` / `secretKeyRef`: `found` is `None` when the object does
+/// not exist, else the key's value if it has the key. Optional references resolve to nothing
+/// instead of failing.
+fn key_ref(
+    found: Option<Option<String>>,
+    optional: bool,
+    (missing_kind, key_kind): KindNames,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, EnvError> {
+    match found {
+        Some(Some(v)) => Ok(Some(v)),
+        _ if optional => Ok(None),
+        Some(None) => Err(EnvError::MissingKey {
+            kind: key_kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            key: key.to_string(),
+        }),
+        None => Err(EnvError::NotFound {
+            kind: missing_kind,
+            name: name.to_string(),
+        }),
+    }
+}
+
 fn config_map_value(cm: &ConfigMap, key: &str) -> Option<String> {
     if let Some(v) = cm.data.as_ref().and_then(|d| d.get(key)) {
         return Some(v.clone());
@@ -224,51 +257,31 @@ pub async fn container_env<S: VolumeSources>(
                         })?,
                 )
             } else if let Some(r) = &from.config_map_key_ref {
-                let optional = r.optional == Some(true);
-                match cache.config_map(&r.name).await? {
-                    Some(cm) => match config_map_value(cm, &r.key) {
-                        Some(v) => Some(v),
-                        None if optional => None,
-                        None => {
-                            return Err(EnvError::MissingKey {
-                                kind: "ConfigMap",
-                                namespace: namespace.clone(),
-                                name: r.name.clone(),
-                                key: r.key.clone(),
-                            });
-                        }
-                    },
-                    None if optional => None,
-                    None => {
-                        return Err(EnvError::NotFound {
-                            kind: "configmap",
-                            name: r.name.clone(),
-                        });
-                    }
-                }
+                let found = cache
+                    .config_map(&r.name)
+                    .await?
+                    .map(|cm| config_map_value(cm, &r.key));
+                key_ref(
+                    found,
+                    r.optional == Some(true),
+                    CONFIG_MAP,
+                    &namespace,
+                    &r.name,
+                    &r.key,
+                )?
             } else if let Some(r) = &from.secret_key_ref {
-                let optional = r.optional == Some(true);
-                match cache.secret(&r.name).await? {
-                    Some(secret) => match secret_value(secret, &r.key) {
-                        Some(v) => Some(v),
-                        None if optional => None,
-                        None => {
-                            return Err(EnvError::MissingKey {
-                                kind: "Secret",
-                                namespace: namespace.clone(),
-                                name: r.name.clone(),
-                                key: r.key.clone(),
-                            });
-                        }
-                    },
-                    None if optional => None,
-                    None => {
-                        return Err(EnvError::NotFound {
-                            kind: "secret",
-                            name: r.name.clone(),
-                        });
-                    }
-                }
+                let found = cache
+                    .secret(&r.name)
+                    .await?
+                    .map(|secret| secret_value(secret, &r.key));
+                key_ref(
+                    found,
+                    r.optional == Some(true),
+                    SECRET,
+                    &namespace,
+                    &r.name,
+                    &r.key,
+                )?
             } else {
                 Some(String::new())
             }
