@@ -3,9 +3,12 @@
 //! into it, and removes everything it made even when it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::host::{cgroup_pids, cmdline, remove_cgroups, unique, unmount_under};
+
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use containerd_client::services::v1::{GetRequest, ListPidsRequest};
@@ -23,122 +26,12 @@ use skiff_agent::runtime::{
 const NAMESPACE: &str = "skiff";
 const IMAGE: &str = "skiff.test/busybox:1";
 
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
 fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap()
-}
-
-/// Every cgroup directory named `parent` (one per hierarchy).
-fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.path().canonicalize().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    roots.sort();
-    roots.dedup();
-    roots
-        .into_iter()
-        .map(|r| r.join(parent.trim_start_matches('/')))
-        .filter(|p| p.is_dir())
-        .collect()
-}
-
-fn subdirs_deepest_first(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.extend(subdirs_deepest_first(&e.path()));
-            }
-        }
-    }
-    out.push(dir.to_path_buf());
-    out
-}
-
-/// PIDs in the cgroup `path` (in any hierarchy that has it).
-fn cgroup_pids(path: &str) -> Vec<i32> {
-    let mut pids: Vec<i32> = cgroup_dirs(path)
-        .iter()
-        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-        .flat_map(|s| {
-            s.lines()
-                .filter_map(|l| l.trim().parse::<i32>().ok())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-fn remove_cgroups(parent: &str) {
-    for _ in 0..100 {
-        for root in cgroup_dirs(parent) {
-            for dir in subdirs_deepest_first(&root) {
-                for file in ["cgroup.procs", "tasks"] {
-                    if let Ok(s) = std::fs::read_to_string(dir.join(file)) {
-                        for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                            unsafe { libc::kill(pid, libc::SIGKILL) };
-                        }
-                    }
-                }
-            }
-        }
-        let mut left = false;
-        for root in cgroup_dirs(parent) {
-            for dir in subdirs_deepest_first(&root) {
-                if std::fs::remove_dir(&dir).is_err() && dir.exists() {
-                    left = true;
-                }
-            }
-        }
-        if !left {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("cgroups under {parent} could not be removed");
-}
-
-fn unmount_under(dir: &Path) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<String> = mountinfo
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let c = std::ffi::CString::new(p).unwrap();
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
 }
 
 /// `containerd.runc.v1.ProcessDetails`: what ListPids says about an exec process.

@@ -5,8 +5,7 @@
 //! from what it pulled. Everything is stopped by PID and removed, even when a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -21,91 +20,10 @@ use skiff_agent::runtime::{ContainerSpec, Error, PullErrorKind, RegistryAuth, Ru
 
 mod common;
 
+use common::host::{free_port, remove_cgroups, unique, unmount_under};
 use common::registry::{PASSWORD, Registry, RegistryOptions, USER};
 
 const NAMESPACE: &str = "skiff";
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn kill_cgroup_procs_and_remove(parent: &str) {
-    let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.path().canonicalize().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    roots.sort();
-    roots.dedup();
-    for _ in 0..100 {
-        let mut left = false;
-        for root in &roots {
-            let dir = root.join(parent.trim_start_matches('/'));
-            if !dir.is_dir() {
-                continue;
-            }
-            for d in subdirs_deepest_first(&dir) {
-                for file in ["cgroup.procs", "tasks"] {
-                    if let Ok(s) = std::fs::read_to_string(d.join(file)) {
-                        for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                            unsafe { libc::kill(pid, libc::SIGKILL) };
-                        }
-                    }
-                }
-                if std::fs::remove_dir(&d).is_err() && d.exists() {
-                    left = true;
-                }
-            }
-        }
-        if !left {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("cgroups under {parent} could not be removed");
-}
-
-fn subdirs_deepest_first(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.extend(subdirs_deepest_first(&e.path()));
-            }
-        }
-    }
-    out.push(dir.to_path_buf());
-    out
-}
-
-fn unmount_under(dir: &Path) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<String> = mountinfo
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let c = std::ffi::CString::new(p).unwrap();
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-}
 
 /// One test's private containerd.
 struct Env {
@@ -183,7 +101,7 @@ impl Drop for Env {
         for pid in supervise::kill_shims(&self.socket) {
             eprintln!("killed shim {pid}");
         }
-        kill_cgroup_procs_and_remove(&self.cgroup_parent);
+        remove_cgroups(&self.cgroup_parent);
         unmount_under(&self.dir);
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("cannot remove {}: {e}", self.dir.display());

@@ -3,11 +3,14 @@
 //! it made (containers, shims, cgroups, mounts, namespaces, files) even when it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::host::{remove_cgroups, sh, unique, unmount_under};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use skiff_agent::runtime::containerd::{Containerd, ContainerdConfig};
@@ -18,104 +21,6 @@ use skiff_agent::runtime::{ContainerMeta, ContainerSpec, Error, ExitStatus, Runt
 
 const NAMESPACE: &str = "skiff";
 const IMAGE: &str = "skiff.test/busybox:1";
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Every cgroup directory named `parent` (one per hierarchy), deepest first when removed.
-fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.path().canonicalize().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    roots.sort();
-    roots.dedup();
-    roots
-        .into_iter()
-        .map(|r| r.join(parent.trim_start_matches('/')))
-        .filter(|p| p.is_dir())
-        .collect()
-}
-
-fn subdirs_deepest_first(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.extend(subdirs_deepest_first(&e.path()));
-            }
-        }
-    }
-    out.push(dir.to_path_buf());
-    out
-}
-
-fn kill_cgroup_procs(parent: &str) {
-    for root in cgroup_dirs(parent) {
-        for dir in subdirs_deepest_first(&root) {
-            for file in ["cgroup.procs", "tasks"] {
-                if let Ok(s) = std::fs::read_to_string(dir.join(file)) {
-                    for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn remove_cgroups(parent: &str) {
-    for _ in 0..100 {
-        kill_cgroup_procs(parent);
-        let mut left = false;
-        for root in cgroup_dirs(parent) {
-            for dir in subdirs_deepest_first(&root) {
-                if std::fs::remove_dir(&dir).is_err() && dir.exists() {
-                    left = true;
-                }
-            }
-        }
-        if !left {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("cgroups under {parent} could not be removed");
-}
-
-/// Unmounts everything mounted under `dir`, deepest first.
-fn unmount_under(dir: &Path) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<String> = mountinfo
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let c = std::ffi::CString::new(p).unwrap();
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-}
 
 /// One test's private containerd and everything around it.
 struct Env {
