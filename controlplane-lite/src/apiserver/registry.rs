@@ -255,6 +255,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "io.k8s.api.apps.v1.DaemonSet"
     ),
     res!(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "io.k8s.api.apps.v1.ControllerRevision"
+    ),
+    res!(
         "batch",
         "v1",
         "Job",

@@ -9,6 +9,7 @@ pub mod compactor;
 pub mod gc;
 pub mod namespace;
 pub mod namespace_cache;
+pub mod runtime;
 
 /// Starts every controller; the returned handle aborts them all.
 pub fn spawn(

@@ -35,6 +35,7 @@ pub fn normalize(kind: &str, v: Value) -> Result<Value, String> {
         "ReplicaSet" => through!(api::apps::v1::ReplicaSet),
         "StatefulSet" => through!(api::apps::v1::StatefulSet),
         "DaemonSet" => through!(api::apps::v1::DaemonSet),
+        "ControllerRevision" => through!(api::apps::v1::ControllerRevision),
         "Job" => through!(api::batch::v1::Job),
         "CronJob" => through!(api::batch::v1::CronJob),
         "EndpointSlice" => through!(api::discovery::v1::EndpointSlice),

@@ -76,6 +76,7 @@ pub(super) fn add_definition(generator: &mut SchemaGenerator, definition: &str) 
         apps::ReplicaSet,
         apps::StatefulSet,
         apps::DaemonSet,
+        apps::ControllerRevision,
         batch::Job,
         batch::CronJob,
         discovery::EndpointSlice,

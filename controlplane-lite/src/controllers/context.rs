@@ -1,0 +1,165 @@
+//! What every controller shares: the cluster to write to, one informer per kind (one watch
+//! and one cache each, however many controllers read them), and the settings.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    ServiceAccount,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::storage::v1::StorageClass;
+use tokio::task::JoinHandle;
+
+use super::runtime::{FakeCluster, Informer};
+
+/// One informer per kind the controllers and the scheduler read.
+#[derive(Clone)]
+pub struct Informers {
+    pub pods: Informer<Pod>,
+    pub nodes: Informer<Node>,
+    pub namespaces: Informer<Namespace>,
+    pub services: Informer<Service>,
+    pub endpoints: Informer<Endpoints>,
+    pub endpoint_slices: Informer<EndpointSlice>,
+    pub service_accounts: Informer<ServiceAccount>,
+    pub replica_sets: Informer<ReplicaSet>,
+    pub deployments: Informer<Deployment>,
+    pub stateful_sets: Informer<StatefulSet>,
+    pub daemon_sets: Informer<DaemonSet>,
+    pub controller_revisions: Informer<ControllerRevision>,
+    pub jobs: Informer<Job>,
+    pub cron_jobs: Informer<CronJob>,
+    pub pvcs: Informer<PersistentVolumeClaim>,
+    pub pvs: Informer<PersistentVolume>,
+    pub storage_classes: Informer<StorageClass>,
+    pub leases: Informer<Lease>,
+}
+
+impl Informers {
+    /// Informers on the API server; the handles run the watches.
+    pub fn start(client: &kube::Client) -> (Informers, Vec<JoinHandle<()>>) {
+        let mut tasks = Vec::new();
+        macro_rules! start {
+            () => {{
+                let (i, t) = Informer::start(client.clone());
+                tasks.push(t);
+                i
+            }};
+        }
+        let informers = Informers {
+            pods: start!(),
+            nodes: start!(),
+            namespaces: start!(),
+            services: start!(),
+            endpoints: start!(),
+            endpoint_slices: start!(),
+            service_accounts: start!(),
+            replica_sets: start!(),
+            deployments: start!(),
+            stateful_sets: start!(),
+            daemon_sets: start!(),
+            controller_revisions: start!(),
+            jobs: start!(),
+            cron_jobs: start!(),
+            pvcs: start!(),
+            pvs: start!(),
+            storage_classes: start!(),
+            leases: start!(),
+        };
+        (informers, tasks)
+    }
+
+    /// Informers on a [`FakeCluster`], for unit tests.
+    pub fn fake(c: &FakeCluster) -> Informers {
+        Informers {
+            pods: c.informer(),
+            nodes: c.informer(),
+            namespaces: c.informer(),
+            services: c.informer(),
+            endpoints: c.informer(),
+            endpoint_slices: c.informer(),
+            service_accounts: c.informer(),
+            replica_sets: c.informer(),
+            deployments: c.informer(),
+            stateful_sets: c.informer(),
+            daemon_sets: c.informer(),
+            controller_revisions: c.informer(),
+            jobs: c.informer(),
+            cron_jobs: c.informer(),
+            pvcs: c.informer(),
+            pvs: c.informer(),
+            storage_classes: c.informer(),
+            leases: c.informer(),
+        }
+    }
+
+    /// Waits until every informer has its first list.
+    pub async fn synced(&self) {
+        self.pods.synced().await;
+        self.nodes.synced().await;
+        self.namespaces.synced().await;
+        self.services.synced().await;
+        self.endpoints.synced().await;
+        self.endpoint_slices.synced().await;
+        self.service_accounts.synced().await;
+        self.replica_sets.synced().await;
+        self.deployments.synced().await;
+        self.stateful_sets.synced().await;
+        self.daemon_sets.synced().await;
+        self.controller_revisions.synced().await;
+        self.jobs.synced().await;
+        self.cron_jobs.synced().await;
+        self.pvcs.synced().await;
+        self.pvs.synced().await;
+        self.storage_classes.synced().await;
+        self.leases.synced().await;
+    }
+}
+
+/// Settings of the controllers, with kube-controller-manager's defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A node whose Lease is older than this is Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace: Duration,
+    /// How long pods tolerate an unreachable or not-ready node when they do not say
+    /// (`--default-unreachable-toleration-seconds`, `--default-not-ready-toleration-seconds`).
+    pub default_toleration_seconds: i64,
+    /// Where the built-in local-path provisioner makes volumes on nodes.
+    pub local_path_dir: PathBuf,
+    /// Worker tasks per controller.
+    pub workers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            node_monitor_grace: Duration::from_secs(40),
+            default_toleration_seconds: 300,
+            local_path_dir: "/var/lib/skiff/local-path".into(),
+            workers: 4,
+        }
+    }
+}
+
+/// What a controller is started with.
+pub struct Ctx<C> {
+    pub cluster: Arc<C>,
+    pub informers: Informers,
+    pub settings: Settings,
+}
+
+impl<C> Clone for Ctx<C> {
+    fn clone(&self) -> Self {
+        Ctx {
+            cluster: self.cluster.clone(),
+            informers: self.informers.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
