@@ -40,6 +40,19 @@ pub struct Config {
     /// How often old revisions are compacted away (history of one interval is kept).
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub compaction_interval: Duration,
+    /// Run the scheduler and the controllers (Deployments, ReplicaSets, ..., node lifecycle).
+    /// `false` serves the API alone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub controllers: bool,
+    /// A node whose Lease is older than this goes Unknown and gets the unreachable taint.
+    #[arg(long, value_parser = parse_duration, default_value = "40s")]
+    pub node_monitor_grace_period: Duration,
+    /// How long pods tolerate an unreachable or not-ready node unless they say otherwise.
+    #[arg(long, default_value_t = 300)]
+    pub default_toleration_seconds: i64,
+    /// Where the built-in local-path provisioner puts volumes on nodes.
+    #[arg(long, default_value = "/var/lib/skiff/local-path")]
+    pub local_path_dir: PathBuf,
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h`.
@@ -75,6 +88,10 @@ impl Config {
             service_cluster_ip_range: "10.96.0.0/12".into(),
             tls_sans: Vec::new(),
             compaction_interval: Duration::from_secs(300),
+            controllers: true,
+            node_monitor_grace_period: Duration::from_secs(40),
+            default_toleration_seconds: 300,
+            local_path_dir: "/var/lib/skiff/local-path".into(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod controllers;
 pub mod pki;
 pub mod store;
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -123,6 +124,17 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
     pki.write_admin_kubeconfig(&kubeconfig, &format!("https://{server_address}"))?;
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let ctl = controllers::spawn(api.clone(), cfg.compaction_interval, stopped.clone());
+    let workloads = cfg.controllers.then(|| {
+        controllers::spawn_workloads(
+            kubeconfig.clone(),
+            controllers::context::Settings {
+                node_monitor_grace: cfg.node_monitor_grace_period,
+                default_toleration_seconds: cfg.default_toleration_seconds,
+                local_path_dir: cfg.local_path_dir.clone(),
+                ..Default::default()
+            },
+        )
+    });
     let serve_api = api.clone();
     let task = tokio::spawn(async move {
         server::serve(listener, tls, serve_api, Arc::new(auth), async move {
@@ -130,6 +142,9 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         })
         .await;
         ctl.abort();
+        if let Some(w) = workloads {
+            w.abort();
+        }
     });
     tracing::info!(address = %local, elapsed_ms = t0.elapsed().as_millis() as u64, kubeconfig = %kubeconfig.display(), "control plane serving");
     Ok(Running {

@@ -157,7 +157,8 @@ fn body<K: Kind>(obj: &K) -> Result<Vec<u8>, kube::core::request::Error> {
 impl Cluster for KubeCluster {
     async fn create<K: Kind>(&self, obj: &K) -> Result<K, ClusterError> {
         let (ns, name) = meta_of(obj);
-        let req = body(obj).and_then(|b| request::<K>(ns.as_deref()).create(&PostParams::default(), b));
+        let req =
+            body(obj).and_then(|b| request::<K>(ns.as_deref()).create(&PostParams::default(), b));
         self.send(req, "create", &K::kind(&()), &name).await
     }
 
@@ -178,7 +179,8 @@ impl Cluster for KubeCluster {
                 b,
             )
         });
-        self.send(req, "update status of", &K::kind(&()), &name).await
+        self.send(req, "update status of", &K::kind(&()), &name)
+            .await
     }
 
     async fn patch<K: Kind>(
@@ -187,7 +189,8 @@ impl Cluster for KubeCluster {
         name: &str,
         patch: &Value,
     ) -> Result<K, ClusterError> {
-        let req = request::<K>(namespace).patch(name, &PatchParams::default(), &Patch::Merge(patch));
+        let req =
+            request::<K>(namespace).patch(name, &PatchParams::default(), &Patch::Merge(patch));
         self.send(req, "patch", &K::kind(&()), name).await
     }
 

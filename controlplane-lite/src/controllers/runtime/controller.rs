@@ -77,7 +77,11 @@ pub trait Reconciler: Send + Sync + 'static {
 }
 
 /// Runs `workers` reconcile loops on `queue` until it is shut down.
-pub fn run<R: Reconciler>(r: Arc<R>, queue: WorkQueue<ObjectKey>, workers: usize) -> JoinHandle<()> {
+pub fn run<R: Reconciler>(
+    r: Arc<R>,
+    queue: WorkQueue<ObjectKey>,
+    workers: usize,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tasks = Vec::with_capacity(workers);
         for _ in 0..workers.max(1) {
@@ -124,7 +128,10 @@ pub fn watch<K: Kind>(
         // What arrived before the subscription.
         informer.synced().await;
         for obj in informer.list() {
-            for k in map(&Change { obj, deleted: false }) {
+            for k in map(&Change {
+                obj,
+                deleted: false,
+            }) {
                 queue.add(k);
             }
         }
@@ -138,7 +145,10 @@ pub fn watch<K: Kind>(
                 Err(RecvError::Lagged(n)) => {
                     tracing::debug!(kind = %K::kind(&()), skipped = n, "changes lagged; resyncing");
                     for obj in informer.list() {
-                        for k in map(&Change { obj, deleted: false }) {
+                        for k in map(&Change {
+                            obj,
+                            deleted: false,
+                        }) {
                             queue.add(k);
                         }
                     }
@@ -190,7 +200,16 @@ mod tests {
         }
         async fn reconcile(&self, key: &ObjectKey) -> Result<Requeue, ReconcileError> {
             self.seen.lock().unwrap().push(key.name.clone());
-            if key.name == "flaky" && self.seen.lock().unwrap().iter().filter(|n| *n == "flaky").count() < 3 {
+            if key.name == "flaky"
+                && self
+                    .seen
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|n| *n == "flaky")
+                    .count()
+                    < 3
+            {
                 return Err(ReconcileError::Other("not yet".into()));
             }
             let Some(cm) = self.cms.get(key.namespace.as_deref(), &key.name) else {
@@ -201,7 +220,11 @@ mod tests {
             if data.get("out") != Some(&input) {
                 let _: ConfigMap = self
                     .cluster
-                    .patch(key.namespace.as_deref(), &key.name, &json!({"data": {"out": input}}))
+                    .patch(
+                        key.namespace.as_deref(),
+                        &key.name,
+                        &json!({"data": {"out": input}}),
+                    )
                     .await?;
             }
             Ok(Requeue::Done)
@@ -209,7 +232,10 @@ mod tests {
     }
 
     fn cm(name: &str, input: &str) -> ConfigMap {
-        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "ns"}, "data": {"in": input}})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "ns"}, "data": {"in": input}}),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -242,7 +268,11 @@ mod tests {
         assert_eq!(out("flaky").as_deref(), Some("2"));
         // Its own write woke it again; the second pass found nothing to do.
         let writes = cluster.writes();
-        assert_eq!(writes.iter().filter(|w| w.ends_with("ns/a")).count(), 1, "{writes:?}");
+        assert_eq!(
+            writes.iter().filter(|w| w.ends_with("ns/a")).count(),
+            1,
+            "{writes:?}"
+        );
         queue.shut_down();
     }
 }

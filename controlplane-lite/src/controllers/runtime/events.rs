@@ -8,8 +8,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
 use kube::Resource;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -25,9 +25,18 @@ pub struct ObjectEvent {
     pub type_: &'static str,
     pub reason: String,
     pub message: String,
+    /// The reporting component (`deployment-controller`, `default-scheduler`...); the
+    /// sink's own when empty.
+    pub component: &'static str,
 }
 
 impl ObjectEvent {
+    /// The same event, as reported by `component`.
+    pub fn from(mut self, component: &'static str) -> Self {
+        self.component = component;
+        self
+    }
+
     /// An event about `obj`.
     pub fn of<K: Resource<DynamicType = ()>>(
         obj: &K,
@@ -45,14 +54,23 @@ impl ObjectEvent {
             type_,
             reason: reason.to_string(),
             message: message.into(),
+            component: "",
         }
     }
 
-    pub fn normal<K: Resource<DynamicType = ()>>(obj: &K, reason: &str, message: impl Into<String>) -> Self {
+    pub fn normal<K: Resource<DynamicType = ()>>(
+        obj: &K,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self::of(obj, "Normal", reason, message)
     }
 
-    pub fn warning<K: Resource<DynamicType = ()>>(obj: &K, reason: &str, message: impl Into<String>) -> Self {
+    pub fn warning<K: Resource<DynamicType = ()>>(
+        obj: &K,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self::of(obj, "Warning", reason, message)
     }
 }
@@ -105,7 +123,16 @@ async fn write(client: kube::Client, component: String, mut rx: mpsc::Receiver<O
                 continue;
             }
         }
-        let name = format!("{}.{:x}", ev.name, now.as_nanosecond().unsigned_abs() as u64);
+        let name = format!(
+            "{}.{:x}",
+            ev.name,
+            now.as_nanosecond().unsigned_abs() as u64
+        );
+        let source = if ev.component.is_empty() {
+            component.clone()
+        } else {
+            ev.component.to_string()
+        };
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -123,14 +150,14 @@ async fn write(client: kube::Client, component: String, mut rx: mpsc::Receiver<O
             reason: Some(ev.reason.clone()),
             message: Some(ev.message.clone()),
             source: Some(EventSource {
-                component: Some(component.clone()),
+                component: Some(source.clone()),
                 host: None,
             }),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             count: Some(1),
             type_: Some(ev.type_.to_string()),
-            reporting_component: Some(component.clone()),
+            reporting_component: Some(source),
             ..Default::default()
         };
         match api.create(&PostParams::default(), &event).await {

@@ -30,7 +30,14 @@ pub struct FakeCluster {
     state: Mutex<State>,
 }
 
-fn err(verb: &'static str, kind: &str, name: &str, code: u16, reason: &str, message: String) -> ClusterError {
+fn err(
+    verb: &'static str,
+    kind: &str,
+    name: &str,
+    code: u16,
+    reason: &str,
+    message: String,
+) -> ClusterError {
     ClusterError {
         verb,
         kind: kind.to_string(),
@@ -57,9 +64,8 @@ fn to_value<K: Kind>(obj: &K) -> Value {
 }
 
 fn from_value<K: Kind>(v: &Value, verb: &'static str, name: &str) -> Result<K, ClusterError> {
-    serde_json::from_value(v.clone()).map_err(|e| {
-        err(verb, &K::kind(&()), name, 422, "Invalid", e.to_string())
-    })
+    serde_json::from_value(v.clone())
+        .map_err(|e| err(verb, &K::kind(&()), name, 422, "Invalid", e.to_string()))
 }
 
 fn rand_suffix() -> String {
@@ -106,15 +112,18 @@ impl FakeCluster {
             }
         }
         let feed: Feed<K> = feed;
-        s.feeds.entry(kind).or_default().push(Box::new(move |v, deleted| {
-            if let Ok(obj) = serde_json::from_value::<K>(v.clone()) {
-                if deleted {
-                    feed.delete(obj);
-                } else {
-                    feed.apply(obj);
+        s.feeds
+            .entry(kind)
+            .or_default()
+            .push(Box::new(move |v, deleted| {
+                if let Ok(obj) = serde_json::from_value::<K>(v.clone()) {
+                    if deleted {
+                        feed.delete(obj);
+                    } else {
+                        feed.apply(obj);
+                    }
                 }
-            }
-        }));
+            }));
         informer
     }
 
@@ -193,7 +202,14 @@ impl FakeCluster {
         let key = key_of::<K>(namespace, name);
         let old = s.objects.get(&key).cloned();
         let Some(mut new) = change(old.as_ref())? else {
-            return Err(err(verb, &kind, name, 404, "NotFound", format!("{kind} {name:?} not found")));
+            return Err(err(
+                verb,
+                &kind,
+                name,
+                404,
+                "NotFound",
+                format!("{kind} {name:?} not found"),
+            ));
         };
         let rv = s.next_rv();
         new["metadata"]["resourceVersion"] = json!(rv);
@@ -214,7 +230,13 @@ impl FakeCluster {
     }
 }
 
-fn check_rv(verb: &'static str, kind: &str, name: &str, old: &Value, new: &Value) -> Result<(), ClusterError> {
+fn check_rv(
+    verb: &'static str,
+    kind: &str,
+    name: &str,
+    old: &Value,
+    new: &Value,
+) -> Result<(), ClusterError> {
     let want = new["metadata"]["resourceVersion"].as_str().unwrap_or("");
     if !want.is_empty() && want != old["metadata"]["resourceVersion"].as_str().unwrap_or("") {
         return Err(err(
@@ -223,7 +245,9 @@ fn check_rv(verb: &'static str, kind: &str, name: &str, old: &Value, new: &Value
             name,
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+            format!(
+                "Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
         ));
     }
     Ok(())
@@ -238,12 +262,22 @@ impl Cluster for FakeCluster {
         if name.is_empty() {
             let prefix = obj.meta().generate_name.clone().unwrap_or_default();
             if prefix.is_empty() {
-                return Err(err("create", &kind, "", 422, "Invalid", "name or generateName is required".into()));
+                return Err(err(
+                    "create",
+                    &kind,
+                    "",
+                    422,
+                    "Invalid",
+                    "name or generateName is required".into(),
+                ));
             }
             name = format!("{prefix}{}", rand_suffix());
             v["metadata"]["name"] = json!(name);
         }
-        let exists = self.lock().objects.contains_key(&key_of::<K>(ns.as_deref(), &name));
+        let exists = self
+            .lock()
+            .objects
+            .contains_key(&key_of::<K>(ns.as_deref(), &name));
         if exists {
             return Err(err(
                 "create",
@@ -273,7 +307,12 @@ impl Cluster for FakeCluster {
             if let Some(st) = old.get("status") {
                 merged["status"] = st.clone();
             }
-            for f in ["uid", "creationTimestamp", "generation", "deletionTimestamp"] {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+            ] {
                 if let Some(x) = old["metadata"].get(f) {
                     merged["metadata"][f] = x.clone();
                 }
@@ -296,7 +335,12 @@ impl Cluster for FakeCluster {
         })
     }
 
-    async fn patch<K: Kind>(&self, namespace: Option<&str>, name: &str, patch: &Value) -> Result<K, ClusterError> {
+    async fn patch<K: Kind>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<K, ClusterError> {
         self.write::<K>("patch", namespace, name, |old| {
             let Some(old) = old else { return Ok(None) };
             let mut merged = old.clone();
@@ -309,7 +353,12 @@ impl Cluster for FakeCluster {
         })
     }
 
-    async fn patch_status<K: Kind>(&self, namespace: Option<&str>, name: &str, patch: &Value) -> Result<K, ClusterError> {
+    async fn patch_status<K: Kind>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<K, ClusterError> {
         self.write::<K>("patch status of", namespace, name, |old| {
             let Some(old) = old else { return Ok(None) };
             let mut merged = old.clone();
@@ -322,17 +371,36 @@ impl Cluster for FakeCluster {
         })
     }
 
-    async fn delete<K: Kind>(&self, namespace: Option<&str>, name: &str, how: &Delete) -> Result<(), ClusterError> {
+    async fn delete<K: Kind>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        how: &Delete,
+    ) -> Result<(), ClusterError> {
         let kind = K::kind(&()).to_string();
         let mut s = self.lock();
         let key = key_of::<K>(namespace, name);
         let Some(old) = s.objects.get(&key).cloned() else {
-            return Err(err("delete", &kind, name, 404, "NotFound", format!("{kind} {name:?} not found")));
+            return Err(err(
+                "delete",
+                &kind,
+                name,
+                404,
+                "NotFound",
+                format!("{kind} {name:?} not found"),
+            ));
         };
         if let Some(uid) = &how.uid
             && old["metadata"]["uid"].as_str() != Some(uid.as_str())
         {
-            return Err(err("delete", &kind, name, 409, "Conflict", "Precondition failed: UID".into()));
+            return Err(err(
+                "delete",
+                &kind,
+                name,
+                409,
+                "Conflict",
+                "Precondition failed: UID".into(),
+            ));
         }
         s.writes.push(format!(
             "delete {kind} {}{name}",
@@ -343,7 +411,8 @@ impl Cluster for FakeCluster {
             .is_some_and(|f| !f.is_empty());
         if finalizers {
             let mut new = old.clone();
-            new["metadata"]["deletionTimestamp"] = json!(k8s_openapi::jiff::Timestamp::now().to_string());
+            new["metadata"]["deletionTimestamp"] =
+                json!(k8s_openapi::jiff::Timestamp::now().to_string());
             let rv = s.next_rv();
             new["metadata"]["resourceVersion"] = json!(rv);
             s.objects.insert(key, new.clone());
@@ -355,15 +424,41 @@ impl Cluster for FakeCluster {
         Ok(())
     }
 
-    async fn bind(&self, namespace: &str, name: &str, uid: &str, node: &str) -> Result<(), ClusterError> {
+    async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        node: &str,
+    ) -> Result<(), ClusterError> {
         use k8s_openapi::api::core::v1::Pod;
         self.write::<Pod>("bind", Some(namespace), name, |old| {
             let Some(old) = old else { return Ok(None) };
             if old["metadata"]["uid"].as_str() != Some(uid) {
-                return Err(err("bind", "Pod", name, 409, "Conflict", "Precondition failed: UID".into()));
+                return Err(err(
+                    "bind",
+                    "Pod",
+                    name,
+                    409,
+                    "Conflict",
+                    "Precondition failed: UID".into(),
+                ));
             }
-            if old["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty()) {
-                return Err(err("bind", "Pod", name, 409, "Conflict", format!("pod {name} is already assigned to node {:?}", old["spec"]["nodeName"])));
+            if old["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+            {
+                return Err(err(
+                    "bind",
+                    "Pod",
+                    name,
+                    409,
+                    "Conflict",
+                    format!(
+                        "pod {name} is already assigned to node {:?}",
+                        old["spec"]["nodeName"]
+                    ),
+                ));
             }
             let mut new = old.clone();
             new["spec"]["nodeName"] = json!(node);
@@ -417,7 +512,12 @@ mod tests {
             .unwrap();
         assert!(cms.list().is_empty());
         assert!(changes.recv().await.unwrap().deleted || changes.recv().await.unwrap().deleted);
-        assert!(c.delete::<ConfigMap>(Some("ns"), &name, &Delete::default()).await.unwrap_err().is_not_found());
+        assert!(
+            c.delete::<ConfigMap>(Some("ns"), &name, &Delete::default())
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
 
         let mut pod = Pod::default();
         pod.metadata.name = Some("p".into());
@@ -426,9 +526,19 @@ mod tests {
         let uid = pod.metadata.uid.clone().unwrap();
         c.bind("ns", "p", &uid, "n1").await.unwrap();
         assert_eq!(
-            c.get::<Pod>(Some("ns"), "p").unwrap().spec.unwrap().node_name.as_deref(),
+            c.get::<Pod>(Some("ns"), "p")
+                .unwrap()
+                .spec
+                .unwrap()
+                .node_name
+                .as_deref(),
             Some("n1")
         );
-        assert!(c.bind("ns", "p", &uid, "n2").await.unwrap_err().is_conflict());
+        assert!(
+            c.bind("ns", "p", &uid, "n2")
+                .await
+                .unwrap_err()
+                .is_conflict()
+        );
     }
 }

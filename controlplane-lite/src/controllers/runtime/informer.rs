@@ -17,7 +17,14 @@ const BACKLOG: usize = 16 * 1024;
 
 /// A kind the controllers work with: a typed Kubernetes object.
 pub trait Kind:
-    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + serde::Serialize + Send + Sync + 'static
+    Resource<DynamicType = ()>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + serde::Serialize
+    + Send
+    + Sync
+    + 'static
 {
 }
 

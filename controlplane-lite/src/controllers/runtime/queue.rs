@@ -120,7 +120,10 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
             *n
         };
         let backoff = BASE_BACKOFF
-            .saturating_mul(1u32.checked_shl(n.saturating_sub(1).min(31)).unwrap_or(u32::MAX))
+            .saturating_mul(
+                1u32.checked_shl(n.saturating_sub(1).min(31))
+                    .unwrap_or(u32::MAX),
+            )
             .min(MAX_BACKOFF);
         self.add_after(key, backoff);
     }
