@@ -37,6 +37,14 @@ spec:
     image: {IMAGE}
     imagePullPolicy: Never
     command: ["sh", "-c", "echo hello-from-server > /tmp/index.html; cat /etc/resolv.conf; cat /etc/hosts; hostname; httpd -f -p 8080 -h /tmp"]
+  - name: shm-writer
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo shared-memory > /dev/shm/note; sleep 3600"]
+  - name: shm-reader
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "until [ -e /dev/shm/note ]; do sleep 0.2; done; echo SHM=$(cat /dev/shm/note); sleep 3600"]
 ---
 apiVersion: v1
 kind: Pod
@@ -69,6 +77,7 @@ spec:
         )),
         "{log}"
     );
+    c.wait_log("server", "shm-reader", 0, "SHM=shared-memory");
     let h = c.wait_pod("hostnet", "Running", Duration::from_secs(30), |p| {
         phase(p) == "Running"
     });

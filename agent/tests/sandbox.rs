@@ -404,6 +404,13 @@ async fn setup_gives_namespaces_an_address_a_hostname_and_files() {
          options ndots:5\n"
     );
     assert_eq!(fs::read_to_string(&info.files.hostname).unwrap(), "web\n");
+    // The pod's /dev/shm: one tmpfs its containers share.
+    let shm = info.shm.clone().unwrap();
+    assert!(
+        fx.mounts().contains(&shm.display().to_string()),
+        "{:?}",
+        fx.mounts()
+    );
 
     // CHECK and STATUS of a 1.1.0 list pass on a healthy attachment.
     let cni = sandbox.cni().unwrap();
@@ -606,6 +613,9 @@ async fn gc_releases_stale_attachments_and_keeps_live_ones() {
     // "forgotten": sandbox and cache both lost; only the plugins' own GC finds it.
     for (info, drop_cache) in [(&cached_info, false), (&forgotten_info, true)] {
         skiff_agent::sandbox::namespaces::remove_dir(&info.namespaces.dir).unwrap();
+        let shm = std::ffi::CString::new(info.shm.as_ref().unwrap().to_str().unwrap()).unwrap();
+        // SAFETY: a valid path under this test's directory.
+        unsafe { libc::umount2(shm.as_ptr(), libc::MNT_DETACH) };
         fs::remove_dir_all(&info.dir).unwrap();
         if drop_cache {
             let entry =

@@ -292,6 +292,17 @@ pub fn container_spec(i: &ContainerInputs<'_>) -> Result<ContainerSpec, ConfigEr
             });
         }
     }
+    // The pod's shared /dev/shm, unless a volume takes its place.
+    if let Some(shm) = &i.sandbox.shm
+        && !mounted("/dev/shm", &mounts)
+    {
+        mounts.push(BindMount {
+            source: shm.clone(),
+            destination: "/dev/shm".to_string(),
+            readonly: false,
+            propagation: Propagation::None,
+        });
+    }
     if let Some(log) = &i.termination_log {
         let dest = c
             .termination_message_path

@@ -25,6 +25,7 @@ fn sandbox(host_network: bool) -> SandboxInfo {
         result: None,
         files: FilePaths::in_dir(&dir.join("etc")),
         hostname: "web".into(),
+        shm: Some(dir.join("shm")),
         warnings: vec![],
     }
 }
@@ -139,6 +140,7 @@ fn a_full_container() {
             "/etc/hosts",
             "/etc/resolv.conf",
             "/etc/hostname",
+            "/dev/shm",
             "/dev/termination-log"
         ]
     );

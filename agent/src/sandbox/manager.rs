@@ -47,6 +47,8 @@ pub struct SandboxInfo {
     /// `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`, to bind-mount.
     pub files: FilePaths,
     pub hostname: String,
+    /// The pod's `/dev/shm`, shared by its containers; `None` with the host's IPC namespace.
+    pub shm: Option<PathBuf>,
     /// DNS settings that had to be changed to fit, for events on the pod.
     pub warnings: Vec<String>,
 }
@@ -223,6 +225,14 @@ impl Sandbox {
                     return Err(self.undo(&uid, err).await);
                 }
             };
+            let shm = if host.ipc {
+                None
+            } else {
+                match super::shm::create(&dir) {
+                    Ok(p) => Some(p),
+                    Err(e) => return Err(self.undo(&uid, e).await),
+                }
+            };
             record.ips = ips.clone();
             if let Err(e) = record.write(&dir) {
                 return Err(self.undo(&uid, e).await);
@@ -242,6 +252,7 @@ impl Sandbox {
                 result,
                 files: paths,
                 hostname: names.uts,
+                shm,
                 warnings: resolv.warnings,
             })
         }
@@ -302,6 +313,9 @@ impl Sandbox {
                     uid: uid.to_string(),
                     source,
                 });
+            }
+            if let Err(e) = super::shm::remove(&dir) {
+                errors.push(e);
             }
             if let Err(source) = files::remove_files(&dir.join(ETC_DIR)) {
                 errors.push(SandboxError::Files {
@@ -366,9 +380,11 @@ impl Sandbox {
             .flatten()
             .all(|p| namespaces::is_namespace(p));
         let files = files::FilePaths::in_dir(&dir.join(ETC_DIR));
+        let shm = (!record.host_ipc).then(|| dir.join(super::shm::SHM_DIR));
         let complete = (record.host_network || !record.ips.is_empty())
             && files.hosts.exists()
-            && files.resolv_conf.exists();
+            && files.resolv_conf.exists()
+            && shm.as_ref().is_none_or(|p| p.exists());
         if !alive || !complete {
             return Ok(None);
         }
@@ -380,6 +396,7 @@ impl Sandbox {
             result: None,
             files,
             hostname: record.hostname.clone(),
+            shm,
             warnings: Vec::new(),
         }))
     }

@@ -5,8 +5,8 @@
 //! spec and gets the files bind-mounted.
 //!
 //! On disk, under the sandbox root, one directory per pod UID:
-//! `sandbox.json` (written first, removed last), `ns/{net,ipc,uts}`, and
-//! `etc/{hosts,resolv.conf,hostname}`.
+//! `sandbox.json` (written first, removed last), `ns/{net,ipc,uts}`,
+//! `etc/{hosts,resolv.conf,hostname}`, and `shm/` (the pod's `/dev/shm`).
 
 mod capabilities;
 pub mod cni;
@@ -15,6 +15,7 @@ pub mod files;
 mod manager;
 pub mod namespaces;
 mod record;
+mod shm;
 
 pub use error::SandboxError;
 pub use manager::{Sandbox, SandboxInfo, SandboxParams};

@@ -112,7 +112,7 @@ pub fn recover(root: &Path) -> Result<Vec<RecoveredSandbox>, SandboxError> {
         let Some(uid) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let ours = [RECORD_FILE, NS_DIR, ETC_DIR]
+        let ours = [RECORD_FILE, NS_DIR, ETC_DIR, super::shm::SHM_DIR]
             .iter()
             .any(|f| dir.join(f).exists());
         if !dir.is_dir() || !ours {
