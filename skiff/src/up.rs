@@ -30,6 +30,7 @@ pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
     skiff_controlplane::tune_allocator();
     let mut cfg = Config::for_dir(data_dir.join("controlplane"));
     cfg.secure_port = port;
+    cfg.local_path_dir = data_dir.join("local-path");
     let running = skiff_controlplane::start(cfg)
         .await
         .context("starting the control plane")?;
