@@ -226,6 +226,7 @@ impl<C: Cluster> Binder<C> {
 
         let mut c = claim.clone();
         let vname = v.metadata.name.clone().unwrap_or_default();
+        let newly = claim_phase(claim) != "Bound";
         let mut changed = false;
         if volume_name(&c) != vname {
             c.spec.get_or_insert_with(Default::default).volume_name = Some(vname.clone());
@@ -240,7 +241,9 @@ impl<C: Cluster> Binder<C> {
             c = self.cluster.replace(&c).await?;
         }
         self.set_claim_phase(&c, "Bound", Some(&v)).await?;
-        tracing::info!(claim = %ObjectKey::of(claim), volume = %vname, "bound");
+        if newly {
+            tracing::info!(claim = %ObjectKey::of(claim), volume = %vname, "bound");
+        }
         Ok(())
     }
 

@@ -7,9 +7,9 @@
 //!
 //! One queue holds both kinds of keys: a claim's has a namespace, a volume's has none.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
@@ -40,6 +40,9 @@ pub const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct LocalPath<C> {
     cluster: Arc<C>,
+    /// Uids of volumes this provisioner deleted: a cache that still shows one must not get
+    /// it a new helper pod.
+    deleted: Mutex<HashSet<String>>,
     claims: Informer<PersistentVolumeClaim>,
     volumes: Informer<PersistentVolume>,
     classes: Informer<StorageClass>,
@@ -145,6 +148,7 @@ impl<C: Cluster> LocalPath<C> {
         let i = &ctx.informers;
         LocalPath {
             cluster: ctx.cluster.clone(),
+            deleted: Mutex::default(),
             claims: i.pvcs.clone(),
             volumes: i.pvs.clone(),
             classes: i.storage_classes.clone(),
@@ -299,6 +303,15 @@ impl<C: Cluster> LocalPath<C> {
             return Ok(Requeue::Done);
         }
         let name = pv.metadata.name.clone().unwrap_or_default();
+        let uid = pv.metadata.uid.clone().unwrap_or_default();
+        if self
+            .deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&uid)
+        {
+            return Ok(Requeue::Done);
+        }
         let Some((path, node)) = path_and_node(pv) else {
             self.event(
                 pv,
@@ -326,7 +339,7 @@ impl<C: Cluster> LocalPath<C> {
         }
         let helper = helper_name(&name);
         let Some(pod) = self.pods.get(Some(HELPER_NAMESPACE), &helper) else {
-            let pod = self.helper_pod(&helper, &name, &path, &node)?;
+            let pod = self.helper_pod(&helper, pv, &path, &node)?;
             match self.cluster.create(&pod).await {
                 Ok(_) | Err(ClusterError { code: 409, .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -377,17 +390,24 @@ impl<C: Cluster> LocalPath<C> {
         }
     }
 
+    /// The pod that removes `path` on `node`. The volume owns it, so the garbage collector
+    /// removes a helper whatever becomes of the volume.
     fn helper_pod(
         &self,
         helper: &str,
-        pv: &str,
+        pv: &PersistentVolume,
         path: &str,
         node: &str,
     ) -> Result<Pod, ReconcileError> {
         let parent = self.settings.local_path_dir.display().to_string();
+        let pv_name = pv.metadata.name.as_deref().unwrap_or("");
         serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": helper, "namespace": HELPER_NAMESPACE, "labels": {HELPER_LABEL: pv}},
+            "metadata": {
+                "name": helper, "namespace": HELPER_NAMESPACE, "labels": {HELPER_LABEL: pv_name},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "PersistentVolume",
+                    "name": pv_name, "uid": pv.metadata.uid}],
+            },
             "spec": {
                 "nodeName": node,
                 "restartPolicy": "Never",
@@ -432,13 +452,17 @@ impl<C: Cluster> LocalPath<C> {
             .delete::<PersistentVolume>(None, &name, &how)
             .await
         {
-            Ok(()) => {
-                tracing::info!(volume = %name, "deleted released volume");
-                Ok(Requeue::Done)
-            }
-            Err(e) if e.is_not_found() => Ok(Requeue::Done),
-            Err(e) => Err(e.into()),
+            Ok(()) => tracing::info!(volume = %name, "deleted released volume"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
+        if let Some(uid) = &pv.metadata.uid {
+            self.deleted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(uid.clone());
+        }
+        Ok(Requeue::Done)
     }
 }
 
