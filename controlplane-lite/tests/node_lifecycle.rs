@@ -194,7 +194,9 @@ async fn a_dead_node_goes_not_ready_and_its_pods_go() {
             .unwrap()
             .parse::<jiff::Timestamp>()
             .unwrap();
-        let grace = p["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap();
+        let grace = p["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .unwrap();
         let after = marked.as_second() - grace - added.as_second();
         assert!((1..=4).contains(&after), "deleted {after}s after the taint");
         let target = condition(&p, "DisruptionTarget");
