@@ -5,7 +5,9 @@
 //!
 //! One queue holds both kinds of keys: a claim's has a namespace, a volume's has none.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
     Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
@@ -13,6 +15,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
+use tokio::time::Instant;
 
 use super::matching::{
     claim_class, claims_of, find_best_match, is_bound_to, unsatisfied, volume_mode_mismatch,
@@ -28,6 +31,9 @@ use crate::controllers::runtime::{
 
 pub const COMPONENT: &str = "persistentvolume-controller";
 
+/// How often the same event about the same object may be recorded again.
+pub const REPEAT_EVERY: Duration = Duration::from_secs(15);
+
 pub struct Binder<C> {
     cluster: Arc<C>,
     claims: Informer<PersistentVolumeClaim>,
@@ -35,6 +41,8 @@ pub struct Binder<C> {
     classes: Informer<StorageClass>,
     pods: Informer<Pod>,
     nodes: Informer<Node>,
+    /// Events recently recorded: (uid, reason, message) → when.
+    said: Mutex<HashMap<(String, String, String), Instant>>,
 }
 
 fn has_annotation<K: kube::Resource>(obj: &K, key: &str) -> bool {
@@ -106,9 +114,13 @@ impl<C: Cluster> Binder<C> {
             classes: i.storage_classes.clone(),
             pods: i.pods.clone(),
             nodes: i.nodes.clone(),
+            said: Mutex::default(),
         }
     }
 
+    /// Records an event; the same one about the same object is said again only after
+    /// [`REPEAT_EVERY`] (a claim is looked at on every change of the volumes and pods around
+    /// it, where upstream looks every 15 s).
     fn event<K: kube::Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -121,6 +133,16 @@ impl<C: Cluster> Binder<C> {
         } else {
             ObjectEvent::normal(obj, reason, message)
         };
+        let now = Instant::now();
+        {
+            let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
+            said.retain(|_, at| now.duration_since(*at) < REPEAT_EVERY);
+            let key = (e.uid.clone(), e.reason.clone(), e.message.clone());
+            if said.contains_key(&key) {
+                return;
+            }
+            said.insert(key, now);
+        }
         self.cluster.record(e.from(COMPONENT));
     }
 
@@ -289,12 +311,10 @@ impl<C: Cluster> Binder<C> {
         }
         let node = selected.as_deref().and_then(|n| self.nodes.get(None, n));
         let volumes = self.volumes.list();
-        let found = find_best_match(
-            claim,
-            &volumes,
-            if delay { node.as_deref() } else { None },
-            delay && selected.is_none(),
-        );
+        // Waiting for a consumer, only a volume pre-bound to the claim may be taken until
+        // its node is known (and in the cache); then only one that can be used there.
+        let node = node.as_deref().filter(|_| delay);
+        let found = find_best_match(claim, &volumes, node, delay && node.is_none());
         if let Some(v) = found {
             self.bind(v, claim).await?;
             return Ok(Requeue::Done);

@@ -551,3 +551,49 @@ async fn a_claim_whose_volume_is_gone_is_lost() {
         "Bound claim has lost its PersistentVolume"
     ));
 }
+
+#[tokio::test]
+async fn a_node_chosen_by_the_scheduler_is_where_the_volume_goes() {
+    let w = world(|c| {
+        c.put(&node("n1"));
+        c.put(&node("n2"));
+    });
+    let c = &w.c;
+    eventually("local-path class", || {
+        c.get::<StorageClass>(None, "local-path")
+    })
+    .await;
+    // As kube-scheduler leaves it before binding the pod: the claim names the node.
+    c.put(&pvc(
+        "data",
+        "1Gi",
+        Some("local-path"),
+        json!({"metadata": {"annotations": {ANN_SELECTED_NODE: "n1"}}}),
+    ));
+    let (_, v) = bound_to(c, "data").await;
+    let spec = v.spec.unwrap();
+    let term = &spec
+        .node_affinity
+        .unwrap()
+        .required
+        .unwrap()
+        .node_selector_terms[0];
+    assert_eq!(
+        term.match_expressions.as_ref().unwrap()[0]
+            .values
+            .as_deref(),
+        Some(&["n1".to_string()][..])
+    );
+    // A claim whose node is unknown gets nothing, rather than a volume elsewhere.
+    c.put(&pvc(
+        "lost",
+        "1Gi",
+        Some("local-path"),
+        json!({"metadata": {"annotations": {ANN_SELECTED_NODE: "n9"}}}),
+    ));
+    eventually("refused", || {
+        has_event(c, "ProvisioningFailed", "nodes \"n9\" not found").then_some(())
+    })
+    .await;
+    assert_eq!(c.list::<PersistentVolume>().len(), 1);
+}
