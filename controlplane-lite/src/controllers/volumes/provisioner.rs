@@ -79,14 +79,27 @@ pub async fn ensure_class<C: Cluster>(cluster: &C, classes: &Informer<StorageCla
         return;
     }
     let default = default_class(&classes.list()).is_none();
-    match cluster.create(&storage_class(default)).await {
-        Ok(_) => tracing::info!(
-            class = CLASS,
-            default,
-            "created the local-path StorageClass"
-        ),
-        Err(e) if e.is_already_exists() => {}
-        Err(e) => tracing::warn!(error = %e, "cannot create the local-path StorageClass"),
+    let mut wait = Duration::from_millis(200);
+    for attempt in 1..=8 {
+        match cluster.create(&storage_class(default)).await {
+            Ok(_) => {
+                tracing::info!(
+                    class = CLASS,
+                    default,
+                    "created the local-path StorageClass"
+                );
+                return;
+            }
+            Err(e) if e.is_already_exists() => return,
+            Err(e) if attempt == 8 => {
+                tracing::warn!(error = %e, "cannot create the local-path StorageClass");
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot create the local-path StorageClass yet");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
     }
 }
 
