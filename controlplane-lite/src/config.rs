@@ -53,6 +53,16 @@ pub struct Config {
     /// Where the built-in local-path provisioner puts volumes on nodes.
     #[arg(long, default_value = "/var/lib/skiff/local-path")]
     pub local_path_dir: PathBuf,
+    /// The image of the helper pod that removes a deleted local-path volume's directory on
+    /// its node (`skiff image busybox` provides it).
+    #[arg(long, default_value = "busybox:1.36")]
+    pub local_path_helper_image: String,
+    /// Nodes per second, per zone, that get a NoExecute taint (evicting their pods).
+    #[arg(long, default_value_t = 0.1)]
+    pub node_eviction_rate: f64,
+    /// The same in a zone of more than 50 nodes where most are down.
+    #[arg(long, default_value_t = 0.01)]
+    pub secondary_node_eviction_rate: f64,
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h`.
@@ -92,6 +102,9 @@ impl Config {
             node_monitor_grace_period: Duration::from_secs(40),
             default_toleration_seconds: 300,
             local_path_dir: "/var/lib/skiff/local-path".into(),
+            local_path_helper_image: "busybox:1.36".into(),
+            node_eviction_rate: 0.1,
+            secondary_node_eviction_rate: 0.01,
         }
     }
 }

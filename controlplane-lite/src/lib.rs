@@ -107,6 +107,9 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         services: tokio::sync::Mutex::new(allocator),
         server_address: server_address.clone(),
         namespaces: Default::default(),
+        admission: apiserver::kinds::admission::Admission {
+            default_toleration_seconds: cfg.default_toleration_seconds,
+        },
     });
     bootstrap::run(&api)
         .await
@@ -131,6 +134,9 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
                 node_monitor_grace: cfg.node_monitor_grace_period,
                 default_toleration_seconds: cfg.default_toleration_seconds,
                 local_path_dir: cfg.local_path_dir.clone(),
+                local_path_helper_image: cfg.local_path_helper_image.clone(),
+                node_eviction_rate: cfg.node_eviction_rate,
+                secondary_node_eviction_rate: cfg.secondary_node_eviction_rate,
                 ..Default::default()
             },
         )

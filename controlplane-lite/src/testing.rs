@@ -128,7 +128,7 @@ impl FakeNodes {
         let silenced = Arc::new(Mutex::new(HashSet::new()));
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
         let tasks = vec![
-            tokio::spawn(heartbeats(client.clone(), names.clone(), silenced.clone())),
+            tokio::spawn(heartbeats(client.clone(), nodes.clone(), silenced.clone())),
             tokio::spawn(kubelet(
                 client,
                 names.into_iter().collect(),
@@ -146,7 +146,7 @@ impl FakeNodes {
             .insert(node.to_string());
     }
 
-    /// The node comes back.
+    /// The node comes back: it renews its Lease and posts a Ready status again.
     pub fn revive(&self, node: &str) {
         self.silenced
             .lock()
@@ -164,16 +164,30 @@ fn silent(silenced: &Mutex<HashSet<String>>, node: &str) -> bool {
 
 async fn heartbeats(
     client: kube::Client,
-    nodes: Vec<String>,
+    nodes: Vec<FakeNode>,
     silenced: Arc<Mutex<HashSet<String>>>,
 ) {
-    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let node_api: Api<Node> = Api::all(client);
+    let mut was_silent = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        for n in &nodes {
+        for node in &nodes {
+            let n = &node.name;
             if silent(&silenced, n) {
+                was_silent.insert(n.clone());
                 continue;
+            }
+            // Back from the dead: a kubelet posts its status again at once.
+            if was_silent.remove(n) {
+                let _ = node_api
+                    .patch_status(
+                        n,
+                        &PatchParams::default(),
+                        &Patch::Merge(&node_status(node)),
+                    )
+                    .await;
             }
             let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
             let patch = json!({"spec": {"holderIdentity": n, "leaseDurationSeconds": 40, "renewTime": now}});

@@ -134,6 +134,13 @@ pub struct Settings {
     pub default_toleration_seconds: i64,
     /// Where the built-in local-path provisioner makes volumes on nodes.
     pub local_path_dir: PathBuf,
+    /// The image of the helper pod that removes a deleted local-path volume's directory.
+    pub local_path_helper_image: String,
+    /// Nodes per second (per zone) that get a NoExecute taint, evicting their pods
+    /// (`--node-eviction-rate`).
+    pub node_eviction_rate: f64,
+    /// The same, in a large zone where most nodes are down (`--secondary-node-eviction-rate`).
+    pub secondary_node_eviction_rate: f64,
     /// Worker tasks per controller.
     pub workers: usize,
 }
@@ -144,6 +151,9 @@ impl Default for Settings {
             node_monitor_grace: Duration::from_secs(40),
             default_toleration_seconds: 300,
             local_path_dir: "/var/lib/skiff/local-path".into(),
+            local_path_helper_image: "busybox:1.36".into(),
+            node_eviction_rate: 0.1,
+            secondary_node_eviction_rate: 0.01,
             workers: 4,
         }
     }

@@ -10,7 +10,9 @@ pub mod context;
 pub mod gc;
 pub mod namespace;
 pub mod namespace_cache;
+pub mod nodes;
 pub mod runtime;
+pub mod volumes;
 
 /// Starts the scheduler and the workload controllers as clients of the API server at
 /// `kubeconfig` (this process's own, over loopback), once their caches are filled. The
@@ -47,8 +49,10 @@ pub fn spawn_workloads(
 
 /// Every workload controller and the scheduler, on `ctx`.
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = ctx;
-    Vec::new()
+    let mut tasks = Vec::new();
+    tasks.extend(nodes::start(ctx));
+    tasks.extend(volumes::start(ctx));
+    tasks
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);

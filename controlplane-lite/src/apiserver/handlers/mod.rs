@@ -31,6 +31,8 @@ pub struct Api {
     pub server_address: String,
     /// Namespace name → terminating, kept current by a watch (see controllers).
     pub namespaces: std::sync::RwLock<std::collections::HashMap<String, bool>>,
+    /// Settings of the mutating admission plugins.
+    pub admission: super::kinds::admission::Admission,
 }
 
 pub type Reply = Result<Response, ApiError>;

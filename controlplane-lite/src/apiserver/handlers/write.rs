@@ -184,6 +184,7 @@ pub async fn create_object(
         ));
     }
     kinds::prepare_create(info, obj);
+    kinds::admission::on_create(api, info, obj).await?;
     let ns = object::namespace(obj).to_string();
     check_namespace(api, info, &ns).await?;
     // generateName collisions are retried with a fresh suffix, as Kubernetes does.
@@ -311,6 +312,9 @@ async fn update_with(
             )));
         }
         kinds::prepare_update(info, &mut new, &old, sub);
+        if sub.is_none() {
+            kinds::admission::on_update(api, info, &mut new);
+        }
         let causes = validation::validate(info, &new, Some(&old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(info, name, causes));

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::object;
 use super::registry::ResourceInfo;
 
+pub mod admission;
 pub mod defaults;
 pub mod validation;
 
