@@ -7,10 +7,14 @@ use crate::apiserver::handlers::Api;
 
 pub mod compactor;
 pub mod context;
+pub mod daemonset;
 pub mod gc;
 pub mod namespace;
 pub mod namespace_cache;
+pub mod revision_history;
 pub mod runtime;
+pub mod set_pods;
+pub mod statefulset;
 
 /// Starts the scheduler and the workload controllers as clients of the API server at
 /// `kubeconfig` (this process's own, over loopback), once their caches are filled. The
@@ -47,8 +51,10 @@ pub fn spawn_workloads(
 
 /// Every workload controller and the scheduler, on `ctx`.
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = ctx;
-    Vec::new()
+    let mut tasks = Vec::new();
+    tasks.extend(statefulset::start(ctx));
+    tasks.extend(daemonset::start(ctx));
+    tasks
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);

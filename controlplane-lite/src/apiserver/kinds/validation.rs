@@ -38,6 +38,11 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
             if let Some(old) = old {
                 immutable(obj, old, "/spec/selector", "spec.selector", &mut c);
             }
+            match info.kind {
+                "StatefulSet" => super::validation_sets::stateful_set(obj, old, &mut c),
+                "DaemonSet" => super::validation_sets::daemon_set(obj, old, &mut c),
+                _ => {}
+            }
         }
         "Job" => {
             if let Some(spec) = obj.pointer("/spec/template/spec") {
