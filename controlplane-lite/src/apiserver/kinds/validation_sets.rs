@@ -2,6 +2,8 @@
 //! (selector, template, replicas): update strategies, pod management, claim templates and
 //! retention, and the StatefulSet spec fields an update may not change.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 use skiff_api::names;
 
@@ -101,6 +103,35 @@ fn common(obj: &Value, kind: &str, c: &mut Vec<Cause>) {
             format!("activeDeadlineSeconds in {kind} is not Supported"),
         ));
     }
+}
+
+/// The set as its pods will be: a StatefulSet's claim templates become volumes of its pods,
+/// so the template may mount them.
+pub fn as_pods_see_it<'a>(kind: &str, obj: &'a Value) -> Cow<'a, Value> {
+    let claims: Vec<&str> = obj
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    if kind != "StatefulSet" || claims.is_empty() {
+        return Cow::Borrowed(obj);
+    }
+    let mut v = obj.clone();
+    if let Some(spec) = v
+        .pointer_mut("/spec/template/spec")
+        .and_then(Value::as_object_mut)
+    {
+        let vols = spec.entry("volumes").or_insert_with(|| json!([]));
+        if let Some(vols) = vols.as_array_mut() {
+            vols.retain(|x| !claims.contains(&x["name"].as_str().unwrap_or("")));
+            for c in claims {
+                vols.push(json!({"name": c, "persistentVolumeClaim": {"claimName": c}}));
+            }
+        }
+    }
+    Cow::Owned(v)
 }
 
 pub fn stateful_set(obj: &Value, old: Option<&Value>, c: &mut Vec<Cause>) {
