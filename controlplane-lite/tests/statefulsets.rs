@@ -403,6 +403,22 @@ async fn a_statefulset_lives_its_life_through_kubectl() {
     });
     cp.kubectl_ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
 
+    // Deleting the set takes its pods and, under the default policy, keeps the claims.
+    let revs = cp.kubectl_ok(&["get", "controllerrevisions", "-o", "name"]);
+    assert_eq!(revs.lines().count(), 3, "{revs}");
+    cp.kubectl_ok(&["delete", "sts", "web"]);
+    eventually(WAIT, "pods gone", || images(&cp).is_empty().then_some(()));
+    assert_eq!(
+        cp.kubectl_ok(&["get", "pvc", "-o", "name"]).lines().count(),
+        3
+    );
+    eventually(WAIT, "revisions gone", || {
+        cp.kubectl_ok(&["get", "controllerrevisions", "-o", "name"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+
     binder.abort();
     recorder.abort();
 }

@@ -57,6 +57,7 @@ pub fn start<C: Cluster>(ctx: &Ctx<C>) -> Vec<JoinHandle<()>> {
     let queue = WorkQueue::new();
     let r = Arc::new(DaemonSetController::new(ctx));
     let sets = ctx.informers.daemon_sets.clone();
+    let placed = Mutex::new(HashMap::new());
     vec![
         watch(&ctx.informers.daemon_sets, queue.clone(), itself),
         watch(&ctx.informers.pods, queue.clone(), |c| {
@@ -65,11 +66,15 @@ pub fn start<C: Cluster>(ctx: &Ctx<C>) -> Vec<JoinHandle<()>> {
         watch(&ctx.informers.controller_revisions, queue.clone(), |c| {
             controller_owner(c, "DaemonSet")
         }),
-        // A node that joins, leaves or changes labels or taints concerns every set.
+        // A node that joins, leaves or changes labels or taints concerns every set; its
+        // status heartbeats do not.
         watch(
             &ctx.informers.nodes,
             queue.clone(),
-            move |_: &Change<Node>| {
+            move |c: &Change<Node>| {
+                if !placement_changed(&placed, c) {
+                    return Vec::new();
+                }
                 sets.list()
                     .iter()
                     .map(|d| ObjectKey::of(d.as_ref()))
@@ -78,6 +83,26 @@ pub fn start<C: Cluster>(ctx: &Ctx<C>) -> Vec<JoinHandle<()>> {
         ),
         run(r, queue, ctx.settings.workers),
     ]
+}
+
+/// Whether a node change can change where daemon pods belong: the node is new or gone, or
+/// its labels or taints changed since `seen` last saw it.
+fn placement_changed(seen: &Mutex<HashMap<String, u64>>, change: &Change<Node>) -> bool {
+    use std::hash::{Hash, Hasher};
+    let node = &change.obj;
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    if change.deleted {
+        seen.remove(&name);
+        return true;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.metadata.labels.hash(&mut h);
+    serde_json::to_string(&node.spec.as_ref().and_then(|s| s.taints.as_ref()))
+        .unwrap_or_default()
+        .hash(&mut h);
+    let fingerprint = h.finish();
+    seen.insert(name, fingerprint) != Some(fingerprint)
 }
 
 /// Creates and deletes issued but not yet seen in the pod cache.

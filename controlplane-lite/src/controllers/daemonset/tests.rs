@@ -523,3 +523,29 @@ async fn an_old_template_coming_back_renumbers_its_revision() {
         Some("agent:1")
     );
 }
+
+#[test]
+fn only_label_and_taint_changes_of_nodes_wake_the_sets() {
+    let seen = Mutex::new(HashMap::new());
+    let change = |n: Node, deleted: bool| Change {
+        obj: Arc::new(n),
+        deleted,
+    };
+    let n = node("n1", json!({"a": "1"}), json!([]));
+    assert!(placement_changed(&seen, &change(n.clone(), false)));
+    let mut beat = n.clone();
+    beat.status = Some(
+        serde_json::from_value(json!({"conditions": [{"type": "Ready", "status": "True"}]}))
+            .unwrap(),
+    );
+    assert!(!placement_changed(&seen, &change(beat, false)));
+    let relabelled = node("n1", json!({"a": "2"}), json!([]));
+    assert!(placement_changed(&seen, &change(relabelled.clone(), false)));
+    let tainted = node(
+        "n1",
+        json!({"a": "2"}),
+        json!([{"key": "k", "effect": "NoSchedule"}]),
+    );
+    assert!(placement_changed(&seen, &change(tainted.clone(), false)));
+    assert!(placement_changed(&seen, &change(tainted, true)));
+}
