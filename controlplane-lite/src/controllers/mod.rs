@@ -7,11 +7,15 @@ use crate::apiserver::handlers::Api;
 
 pub mod compactor;
 pub mod context;
+pub mod daemonset;
 pub mod gc;
 pub mod namespace;
 pub mod namespace_cache;
 pub mod nodes;
+pub mod revision_history;
 pub mod runtime;
+pub mod set_pods;
+pub mod statefulset;
 pub mod volumes;
 
 /// Starts the scheduler and the workload controllers as clients of the API server at
@@ -52,6 +56,8 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     let mut tasks = Vec::new();
     tasks.extend(nodes::start(ctx));
     tasks.extend(volumes::start(ctx));
+    tasks.extend(statefulset::start(ctx));
+    tasks.extend(daemonset::start(ctx));
     tasks
 }
 

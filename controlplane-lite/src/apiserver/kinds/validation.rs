@@ -34,9 +34,18 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
             }
         }
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
-            workload(info, obj, &mut c);
+            workload(
+                info,
+                &super::validation_sets::as_pods_see_it(info.kind, obj),
+                &mut c,
+            );
             if let Some(old) = old {
                 immutable(obj, old, "/spec/selector", "spec.selector", &mut c);
+            }
+            match info.kind {
+                "StatefulSet" => super::validation_sets::stateful_set(obj, old, &mut c),
+                "DaemonSet" => super::validation_sets::daemon_set(obj, old, &mut c),
+                _ => {}
             }
         }
         "Job" => {
