@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use crate::apiserver::handlers::Api;
 
+pub mod clock;
 pub mod compactor;
 pub mod context;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod namespace_cache;
 pub mod runtime;
@@ -47,8 +49,9 @@ pub fn spawn_workloads(
 
 /// Every workload controller and the scheduler, on `ctx`.
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = ctx;
-    Vec::new()
+    let mut tasks = Vec::new();
+    tasks.extend(job::start(ctx));
+    tasks
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
