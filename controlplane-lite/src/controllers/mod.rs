@@ -8,6 +8,7 @@ use crate::apiserver::handlers::Api;
 pub mod clock;
 pub mod compactor;
 pub mod context;
+pub mod cronjob;
 pub mod gc;
 pub mod job;
 pub mod namespace;

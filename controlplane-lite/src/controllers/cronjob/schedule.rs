@@ -134,9 +134,9 @@ impl Schedule {
                 )));
             };
             let name = &spec[eq + 1..space];
-            zone = Some(load_zone(name).map_err(|e| {
-                err(format!("provided bad location {name}: {e}"))
-            })?);
+            zone = Some(
+                load_zone(name).map_err(|e| err(format!("provided bad location {name}: {e}")))?,
+            );
             spec = spec[space..].trim();
         }
         if spec.starts_with('@') {

@@ -34,7 +34,10 @@ fn error(spec: &str) -> String {
 #[test]
 fn field_errors_are_the_libraries_words() {
     assert_eq!(error(""), "empty spec string");
-    assert_eq!(error("* * * *"), "expected exactly 5 fields, found 4: [* * * *]");
+    assert_eq!(
+        error("* * * *"),
+        "expected exactly 5 fields, found 4: [* * * *]"
+    );
     assert_eq!(
         error("0 * * * * *"),
         "expected exactly 5 fields, found 6: [0 * * * * *]"
@@ -87,7 +90,10 @@ fn field_errors_are_the_libraries_words() {
         error("*/x * * * *"),
         "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax"
     );
-    assert_eq!(error("@fortnightly"), "unrecognized descriptor: @fortnightly");
+    assert_eq!(
+        error("@fortnightly"),
+        "unrecognized descriptor: @fortnightly"
+    );
     assert_eq!(
         error("@every x"),
         "failed to parse duration @every x: time: invalid duration \"x\""
@@ -136,7 +142,11 @@ fn accepted_forms() {
         "TZ=UTC 0 0 * * *",
         "CRON_TZ=Asia/Tokyo @daily",
     ] {
-        assert!(Schedule::parse(ok).is_ok(), "{ok}: {:?}", Schedule::parse(ok));
+        assert!(
+            Schedule::parse(ok).is_ok(),
+            "{ok}: {:?}",
+            Schedule::parse(ok)
+        );
     }
 }
 

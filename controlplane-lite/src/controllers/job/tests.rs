@@ -96,10 +96,7 @@ impl World {
     }
 
     fn live_pods(&self) -> Vec<Pod> {
-        self.pods()
-            .into_iter()
-            .filter(pods::active)
-            .collect()
+        self.pods().into_iter().filter(pods::active).collect()
     }
 
     /// The stand-in kubelet: the pod runs, Ready.

@@ -1,0 +1,3 @@
+//! The CronJob controller.
+
+pub mod schedule;
