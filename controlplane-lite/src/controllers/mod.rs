@@ -52,6 +52,7 @@ pub fn spawn_workloads(
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     tasks.extend(job::start(ctx));
+    tasks.extend(cronjob::start(ctx));
     tasks
 }
 
