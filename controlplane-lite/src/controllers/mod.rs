@@ -9,11 +9,13 @@ pub mod clock;
 pub mod compactor;
 pub mod context;
 pub mod cronjob;
+pub mod endpoints;
 pub mod gc;
 pub mod job;
 pub mod namespace;
 pub mod namespace_cache;
 pub mod runtime;
+pub mod serviceaccount;
 
 /// Starts the scheduler and the workload controllers as clients of the API server at
 /// `kubeconfig` (this process's own, over loopback), once their caches are filled. The
@@ -53,6 +55,8 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     let mut tasks = Vec::new();
     tasks.extend(job::start(ctx));
     tasks.extend(cronjob::start(ctx));
+    tasks.extend(endpoints::start(ctx));
+    tasks.extend(serviceaccount::start(ctx));
     tasks
 }
 
