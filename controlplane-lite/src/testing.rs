@@ -224,7 +224,13 @@ async fn kubelet(
     while let Some(ev) = stream.next().await {
         let pod = match ev {
             Ok(Event::Apply(p) | Event::InitApply(p)) => p,
-            _ => continue,
+            Ok(_) => continue,
+            // A client whose connection is gone fails at once, every time: without a pause
+            // this loop would never yield, and a runtime shutting down would wait on it.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;

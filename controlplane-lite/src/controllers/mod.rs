@@ -5,15 +5,20 @@ use std::time::Duration;
 
 use crate::apiserver::handlers::Api;
 
+pub mod clock;
 pub mod compactor;
 pub mod context;
+pub mod cronjob;
 pub mod daemonset;
+pub mod endpoints;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod namespace_cache;
 pub mod nodes;
 pub mod revision_history;
 pub mod runtime;
+pub mod serviceaccount;
 pub mod set_pods;
 pub mod statefulset;
 pub mod volumes;
@@ -58,6 +63,10 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     tasks.extend(volumes::start(ctx));
     tasks.extend(statefulset::start(ctx));
     tasks.extend(daemonset::start(ctx));
+    tasks.extend(job::start(ctx));
+    tasks.extend(cronjob::start(ctx));
+    tasks.extend(endpoints::start(ctx));
+    tasks.extend(serviceaccount::start(ctx));
     tasks
 }
 

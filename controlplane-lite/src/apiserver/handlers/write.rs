@@ -195,6 +195,9 @@ pub async fn create_object(
             explicit.clone()
         };
         object::meta_mut(obj).insert("name".into(), json!(name));
+        if info.kind == "Job" {
+            kinds::validation_batch::prepare_job(obj);
+        }
         let causes = validation::validate(info, obj, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(info, &name, causes));

@@ -9,6 +9,7 @@ use super::registry::ResourceInfo;
 pub mod admission;
 pub mod defaults;
 pub mod validation;
+pub mod validation_batch;
 pub mod validation_sets;
 
 /// Runs `v` through the k8s-openapi type of `kind`, so the stored JSON is exactly what

@@ -84,6 +84,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
                 immutable(obj, old, "/spec/selector", "spec.selector", &mut c);
                 immutable(obj, old, "/spec/template", "spec.template", &mut c);
             }
+            super::validation_batch::job(obj, old, &mut c);
         }
         "CronJob" => {
             if obj
@@ -98,6 +99,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
             } else {
                 c.push(Cause::required("spec.jobTemplate.spec.template"));
             }
+            super::validation_batch::cron_job(obj, old, &mut c);
         }
         "Service" => service(obj, &mut c),
         "ConfigMap" | "Secret" => {

@@ -223,6 +223,18 @@ impl FakeCluster {
             "{verb} {kind} {}{name}",
             namespace.map(|n| format!("{n}/")).unwrap_or_default()
         ));
+        // As on the API server: removing the last finalizer of an object being deleted
+        // completes the deletion.
+        let deleting = !new["metadata"]["deletionTimestamp"].is_null();
+        let finalized = new["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty());
+        if deleting && finalized {
+            s.objects.remove(&key);
+            s.notify(&kind, &new, true);
+            drop(s);
+            return from_value(&new, verb, name);
+        }
         s.objects.insert(key, new.clone());
         s.notify(&kind, &new, false);
         drop(s);
