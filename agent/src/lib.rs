@@ -4,9 +4,11 @@
 
 pub mod cgroups;
 pub mod daemon;
+pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod probes;
 pub mod runtime;
 pub mod sandbox;
+pub mod streams;
 pub mod volumes;
