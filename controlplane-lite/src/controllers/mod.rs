@@ -47,8 +47,7 @@ pub fn spawn_workloads(
 
 /// Every workload controller and the scheduler, on `ctx`.
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = ctx;
-    Vec::new()
+    vec![crate::scheduler::start(ctx)]
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
