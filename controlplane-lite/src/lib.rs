@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod controllers;
 pub mod pki;
+pub mod scheduler;
 pub mod store;
 pub mod testing;
 

@@ -58,7 +58,7 @@ pub fn spawn_workloads(
 
 /// Every workload controller and the scheduler, on `ctx`.
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
+    let mut tasks = vec![crate::scheduler::start(ctx)];
     tasks.extend(nodes::start(ctx));
     tasks.extend(volumes::start(ctx));
     tasks.extend(statefulset::start(ctx));

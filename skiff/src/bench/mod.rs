@@ -8,6 +8,7 @@ mod api;
 mod cni;
 mod pods;
 mod procs;
+mod scheduler;
 
 #[derive(Subcommand)]
 pub enum Which {
@@ -44,6 +45,19 @@ pub enum Which {
         #[arg(long, default_value_t = 20)]
         ref_runs: usize,
     },
+    /// Scheduler: pods/s and create → bound latency for a burst of pods (mixed requests,
+    /// node affinity, tolerations) on simulated nodes registered as Node objects.
+    Scheduler {
+        /// Simulated nodes.
+        #[arg(long, default_value_t = 500)]
+        nodes: usize,
+        /// Pods created in the burst.
+        #[arg(long, default_value_t = 5000)]
+        pods: usize,
+        /// Concurrent creates.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 pub async fn run(which: Which) -> anyhow::Result<()> {
@@ -54,6 +68,11 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             burst,
             ref_runs,
         } => pods::run(sequential, burst, ref_runs).await,
+        Which::Scheduler {
+            nodes,
+            pods,
+            concurrency,
+        } => scheduler::run(nodes, pods, concurrency).await,
         Which::Cni { pods, rounds } => {
             tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?
         }

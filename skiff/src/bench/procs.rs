@@ -30,6 +30,23 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// CPU time (user + system) the process has used so far, from /proc.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        // The command name may hold spaces: fields are counted after its closing ')'.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+            .sum();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Ok(Duration::from_secs_f64(ticks as f64 / hz))
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         // SAFETY: kill(2) on the PID of a child this guard owns and has not reaped.

@@ -474,6 +474,19 @@ impl Cluster for FakeCluster {
             }
             let mut new = old.clone();
             new["spec"]["nodeName"] = json!(node);
+            // As the API server does: binding marks the pod scheduled.
+            let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+                "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string()});
+            let mut conds: Vec<Value> = new["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            conds.retain(|c| c["type"] != "PodScheduled");
+            conds.push(cond);
+            if !new["status"].is_object() {
+                new["status"] = json!({});
+            }
+            new["status"]["conditions"] = json!(conds);
             Ok(Some(new))
         })
         .map(|_| ())
