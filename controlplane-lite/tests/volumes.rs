@@ -73,6 +73,8 @@ kind: Pod
 metadata:
   name: db
 spec:
+  # No node has this label: the scheduler leaves the pod for the test to bind.
+  nodeSelector: {skiff.test/volumes: later}
   containers:
   - name: db
     image: busybox:1.36
