@@ -5,11 +5,18 @@ use std::time::Duration;
 
 use crate::apiserver::handlers::Api;
 
+#[cfg(test)]
+mod apps_fixtures;
+pub mod clock;
 pub mod compactor;
 pub mod context;
+pub mod controller_ref;
+pub mod deployment;
 pub mod gc;
 pub mod namespace;
 pub mod namespace_cache;
+pub mod pod_util;
+pub mod replica_set;
 pub mod runtime;
 
 /// Starts the scheduler and the workload controllers as clients of the API server at
@@ -47,8 +54,10 @@ pub fn spawn_workloads(
 
 /// Every workload controller and the scheduler, on `ctx`.
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = ctx;
-    Vec::new()
+    let mut tasks = Vec::new();
+    tasks.extend(replica_set::start(ctx));
+    tasks.extend(deployment::start(ctx));
+    tasks
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);

@@ -8,6 +8,7 @@ use super::registry::ResourceInfo;
 
 pub mod defaults;
 pub mod validation;
+mod validation_apps;
 
 /// Runs `v` through the k8s-openapi type of `kind`, so the stored JSON is exactly what
 /// Kubernetes would store: wrong types are refused, unknown fields are dropped.
