@@ -105,7 +105,8 @@ impl<C: Cluster> DeploymentController<C> {
             }
             let have = util::rs_replicas(rs);
             let available = util::rs_available(rs);
-            if have == 0 || have == available {
+            // More available than wanted: a status from before the last scale-down.
+            if have == 0 || available >= have {
                 continue;
             }
             let down = (max_cleanup - total).min(have - available);
@@ -123,7 +124,12 @@ impl<C: Cluster> DeploymentController<C> {
         mut old: Vec<ReplicaSet>,
     ) -> Result<(Vec<ReplicaSet>, i32), ClusterError> {
         let min_available = util::replicas(d) - util::max_unavailable(d);
-        let available = util::sum_available(all);
+        // A ReplicaSet's status may still count pods its last scale-down is removing; only
+        // what it keeps counts.
+        let available: i32 = all
+            .iter()
+            .map(|rs| util::rs_available(rs).min(util::rs_replicas(rs)))
+            .sum();
         if available <= min_available {
             return Ok((old, 0));
         }

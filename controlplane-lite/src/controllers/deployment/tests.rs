@@ -480,3 +480,34 @@ async fn scaling_to_zero_and_back() {
         "{msgs:?}"
     );
 }
+
+#[tokio::test]
+async fn a_stale_replica_set_status_never_lets_availability_drop() {
+    let env = Env::new();
+    env.cluster.put(&deployment("web", 10, "v1"));
+    roll_out(&env, "web", 10, |_| {}).await;
+    set_image(&env, "web", "v2").await;
+    let key = ObjectKey::new(Some("ns"), "web");
+    for _ in 0..200 {
+        // The Deployment controller runs again and again before the ReplicaSet controller
+        // has reported the effect of its last step.
+        for _ in 0..3 {
+            let _ = env.dc.reconcile(&key).await;
+        }
+        for rs in env.rss() {
+            let _ = env.rsc.reconcile(&ObjectKey::of(&rs)).await;
+        }
+        let ready = active_pods(&env)
+            .iter()
+            .filter(|p| pod_util::is_ready(p))
+            .count();
+        assert!(ready >= 8, "only {ready} available");
+        assert!(active_pods(&env).len() <= 13);
+        let d = env.deployment("web");
+        if util::complete(&d, d.status.as_ref().unwrap()) && env.pods().len() == 10 {
+            return;
+        }
+        env.ready_some(1);
+    }
+    panic!("rollout never completed");
+}
