@@ -347,7 +347,13 @@ pub fn new_rs_new_replicas(d: &Deployment, all: &[ReplicaSet], new: &ReplicaSet)
     if !is_rolling(d) {
         return want;
     }
-    let current = sum_spec(all);
+    // A ReplicaSet told to shrink keeps its pods until its controller deletes them; its
+    // status shows when that happened. Counting the larger of the two keeps the pods, and
+    // not only the sizes, within the surge.
+    let current: i32 = all
+        .iter()
+        .map(|rs| rs_replicas(rs).max(rs_status(rs).0))
+        .sum();
     let max_total = want + max_surge(d);
     if current >= max_total {
         return rs_replicas(new);
