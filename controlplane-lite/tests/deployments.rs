@@ -634,9 +634,52 @@ spec:
     )
     .await;
     c.rollout_status("db").await;
+
+    // Recreate: no new pod exists while any old one does, terminating or not.
+    // (old and new pods seen together, new pods seen at all)
+    let overlap = Arc::new(Mutex::new((None::<Vec<String>>, false)));
+    let watch = {
+        let overlap = overlap.clone();
+        let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        tokio::spawn(async move {
+            let cfg = watcher::Config::default().labels("app=db");
+            let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+            let mut pods: HashMap<String, String> = HashMap::new();
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(Event::Init) => pods.clear(),
+                    Ok(Event::Apply(p) | Event::InitApply(p)) => {
+                        let image = p.spec.as_ref().unwrap().containers[0]
+                            .image
+                            .clone()
+                            .unwrap_or_default();
+                        pods.insert(p.metadata.name.clone().unwrap(), image);
+                    }
+                    Ok(Event::Delete(p)) => {
+                        pods.remove(p.metadata.name.as_deref().unwrap());
+                    }
+                    _ => {}
+                }
+                let images: Vec<String> = pods.values().cloned().collect();
+                let old = images.iter().any(|i| i == "db:1");
+                let new = images.iter().any(|i| i == "db:2");
+                let mut o = overlap.lock().unwrap();
+                o.1 |= new;
+                if old && new {
+                    o.0 = Some(images);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     c.ok(&["set", "image", "deployment/db", "app=db:2"]).await;
     c.rollout_status("db").await;
     c.eventually_images("db", &["db:2", "db:2"]).await;
+    watch.abort();
+    let (together, saw_new) = overlap.lock().unwrap().clone();
+    assert_eq!(together, None, "old and new pods together");
+    assert!(saw_new, "the watch saw no new pod");
+    assert_eq!(c.replica_sets("db").await[0]["spec"]["replicas"], 0);
 
     // A ReplicaSet of its own replaces a deleted pod and adopts a matching orphan.
     c.apply(
