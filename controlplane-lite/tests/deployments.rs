@@ -580,7 +580,7 @@ async fn a_rolling_update_watched_at_every_step() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     pods_task.abort();
     rs_task.abort();
-    let s = seen.lock().unwrap();
+    let s = std::mem::take(&mut *seen.lock().unwrap());
     assert!(s.samples > 20, "{s:?}");
     assert!(
         s.max_pods <= 13,
