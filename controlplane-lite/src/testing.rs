@@ -16,8 +16,12 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
+
+mod binder;
+pub use binder::StandInBinder;
 
 pub const EXIT_CODE: &str = "skiff.test/exit-code";
 pub const RUN_SECONDS: &str = "skiff.test/run-seconds";
@@ -218,7 +222,11 @@ async fn kubelet(
     silenced: Arc<Mutex<HashSet<String>>>,
 ) {
     let pods: Api<Pod> = Api::all(client.clone());
-    let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
+    // Back-off: without it a watch whose server is gone (or whose runtime is shutting
+    // down) fails at once, again and again, and never yields.
+    let mut stream = watcher::watcher(pods, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut next_ip: u32 = 1;
     let mut handled: HashMap<String, u32> = HashMap::new();
     while let Some(ev) = stream.next().await {

@@ -60,3 +60,31 @@ pub fn after(t: Timestamp, d: Duration) -> Timestamp {
         .and_then(|d| t.checked_add(d).ok())
         .unwrap_or(Timestamp::MAX)
 }
+
+/// A cloneable handle on a clock that reads at the second precision the API stores times
+/// with, so a time written into a status compares equal to the same time read back.
+#[derive(Clone)]
+pub struct WallClock(Arc<dyn Clock>);
+
+impl Default for WallClock {
+    fn default() -> Self {
+        WallClock::system()
+    }
+}
+
+impl WallClock {
+    pub fn system() -> WallClock {
+        WallClock(Arc::new(SystemClock))
+    }
+
+    /// A clock that stands still until the returned handle moves it.
+    pub fn manual(start: Timestamp) -> (WallClock, ManualClock) {
+        let m = ManualClock::new(start);
+        (WallClock(Arc::new(m.clone())), m)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        let now = self.0.now();
+        Timestamp::from_second(now.as_second()).unwrap_or(now)
+    }
+}

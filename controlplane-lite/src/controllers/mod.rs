@@ -5,17 +5,23 @@ use std::time::Duration;
 
 use crate::apiserver::handlers::Api;
 
+#[cfg(test)]
+mod apps_fixtures;
 pub mod clock;
 pub mod compactor;
 pub mod context;
+pub mod controller_ref;
 pub mod cronjob;
 pub mod daemonset;
+pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod job;
 pub mod namespace;
 pub mod namespace_cache;
 pub mod nodes;
+pub mod pod_util;
+pub mod replica_set;
 pub mod revision_history;
 pub mod runtime;
 pub mod serviceaccount;
@@ -67,6 +73,8 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     tasks.extend(cronjob::start(ctx));
     tasks.extend(endpoints::start(ctx));
     tasks.extend(serviceaccount::start(ctx));
+    tasks.extend(replica_set::start(ctx));
+    tasks.extend(deployment::start(ctx));
     tasks
 }
 

@@ -8,6 +8,7 @@ mod api;
 mod cni;
 mod pods;
 mod procs;
+mod rollout;
 mod scheduler;
 
 #[derive(Subcommand)]
@@ -31,6 +32,16 @@ pub enum Which {
         /// Rounds of ADD-all then DEL-all per plugin.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+    },
+    /// Controllers: a Deployment on simulated nodes, apply → all Available, then a full
+    /// rolling update → all updated and Available.
+    Rollout {
+        /// Replicas of the Deployment.
+        #[arg(long, default_value_t = 100)]
+        replicas: usize,
+        /// Simulated nodes.
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
     },
     /// Agent (root): pod create → Running latency one at a time and in a burst, and the
     /// agent's memory — against `ctr run -d` of the same image in the same run.
@@ -73,6 +84,7 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             pods,
             concurrency,
         } => scheduler::run(nodes, pods, concurrency).await,
+        Which::Rollout { replicas, nodes } => rollout::run(replicas, nodes).await,
         Which::Cni { pods, rounds } => {
             tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?
         }

@@ -9,6 +9,7 @@ use super::registry::ResourceInfo;
 pub mod admission;
 pub mod defaults;
 pub mod validation;
+mod validation_apps;
 pub mod validation_batch;
 pub mod validation_sets;
 

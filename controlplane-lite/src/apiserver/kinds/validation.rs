@@ -33,7 +33,10 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
                 pod_update(obj, old, &mut c);
             }
         }
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+        "Deployment" | "ReplicaSet" => {
+            super::validation_apps::validate(info.kind == "Deployment", obj, old, &mut c);
+        }
+        "StatefulSet" | "DaemonSet" => {
             workload(
                 info,
                 &super::validation_sets::as_pods_see_it(info.kind, obj),
@@ -193,7 +196,7 @@ fn immutable(new: &Value, old: &Value, ptr: &str, field: &str, c: &mut Causes) {
     }
 }
 
-fn pod_spec(spec: &Value, path: &str, c: &mut Causes) {
+pub(super) fn pod_spec(spec: &Value, path: &str, c: &mut Causes) {
     let containers = spec.get("containers").and_then(Value::as_array);
     if containers.is_none_or(Vec::is_empty) {
         c.push(Cause::required(format!("{path}.containers")));
@@ -482,7 +485,7 @@ fn pod_update(new: &Value, old: &Value, c: &mut Causes) {
     }
 }
 
-fn workload(info: &ResourceInfo, obj: &Value, c: &mut Causes) {
+fn workload(_info: &ResourceInfo, obj: &Value, c: &mut Causes) {
     let Some(sel) = obj.pointer("/spec/selector") else {
         c.push(Cause::required("spec.selector"));
         return;
@@ -543,45 +546,6 @@ fn workload(info: &ResourceInfo, obj: &Value, c: &mut Causes) {
             }
         }
         None => c.push(Cause::required("spec.template")),
-    }
-    if info.kind == "Deployment" {
-        let ty = obj
-            .pointer("/spec/strategy/type")
-            .and_then(Value::as_str)
-            .unwrap_or("RollingUpdate");
-        match ty {
-            "RollingUpdate" => {
-                let zero = |p: &str| {
-                    obj.pointer(p)
-                        .is_some_and(|v| v == &json!(0) || v == &json!("0%") || v == &json!("0"))
-                };
-                if zero("/spec/strategy/rollingUpdate/maxUnavailable")
-                    && zero("/spec/strategy/rollingUpdate/maxSurge")
-                {
-                    c.push(Cause::invalid(
-                        "spec.strategy.rollingUpdate.maxUnavailable",
-                        &json!(0),
-                        "may not be 0 when `maxSurge` is 0",
-                    ));
-                }
-            }
-            "Recreate" => {
-                if obj
-                    .pointer("/spec/strategy/rollingUpdate")
-                    .is_some_and(|v| !v.is_null())
-                {
-                    c.push(Cause::forbidden(
-                        "spec.strategy.rollingUpdate",
-                        "may not be specified when strategy `type` is 'Recreate'",
-                    ));
-                }
-            }
-            other => c.push(Cause::not_supported(
-                "spec.strategy.type",
-                &json!(other),
-                &["Recreate", "RollingUpdate"],
-            )),
-        }
     }
 }
 
