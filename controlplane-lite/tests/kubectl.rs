@@ -244,7 +244,13 @@ fn get_in_every_format_and_describe() {
     let labels = cp.kubectl_ok(&["-n", "demo", "get", "pods", "--show-labels"]);
     assert!(labels.contains("app=web"), "{labels}");
     let sel = cp.kubectl_ok(&["-n", "demo", "get", "pods", "-l", "app=web", "-o", "name"]);
-    assert_eq!(sel.trim(), "pod/p1");
+    // p1 and the Deployment's own pods.
+    assert!(sel.lines().any(|l| l == "pod/p1"), "{sel}");
+    assert!(
+        sel.lines()
+            .all(|l| l == "pod/p1" || l.starts_with("pod/web-")),
+        "{sel}"
+    );
     let none = cp.kubectl_ok(&["-n", "demo", "get", "pods", "-l", "app!=web", "-o", "name"]);
     assert_eq!(none.trim(), "");
     let fs = cp.kubectl_ok(&[

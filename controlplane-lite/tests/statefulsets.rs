@@ -381,7 +381,12 @@ async fn a_statefulset_lives_its_life_through_kubectl() {
     let out = cp.kubectl_ok(&["rollout", "restart", "sts/web"]);
     assert!(out.contains("restarted"), "{out}");
     eventually(WAIT, "web-0 replaced", || {
-        let now = json_of(&cp.kubectl_ok(&["get", "pod", "web-0", "-o", "json"]));
+        // Between the old pod's deletion and its successor's creation there is no web-0.
+        let out = cp.kubectl(&["get", "pod", "web-0", "-o", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        let now = json_of(&String::from_utf8_lossy(&out.stdout));
         (now["metadata"]["uid"] != before["metadata"]["uid"]
             && now["metadata"]["deletionTimestamp"].is_null())
         .then_some(())

@@ -621,7 +621,13 @@ impl<C: Cluster> Scheduler<C> {
             "type": "PodScheduled", "status": "False", "reason": reason, "message": message,
             "lastProbeTime": null, "lastTransitionTime": transition,
         }));
+        // A merge patch replaces the whole list, so it is only right against the version the
+        // list was read from: a pod that changed meanwhile (bound elsewhere, its agent
+        // reporting Ready) refuses it, and the scheduler sees the change instead.
         let mut patch = json!({"status": {"conditions": list}});
+        if let Some(rv) = pod.metadata.resource_version.as_deref() {
+            patch["metadata"] = json!({"resourceVersion": rv});
+        }
         if let Some(n) = nominated_change {
             patch["status"]["nominatedNodeName"] = json!(n);
         }
@@ -635,6 +641,7 @@ impl<C: Cluster> Scheduler<C> {
                 .patch_status::<Pod>(ns.as_deref(), &name, &patch)
                 .await
                 && !e.is_not_found()
+                && !e.is_conflict()
             {
                 tracing::debug!(pod = %name, error = %e, "cannot record scheduling failure");
             }
