@@ -593,7 +593,7 @@ fn termination_message(
         return Some(m);
     }
     if policy == Some("FallbackToLogsOnError") && code != 0 {
-        return read_tail(log, MAX_LOG_TAIL, true);
+        return crate::logs::reader::tail_text(log, MAX_LOG_TAIL);
     }
     None
 }
