@@ -135,14 +135,14 @@ pub fn tail_text(path: &Path, max: usize) -> Option<String> {
     let data = std::fs::read(path).ok()?;
     let (list, _) = entries(&data);
     let mut text = Vec::new();
-    if list.is_empty() {
-        text = data;
-    }
     for e in &list {
         text.extend_from_slice(e.text);
         if !e.partial {
             text.push(b'\n');
         }
+    }
+    if list.is_empty() {
+        text = data.clone();
     }
     let tail = &text[text.len().saturating_sub(max)..];
     let s = String::from_utf8_lossy(tail).into_owned();

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 
 use super::ApiState;
 use crate::pods::container_spec::container_id;
-use crate::runtime::TaskState;
+use crate::runtime::TaskStatus;
 
 /// A refusal: its status and kubelet's words.
 pub type Refusal = (StatusCode, String);
@@ -74,7 +74,7 @@ pub async fn running_container(
     })?;
     list.into_iter()
         .filter(|c| {
-            c.task == TaskState::Running
+            c.task.status == TaskStatus::Running
                 && c.meta
                     .as_ref()
                     .is_some_and(|m| m.pod_uid == uid && m.container_name == container)

@@ -194,13 +194,15 @@ async fn logs(
         // Not scheduled: no logs yet, and no error (as kube-apiserver answers).
         return Ok(text_stream(StatusCode::OK, HeaderMap::new(), empty()));
     }
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    for p in LOG_PARAMS {
-        if let Some(v) = query.get(p) {
-            q.append_pair(p, v);
+    let q = {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for p in LOG_PARAMS {
+            if let Some(v) = query.get(p) {
+                q.append_pair(p, v);
+            }
         }
-    }
-    let q = q.finish();
+        q.finish()
+    };
     let mut path = format!("/containerLogs/{ns}/{name}/{container}");
     if !q.is_empty() {
         path.push('?');
