@@ -128,6 +128,19 @@ fn read(path: &Path, opts: &LogOptions, out: &mut Output) -> io::Result<()> {
     follow(path, file, &mut pending, out)
 }
 
+/// Waits (at most `max`) for the logger of `path` to finish: it ends right after the
+/// container's streams, and a termination message taken from the log must include their
+/// last lines.
+pub fn wait_for_writer(path: &Path, max: Duration) {
+    let deadline = std::time::Instant::now() + max;
+    while let Ok(f) = File::open(path) {
+        if !writer_alive(&f) || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The text of the log's last entries, at most `max` bytes of it (a container's
 /// `FallbackToLogsOnError` termination message). A file that is not in the CRI format (a
 /// shim writing raw output) is taken as it is.
