@@ -64,8 +64,8 @@ spec:
     });
     let cp = &c.cp;
 
-    // Which container: kube-apiserver's words.
-    let err = cp.kubectl_err(&["logs", "talker"]);
+    // Which container: kube-apiserver's words (kubectl itself defaults to the first).
+    let err = cp.kubectl_err(&["get", "--raw", "/api/v1/namespaces/default/pods/talker/log"]);
     assert!(
         err.contains(
             "a container name must be specified for pod talker, choose one of: [counter errs]"
