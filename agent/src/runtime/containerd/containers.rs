@@ -191,6 +191,7 @@ impl Containerd {
             if !log.is_empty() {
                 labels.insert(LOG_LABEL.to_string(), log);
             }
+            super::attach::stdio_labels(spec, &mut labels);
             let container = Container {
                 id: id.to_string(),
                 labels,
@@ -260,13 +261,15 @@ impl Containerd {
             .into_inner()
             .mounts;
         let log = container.labels.get(LOG_LABEL).cloned().unwrap_or_default();
+        let (stdin, terminal) = self.main_stdio(id, &container.labels)?;
         let req = CreateTaskRequest {
             container_id: id.to_string(),
             rootfs,
-            stdin: String::new(),
+            stdin,
             stdout: log.clone(),
-            stderr: log,
-            terminal: false,
+            // A terminal has one output stream; the shim refuses a second one.
+            stderr: if terminal { String::new() } else { log },
+            terminal,
             ..Default::default()
         };
         let started = async {
@@ -417,6 +420,7 @@ impl Containerd {
             errors.push(e);
         }
         self.oom.forget(id);
+        self.forget_stdin(id);
         for e in &errors[errors.len().min(1)..] {
             tracing::warn!(%id, error = %e, "container removal");
         }

@@ -1,0 +1,249 @@
+//! Sessions end to end over in-memory connections, against the fake runtime: the channel
+//! protocols over WebSocket and SPDY, and port-forward stream pairing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use super::channel::{self, Streams};
+use super::session;
+use super::spdy;
+use super::websocket::{self, Message};
+use crate::runtime::fake::FakeRuntime;
+use crate::runtime::labels::ContainerMeta;
+use crate::runtime::{ContainerSpec, ExecOptions, ExecOutput, ImageConfig, Runtime, TermSize};
+
+async fn running(rt: &FakeRuntime) {
+    rt.add_image(ImageConfig {
+        name: "img".into(),
+        ..Default::default()
+    });
+    let mut s = ContainerSpec::new("c1", "img");
+    s.meta = Some(ContainerMeta {
+        pod_uid: "u".into(),
+        container_name: "app".into(),
+        ..Default::default()
+    });
+    rt.create_container(&s).await.unwrap();
+    rt.start("c1").await.unwrap();
+}
+
+fn opts(cmd: &[&str], stdin: bool, tty: bool) -> ExecOptions {
+    ExecOptions {
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        stdin,
+        stdout: true,
+        stderr: !tty,
+        tty,
+        size: None,
+    }
+}
+
+/// Serves an exec over WebSocket on one end of a pipe; the test is the client on the other.
+fn ws_exec(rt: Arc<FakeRuntime>, o: ExecOptions, v5: bool) -> DuplexStream {
+    let (client, server) = tokio::io::duplex(1 << 16);
+    tokio::spawn(channel::serve_websocket(server, v5, move |pipes| async move {
+        session::exec(rt, "c1", o, pipes).await
+    }));
+    client
+}
+
+async fn send(c: &mut DuplexStream, ch: u8, data: &[u8]) {
+    let mut b = vec![ch];
+    b.extend_from_slice(data);
+    c.write_all(&websocket::encode(&Message::Binary(b.into()), Some([9, 8, 7, 6])))
+        .await
+        .unwrap();
+}
+
+/// Reads messages until the close: what came on each channel.
+async fn ws_collect(c: DuplexStream) -> (Vec<u8>, Vec<u8>, serde_json::Value) {
+    let mut r = websocket::Reader::new(c);
+    let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), serde_json::Value::Null);
+    while let Some(m) = tokio::time::timeout(Duration::from_secs(5), r.next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        match m {
+            Message::Binary(b) => match b[0] {
+                channel::STDOUT => out.extend_from_slice(&b[1..]),
+                channel::STDERR => err.extend_from_slice(&b[1..]),
+                channel::ERROR => status = serde_json::from_slice(&b[1..]).unwrap(),
+                other => panic!("channel {other}"),
+            },
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    (out, err, status)
+}
+
+#[tokio::test]
+async fn websocket_exec_reports_output_and_exit_code() {
+    let rt = Arc::new(FakeRuntime::new());
+    running(&rt).await;
+    rt.on_exec("app", |_| {
+        Ok(ExecOutput {
+            exit_code: 3,
+            stdout: b"out".to_vec(),
+            stderr: b"err".to_vec(),
+        })
+    });
+    let c = ws_exec(rt.clone(), opts(&["sh", "-c", "exit 3"], false, false), false);
+    let (out, err, status) = ws_collect(c).await;
+    assert_eq!(out, b"out");
+    assert_eq!(err, b"err");
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
+}
+
+#[tokio::test]
+async fn websocket_v5_stdin_close_ends_cat_and_resizes_pass_through() {
+    let rt = Arc::new(FakeRuntime::new());
+    running(&rt).await;
+    let mut c = ws_exec(rt.clone(), opts(&["cat"], true, true), true);
+    send(&mut c, channel::RESIZE, br#"{"Width":120,"Height":30}"#).await;
+    send(&mut c, channel::STDIN, b"hello ").await;
+    send(&mut c, channel::STDIN, b"world").await;
+    send(&mut c, channel::CLOSE, &[channel::STDIN]).await;
+    let (out, err, status) = ws_collect(c).await;
+    assert_eq!(out, b"hello world");
+    assert!(err.is_empty());
+    assert_eq!(status["status"], "Success");
+    assert_eq!(
+        rt.streams().resizes,
+        vec![TermSize {
+            width: 120,
+            height: 30
+        }]
+    );
+    assert_eq!(rt.streams().finished, 1);
+}
+
+#[tokio::test]
+async fn a_dropped_client_ends_the_exec() {
+    let rt = Arc::new(FakeRuntime::new());
+    running(&rt).await;
+    let mut c = ws_exec(rt.clone(), opts(&["cat"], true, false), true);
+    send(&mut c, channel::STDIN, b"x").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(c);
+    for _ in 0..100 {
+        if rt.streams().cancelled == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("exec not cancelled: {:?}", rt.streams());
+}
+
+#[tokio::test]
+async fn exec_in_a_stopped_container_is_an_error_status() {
+    let rt = Arc::new(FakeRuntime::new());
+    running(&rt).await;
+    rt.exit("c1", 0).unwrap();
+    let c = ws_exec(rt.clone(), opts(&["ls"], false, false), true);
+    let (_, _, status) = ws_collect(c).await;
+    assert_eq!(status["status"], "Failure");
+    let msg = status["message"].as_str().unwrap();
+    assert!(msg.contains("is not running"), "{msg}");
+}
+
+/// A SPDY client's view of an exec: opens the streams, returns their ids and readers.
+#[tokio::test]
+async fn spdy_exec_with_stdin_and_exit_code() {
+    let rt = Arc::new(FakeRuntime::new());
+    running(&rt).await;
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let o = opts(&["cat"], true, false);
+    let want = Streams {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let rt2 = rt.clone();
+    tokio::spawn(channel::serve_spdy(server, 4, want, move |pipes| async move {
+        session::exec(rt2, "c1", o, pipes).await
+    }));
+    let (w, _incoming) = spdy::connect(client, false);
+    let h = |t: &str| vec![("streamtype".to_string(), t.to_string())];
+    let (_e, mut error) = w.open(h("error")).await.unwrap();
+    let (stdin, _) = w.open(h("stdin")).await.unwrap();
+    let (_o, mut stdout) = w.open(h("stdout")).await.unwrap();
+    let (_r, mut stderr) = w.open(h("stderr")).await.unwrap();
+    w.data(stdin, Bytes::from_static(b"via spdy")).await.unwrap();
+    w.fin(stdin).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(b) = stdout.recv().await {
+        out.extend_from_slice(&b);
+    }
+    assert_eq!(out, b"via spdy");
+    assert_eq!(stderr.recv().await, None);
+    let mut status = Vec::new();
+    while let Some(b) = error.recv().await {
+        status.extend_from_slice(&b);
+    }
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(status["status"], "Success");
+}
+
+#[tokio::test]
+async fn port_forward_pairs_streams_by_request_id() {
+    // A server in our own network namespace stands in for the pod's.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64];
+                let n = s.read(&mut buf).await.unwrap();
+                s.write_all(&[b"echo:", &buf[..n]].concat()).await.unwrap();
+            });
+        }
+    });
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let netns = std::path::PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+    let (client, server) = tokio::io::duplex(1 << 16);
+    tokio::spawn(super::portforward::serve(server, netns));
+    let (w, _incoming) = spdy::connect(client, false);
+    let h = |t: &str, port: u16, req: u32| {
+        vec![
+            ("streamtype".to_string(), t.to_string()),
+            ("port".to_string(), port.to_string()),
+            ("requestid".to_string(), req.to_string()),
+        ]
+    };
+    // Two connections at once, their streams interleaved; a third to a closed port.
+    let (_e0, err0) = w.open(h("error", port, 0)).await.unwrap();
+    let (_e1, err1) = w.open(h("error", port, 1)).await.unwrap();
+    let (d1, data1) = w.open(h("data", port, 1)).await.unwrap();
+    let (d0, data0) = w.open(h("data", port, 0)).await.unwrap();
+    let (_e2, err2) = w.open(h("error", closed_port, 2)).await.unwrap();
+    let (_d2, mut data2) = w.open(h("data", closed_port, 2)).await.unwrap();
+    w.data(d0, Bytes::from_static(b"zero")).await.unwrap();
+    w.data(d1, Bytes::from_static(b"one")).await.unwrap();
+    let collect = |mut rx: tokio::sync::mpsc::Receiver<Bytes>| async move {
+        let mut v = Vec::new();
+        while let Some(b) = rx.recv().await {
+            v.extend_from_slice(&b);
+        }
+        String::from_utf8(v).unwrap()
+    };
+    assert_eq!(collect(data0).await, "echo:zero");
+    assert_eq!(collect(data1).await, "echo:one");
+    assert_eq!(collect(err0).await, "");
+    assert_eq!(collect(err1).await, "");
+    let msg = collect(err2).await;
+    assert!(
+        msg.starts_with(&format!("error forwarding port {closed_port} to pod net, uid : ")),
+        "{msg}"
+    );
+    assert!(msg.contains("connect: connection refused"), "{msg}");
+    assert_eq!(data2.recv().await, None);
+}
