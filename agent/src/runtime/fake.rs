@@ -464,7 +464,9 @@ impl Runtime for FakeRuntime {
         let (err_w, err_r) = tokio::io::duplex(64 * 1024);
         let cmd = opts.cmd.clone();
         let record = self.streams.clone();
-        tokio::spawn(fake_exec(cmd, handler, stdin_r, out_w, err_w, driver, record));
+        tokio::spawn(fake_exec(
+            cmd, handler, stdin_r, out_w, err_w, driver, record,
+        ));
         Ok(Exec {
             stdin: opts.stdin.then(|| Box::new(stdin_w) as _),
             stdout: opts.stdout.then(|| Box::new(out_r) as _),
@@ -475,7 +477,10 @@ impl Runtime for FakeRuntime {
 
     async fn attach(&self, id: &str, stdin: bool) -> Result<AttachTarget> {
         let (spec, running) = self.with(|s| {
-            let c = s.containers.get(id).ok_or_else(|| not_found("container", id))?;
+            let c = s
+                .containers
+                .get(id)
+                .ok_or_else(|| not_found("container", id))?;
             Ok((c.spec.clone(), c.status == TaskStatus::Running))
         })?;
         let writer = if stdin && spec.stdin && running {

@@ -209,7 +209,12 @@ where
             "stderr" => stderr = Some(s.id),
             "stdin" => {
                 got_stdin = true;
-                forward_stream(s, in_tx.clone(), |b| Some(Input::Stdin(b)), Some(Input::StdinEnd));
+                forward_stream(
+                    s,
+                    in_tx.clone(),
+                    |b| Some(Input::Stdin(b)),
+                    Some(Input::StdinEnd),
+                );
             }
             "resize" => {
                 got_resize = true;

@@ -153,7 +153,10 @@ mod tests {
         std::fs::write(&path, "t stdout F old\n").unwrap();
         let mut f = LogFollower::open_at_end(&path).await;
         assert!(f.poll().await.is_empty());
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(b"t stdout F new\nt stderr P hal").unwrap();
         let got = f.poll().await;
         assert_eq!(got.len(), 1);
@@ -164,6 +167,12 @@ mod tests {
         std::fs::rename(&path, dir.path().join("0.log.1")).unwrap();
         std::fs::write(&path, "t stdout F rotated\n").unwrap();
         let got = f.poll().await;
-        assert_eq!(got, vec![LogLine { stderr: false, data: Bytes::from_static(b"rotated\n") }]);
+        assert_eq!(
+            got,
+            vec![LogLine {
+                stderr: false,
+                data: Bytes::from_static(b"rotated\n")
+            }]
+        );
     }
 }

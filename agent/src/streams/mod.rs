@@ -103,9 +103,13 @@ pub async fn attach(
         .next()
         .unwrap_or_default()
         .to_string();
-    if let Some(refusal) =
-        session::attach_refusal(target.stdin_enabled, target.tty, streams.stdin, streams.tty, &name)
-    {
+    if let Some(refusal) = session::attach_refusal(
+        target.stdin_enabled,
+        target.tty,
+        streams.stdin,
+        streams.tty,
+        &name,
+    ) {
         return text(StatusCode::BAD_REQUEST, &refusal);
     }
     upgrade(req, streams, move |pipes| async move {
@@ -131,7 +135,9 @@ pub async fn port_forward(req: Request<Incoming>, netns: PathBuf) -> Response<Bo
         {
             return text(
                 StatusCode::BAD_REQUEST,
-                &format!("unable to upgrade: the WebSocket subprotocol must be {WS_PORT_FORWARD_PROTOCOL}"),
+                &format!(
+                    "unable to upgrade: the WebSocket subprotocol must be {WS_PORT_FORWARD_PROTOCOL}"
+                ),
             );
         }
         let res = websocket_accept(&req, WS_PORT_FORWARD_PROTOCOL);
@@ -226,10 +232,10 @@ where
 }
 
 fn is_spdy_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get_all(header::UPGRADE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.trim().eq_ignore_ascii_case("SPDY/3.1")))
+    req.headers().get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.trim().eq_ignore_ascii_case("SPDY/3.1"))
+    })
 }
 
 /// The `X-Stream-Protocol-Version` values the client offers, in its order.

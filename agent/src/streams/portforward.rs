@@ -62,8 +62,12 @@ pub async fn dial_in_netns(netns: &Path, port: u16) -> Result<TcpStream, String>
 /// Runs on a thread of its own, which it moves into the namespace for good: the thread
 /// ends right after.
 fn dial_blocking(netns: &Path, port: u16) -> Result<StdTcpStream, String> {
-    let ns = std::fs::File::open(netns)
-        .map_err(|e| format!("failed to open network namespace {:?}: {e}", netns.display().to_string()))?;
+    let ns = std::fs::File::open(netns).map_err(|e| {
+        format!(
+            "failed to open network namespace {:?}: {e}",
+            netns.display().to_string()
+        )
+    })?;
     // SAFETY: setns on a descriptor we own, affecting only this thread.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(format!(
@@ -150,7 +154,9 @@ async fn forward(
     mut data: IncomingStream,
     mut closed: watch::Receiver<bool>,
 ) {
-    let port_header = spdy::header(&data.headers, "port").unwrap_or_default().to_string();
+    let port_header = spdy::header(&data.headers, "port")
+        .unwrap_or_default()
+        .to_string();
     let port = match port_header.parse::<u16>() {
         Ok(p) if p > 0 => p,
         _ => {
@@ -230,6 +236,9 @@ mod tests {
         drop(listener);
         let err = dial_in_netns(&ns, port).await.unwrap_err();
         assert!(err.contains("connection refused"), "{err}");
-        assert!(err.contains(&format!("failed to connect to localhost:{port}")), "{err}");
+        assert!(
+            err.contains(&format!("failed to connect to localhost:{port}")),
+            "{err}"
+        );
     }
 }

@@ -46,7 +46,11 @@ async fn pump(
         match r.read(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {
-                if out.send(wrap(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                if out
+                    .send(wrap(Bytes::copy_from_slice(&buf[..n])))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -93,8 +97,14 @@ pub async fn exec(
     let mut stdin = exec.stdin.take().map(stdin_task);
     let resizer = exec.control.resizer();
     let pumps = {
-        let out = exec.stdout.take().map(|r| pump(r, output.clone(), Output::Stdout));
-        let err = exec.stderr.take().map(|r| pump(r, output.clone(), Output::Stderr));
+        let out = exec
+            .stdout
+            .take()
+            .map(|r| pump(r, output.clone(), Output::Stdout));
+        let err = exec
+            .stderr
+            .take()
+            .map(|r| pump(r, output.clone(), Output::Stderr));
         async move {
             tokio::join!(
                 async {
@@ -150,7 +160,13 @@ pub async fn exec(
 const ATTACH_POLL: Duration = Duration::from_millis(250);
 
 /// Why an attach cannot be served, worded as Kubernetes words it.
-pub fn attach_refusal(stdin_enabled: bool, tty_enabled: bool, stdin: bool, tty: bool, container: &str) -> Option<String> {
+pub fn attach_refusal(
+    stdin_enabled: bool,
+    tty_enabled: bool,
+    stdin: bool,
+    tty: bool,
+    container: &str,
+) -> Option<String> {
     if stdin && !stdin_enabled {
         return Some(format!(
             "stdin is not enabled for this container; set stdin: true in container {container:?}'s spec"

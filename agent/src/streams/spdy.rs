@@ -175,7 +175,7 @@ impl Inflater {
 
 fn parse_header_block(b: &[u8]) -> io::Result<Headers> {
     let mut pos = 0;
-    let mut u32_at = |pos: &mut usize| -> io::Result<usize> {
+    let u32_at = |pos: &mut usize| -> io::Result<usize> {
         let s = b
             .get(*pos..*pos + 4)
             .ok_or_else(|| invalid("truncated SPDY header block"))?;
@@ -479,7 +479,13 @@ where
             let frame = match out {
                 Out::Frame(f) => f,
                 Out::Close => {
-                    if let Ok(b) = encode(&Frame::GoAway { last_good: 0, status: 0 }, &mut deflater) {
+                    if let Ok(b) = encode(
+                        &Frame::GoAway {
+                            last_good: 0,
+                            status: 0,
+                        },
+                        &mut deflater,
+                    ) {
                         let _ = wr.write_all(&b).await;
                     }
                     break;
@@ -663,7 +669,10 @@ mod tests {
         let mut inf = Inflater::default();
         let mut r = &wire[..];
         for f in &frames {
-            assert_eq!(read_frame(&mut r, &mut inf).await.unwrap().as_ref(), Some(f));
+            assert_eq!(
+                read_frame(&mut r, &mut inf).await.unwrap().as_ref(),
+                Some(f)
+            );
         }
         assert_eq!(read_frame(&mut r, &mut inf).await.unwrap(), None);
     }
@@ -684,9 +693,17 @@ mod tests {
         assert!(err.needs_dictionary().is_some());
         // Several values of one name, joined by NUL, come apart.
         let mut d = Deflater::default();
-        let block = d.compress(&h(&[("x-stream-protocol-version", "a\0b")])).unwrap();
+        let block = d
+            .compress(&h(&[("x-stream-protocol-version", "a\0b")]))
+            .unwrap();
         let got = Inflater::default().decompress(&block).unwrap();
-        assert_eq!(got, h(&[("x-stream-protocol-version", "a"), ("x-stream-protocol-version", "b")]));
+        assert_eq!(
+            got,
+            h(&[
+                ("x-stream-protocol-version", "a"),
+                ("x-stream-protocol-version", "b")
+            ])
+        );
     }
 
     #[tokio::test]
@@ -694,20 +711,26 @@ mod tests {
         let (a, b) = tokio::io::duplex(1 << 16);
         let (server_w, mut incoming) = connect(a, true);
         let (client_w, _client_in) = connect(b, false);
-        let (id, mut from_server) = client_w
-            .open(h(&[("streamtype", "stdin")]))
-            .await
-            .unwrap();
+        let (id, mut from_server) = client_w.open(h(&[("streamtype", "stdin")])).await.unwrap();
         assert_eq!(id, 1);
         let mut s = incoming.recv().await.unwrap();
         assert_eq!(header(&s.headers, "streamType"), Some("stdin"));
-        client_w.data(id, Bytes::from_static(b"ping")).await.unwrap();
+        client_w
+            .data(id, Bytes::from_static(b"ping"))
+            .await
+            .unwrap();
         client_w.fin(id).await.unwrap();
         assert_eq!(s.data.recv().await.unwrap(), Bytes::from_static(b"ping"));
         assert_eq!(s.data.recv().await, None);
-        server_w.data(id, Bytes::from_static(b"pong")).await.unwrap();
+        server_w
+            .data(id, Bytes::from_static(b"pong"))
+            .await
+            .unwrap();
         server_w.fin(id).await.unwrap();
-        assert_eq!(from_server.recv().await.unwrap(), Bytes::from_static(b"pong"));
+        assert_eq!(
+            from_server.recv().await.unwrap(),
+            Bytes::from_static(b"pong")
+        );
         assert_eq!(from_server.recv().await, None);
         // Closing the server ends the client's view of the connection.
         let (_id2, mut rx2) = client_w.open(h(&[("streamtype", "x")])).await.unwrap();

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 pub enum Outcome {
     Success,
     /// The command ran and exited with this non-zero code.
-    Exit { cmd: Vec<String>, code: u32 },
+    Exit {
+        cmd: Vec<String>,
+        code: u32,
+    },
     /// The session could not run (or went wrong): the message says why.
     Error(String),
 }

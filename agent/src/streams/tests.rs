@@ -44,18 +44,23 @@ fn opts(cmd: &[&str], stdin: bool, tty: bool) -> ExecOptions {
 /// Serves an exec over WebSocket on one end of a pipe; the test is the client on the other.
 fn ws_exec(rt: Arc<FakeRuntime>, o: ExecOptions, v5: bool) -> DuplexStream {
     let (client, server) = tokio::io::duplex(1 << 16);
-    tokio::spawn(channel::serve_websocket(server, v5, move |pipes| async move {
-        session::exec(rt, "c1", o, pipes).await
-    }));
+    tokio::spawn(channel::serve_websocket(
+        server,
+        v5,
+        move |pipes| async move { session::exec(rt, "c1", o, pipes).await },
+    ));
     client
 }
 
 async fn send(c: &mut DuplexStream, ch: u8, data: &[u8]) {
     let mut b = vec![ch];
     b.extend_from_slice(data);
-    c.write_all(&websocket::encode(&Message::Binary(b.into()), Some([9, 8, 7, 6])))
-        .await
-        .unwrap();
+    c.write_all(&websocket::encode(
+        &Message::Binary(b.into()),
+        Some([9, 8, 7, 6]),
+    ))
+    .await
+    .unwrap();
 }
 
 /// Reads messages until the close: what came on each channel.
@@ -92,7 +97,11 @@ async fn websocket_exec_reports_output_and_exit_code() {
             stderr: b"err".to_vec(),
         })
     });
-    let c = ws_exec(rt.clone(), opts(&["sh", "-c", "exit 3"], false, false), false);
+    let c = ws_exec(
+        rt.clone(),
+        opts(&["sh", "-c", "exit 3"], false, false),
+        false,
+    );
     let (out, err, status) = ws_collect(c).await;
     assert_eq!(out, b"out");
     assert_eq!(err, b"err");
@@ -166,16 +175,21 @@ async fn spdy_exec_with_stdin_and_exit_code() {
         tty: false,
     };
     let rt2 = rt.clone();
-    tokio::spawn(channel::serve_spdy(server, 4, want, move |pipes| async move {
-        session::exec(rt2, "c1", o, pipes).await
-    }));
+    tokio::spawn(channel::serve_spdy(
+        server,
+        4,
+        want,
+        move |pipes| async move { session::exec(rt2, "c1", o, pipes).await },
+    ));
     let (w, _incoming) = spdy::connect(client, false);
     let h = |t: &str| vec![("streamtype".to_string(), t.to_string())];
     let (_e, mut error) = w.open(h("error")).await.unwrap();
     let (stdin, _) = w.open(h("stdin")).await.unwrap();
     let (_o, mut stdout) = w.open(h("stdout")).await.unwrap();
     let (_r, mut stderr) = w.open(h("stderr")).await.unwrap();
-    w.data(stdin, Bytes::from_static(b"via spdy")).await.unwrap();
+    w.data(stdin, Bytes::from_static(b"via spdy"))
+        .await
+        .unwrap();
     w.fin(stdin).await.unwrap();
     let mut out = Vec::new();
     while let Some(b) = stdout.recv().await {
@@ -241,7 +255,9 @@ async fn port_forward_pairs_streams_by_request_id() {
     assert_eq!(collect(err1).await, "");
     let msg = collect(err2).await;
     assert!(
-        msg.starts_with(&format!("error forwarding port {closed_port} to pod net, uid : ")),
+        msg.starts_with(&format!(
+            "error forwarding port {closed_port} to pod net, uid : "
+        )),
         "{msg}"
     );
     assert!(msg.contains("connect: connection refused"), "{msg}");

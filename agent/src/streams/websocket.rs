@@ -31,10 +31,8 @@ pub fn accept_key(key: &str) -> String {
 pub fn is_upgrade<B>(req: &http::Request<B>) -> bool {
     let has = |name: http::header::HeaderName, token: &str| {
         req.headers().get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
     has(http::header::UPGRADE, "websocket") && req.headers().contains_key("sec-websocket-key")
@@ -152,7 +150,8 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             }
             match opcode {
                 OP_CLOSE => {
-                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
                     return Ok(Some(Message::Close(code)));
                 }
                 OP_PING => return Ok(Some(Message::Ping(payload.into()))),
@@ -249,7 +248,10 @@ mod tests {
         wire.extend([OP_CONTINUATION, 1, b'c']);
         wire.extend([0x80 | OP_CONTINUATION, 1, b'd']);
         let mut r = Reader::new(&wire[..]);
-        assert_eq!(r.next().await.unwrap(), Some(Message::Ping(Bytes::from_static(b"x"))));
+        assert_eq!(
+            r.next().await.unwrap(),
+            Some(Message::Ping(Bytes::from_static(b"x")))
+        );
         assert_eq!(
             r.next().await.unwrap(),
             Some(Message::Binary(Bytes::from_static(b"abcd")))
@@ -262,7 +264,10 @@ mod tests {
             .header("Connection", "Upgrade")
             .header("Upgrade", "websocket")
             .header("Sec-WebSocket-Key", "abc")
-            .header("Sec-WebSocket-Protocol", "v5.channel.k8s.io, v4.channel.k8s.io")
+            .header(
+                "Sec-WebSocket-Protocol",
+                "v5.channel.k8s.io, v4.channel.k8s.io",
+            )
             .body(())
             .unwrap();
         assert!(is_upgrade(&req));

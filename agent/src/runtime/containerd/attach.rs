@@ -21,7 +21,7 @@ use tokio::net::unix::pipe;
 use super::Containerd;
 use super::exec_stream::{make_fifo, open_fifo_writer};
 use crate::runtime::spec::ContainerSpec;
-use crate::runtime::stream::AttachTarget;
+use crate::runtime::stream::{AttachTarget, StreamWriter};
 use crate::runtime::{Error, Result};
 
 /// `true` or `once` when the container has a standard input.
@@ -82,10 +82,7 @@ impl AsyncWrite for AttachStdin {
         Pin::new(&mut self.tx).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.tx).poll_shutdown(cx)
     }
 }
@@ -119,10 +116,13 @@ impl Containerd {
         let path = make_fifo(&self.cfg.exec_dir, &format!("{id}.stdin"))?;
         let tx = open_fifo_writer(&path)?;
         self.stdins.insert(id, tx);
-        let uri = path.to_str().map(str::to_string).ok_or_else(|| Error::InvalidSpec {
-            id: id.to_string(),
-            reason: "the exec directory is not valid UTF-8".into(),
-        })?;
+        let uri = path
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::InvalidSpec {
+                id: id.to_string(),
+                reason: "the exec directory is not valid UTF-8".into(),
+            })?;
         Ok((uri, terminal))
     }
 
@@ -151,7 +151,7 @@ impl Containerd {
             Err(s) if s.code() == Code::NotFound => false,
             Err(s) => return Err(Error::grpc("get task", id, s)),
         };
-        let stdin = match (&stdin_mode, want_stdin && running) {
+        let stdin: Option<StreamWriter> = match (&stdin_mode, want_stdin && running) {
             (Some(mode), true) => {
                 // Non-blocking write-only open: fails with ENXIO when the shim no longer
                 // reads (the input already ended).

@@ -33,7 +33,8 @@ use super::{Containerd, NAMESPACE_HEADER, unique};
 use crate::runtime::{EXEC_OUTPUT_LIMIT, Error, ExecOutput, Result};
 
 /// How the process spec is typed in an exec request, as containerd's Go client registers it.
-pub(super) const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+pub(super) const PROCESS_TYPE_URL: &str =
+    "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 /// How long a killed exec process may take to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -76,7 +77,10 @@ pub(super) fn exec_process_spec_with(
         .and_then(serde_json::Value::as_object_mut)
         .ok_or_else(|| invalid("the runtime spec has no process"))?;
     process.insert("args".into(), serde_json::json!(cmd));
-    process.insert("terminal".into(), serde_json::Value::Bool(terminal.is_some()));
+    process.insert(
+        "terminal".into(),
+        serde_json::Value::Bool(terminal.is_some()),
+    );
     match terminal {
         Some(size) if size.width > 0 && size.height > 0 => {
             process.insert(

@@ -9,7 +9,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use containerd_client::services::v1::{ExecProcessRequest, ResizePtyRequest, StartRequest, WaitRequest};
+use containerd_client::services::v1::{
+    ExecProcessRequest, ResizePtyRequest, StartRequest, WaitRequest,
+};
 use containerd_client::tonic::Code;
 use tokio::net::unix::pipe;
 
@@ -184,7 +186,15 @@ async fn drive(mut guard: ExecGuard, driver: ExecDriver) {
         exit,
         mut cancelled,
     } = driver;
-    let wait = wait_exit(&guard);
+    // The waiter is a disarmed copy: the guard itself is needed mutably below.
+    let waiter = ExecGuard {
+        tasks: guard.tasks.clone(),
+        namespace: guard.namespace.clone(),
+        container_id: guard.container_id.clone(),
+        exec_id: guard.exec_id.clone(),
+        armed: false,
+    };
+    let wait = async move { wait_exit(&waiter).await };
     tokio::pin!(wait);
     let mut resizes_open = true;
     loop {
@@ -239,7 +249,12 @@ async fn wait_exit(guard: &ExecGuard) -> Result<u32> {
         match guard.tasks.clone().wait(guard.req(req)).await {
             Ok(r) => return Ok(r.into_inner().exit_status),
             // containerd restarted under us; the process lives on in the shim.
-            Err(s) if matches!(s.code(), Code::Unavailable | Code::Unknown | Code::Cancelled) => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled
+                ) =>
+            {
                 tracing::debug!(id = %guard.container_id, exec = %guard.exec_id, error = %s, "exec wait interrupted; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));

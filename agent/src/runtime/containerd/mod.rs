@@ -31,11 +31,11 @@ pub use images::{ImageWriter, ResolvedImage};
 
 use super::image::gc_label;
 use super::registry::{RegistryClient, RegistryConfig};
+use super::stream::{AttachTarget, Exec, ExecOptions};
 use super::{
     ContainerInfo, ContainerSpec, Error, ExecOutput, ExitStatus, ImageConfig, ImageRef,
     RegistryAuth, Result, Runtime, Version,
 };
-use super::stream::{AttachTarget, Exec, ExecOptions};
 
 const NAMESPACE_HEADER: &str = "containerd-namespace";
 const LEASE_HEADER: &str = "containerd-lease";
