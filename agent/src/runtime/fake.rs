@@ -447,8 +447,8 @@ impl Runtime for FakeRuntime {
         }
     }
 
-    /// A streaming exec: `cat` copies stdin to stdout; any other command answers as its
-    /// scripted exec does (output, then exit code).
+    /// A streaming exec: `cat` copies stdin to stdout, `sleep` never ends; any other
+    /// command answers as its scripted exec does (output, then exit code).
     async fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Exec> {
         let handler = self.with(|s| {
             s.calls.push(Call::Exec(id.to_string(), opts.cmd.clone()));
@@ -562,7 +562,11 @@ async fn fake_exec(
         mut cancelled,
     } = driver;
     let io = |e| Error::io("fake exec", "", e);
-    let work = async {
+    // Owns the pipes: they close (the output ends) when the work is done.
+    let work = async move {
+        if cmd.first().is_some_and(|c| c == "sleep") {
+            std::future::pending::<()>().await;
+        }
         if cmd.first().is_some_and(|c| c == "cat") {
             tokio::io::copy(&mut stdin, &mut stdout)
                 .await
@@ -593,7 +597,6 @@ async fn fake_exec(
             }
         }
     };
-    drop((stdout, stderr, stdin));
     if let Ok(mut rec) = record.lock() {
         rec.finished += 1;
     }

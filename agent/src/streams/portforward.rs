@@ -21,6 +21,9 @@ use super::spdy::{self, IncomingStream, Writer};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one direction of a forwarded connection may go on after the other ended.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// An error as Go prints a failed dial: `dial tcp4 127.0.0.1:80: connect: connection refused`.
 fn go_dial_error(net: &str, addr: &SocketAddr, e: &io::Error) -> String {
     let text = e.to_string();
@@ -206,9 +209,22 @@ async fn forward(
         }
         let _ = w.fin(id).await;
     };
+    tokio::pin!(up, down);
+    // When one direction ends, the other gets a moment to finish (as kubelet's runtime
+    // does), then both streams end: kubectl waits for the error stream's end.
+    let mut down_done = false;
     tokio::select! {
-        _ = async { tokio::join!(up, down) } => {}
-        _ = closed.wait_for(|c| *c) => {}
+        () = &mut up => {
+            down_done = tokio::time::timeout(CLOSE_GRACE, &mut down).await.is_ok();
+        }
+        () = &mut down => {
+            down_done = true;
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut up).await;
+        }
+        () = async { let _ = closed.wait_for(|c| *c).await; } => {}
+    }
+    if !down_done {
+        let _ = w.fin(id).await;
     }
     let _ = w.fin(error.id).await;
 }

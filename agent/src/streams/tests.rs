@@ -136,7 +136,7 @@ async fn websocket_v5_stdin_close_ends_cat_and_resizes_pass_through() {
 async fn a_dropped_client_ends_the_exec() {
     let rt = Arc::new(FakeRuntime::new());
     running(&rt).await;
-    let mut c = ws_exec(rt.clone(), opts(&["cat"], true, false), true);
+    let mut c = ws_exec(rt.clone(), opts(&["sleep"], true, false), true);
     send(&mut c, channel::STDIN, b"x").await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(c);
