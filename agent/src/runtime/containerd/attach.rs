@@ -19,7 +19,8 @@ use tokio::io::AsyncWrite;
 use tokio::net::unix::pipe;
 
 use super::Containerd;
-use super::exec_stream::{make_fifo, open_fifo_writer};
+use super::exec::ExecGuard;
+use super::exec_stream::{close_io, make_fifo, open_fifo_writer};
 use crate::runtime::spec::ContainerSpec;
 use crate::runtime::stream::{AttachTarget, StreamWriter};
 use crate::runtime::{Error, Result};
@@ -66,7 +67,8 @@ pub(super) fn stdio_labels(spec: &ContainerSpec, labels: &mut HashMap<String, St
 /// container's input.
 struct AttachStdin {
     tx: pipe::Sender,
-    once: Option<(Stdins, String)>,
+    /// With `stdinOnce`: the agent's write ends, and a handle to close the shim's.
+    once: Option<(Stdins, ExecGuard)>,
 }
 
 impl AsyncWrite for AttachStdin {
@@ -89,8 +91,11 @@ impl AsyncWrite for AttachStdin {
 
 impl Drop for AttachStdin {
     fn drop(&mut self) {
-        if let Some((stdins, id)) = self.once.take() {
-            stdins.remove(&id);
+        if let Some((stdins, shim)) = self.once.take() {
+            stdins.remove(&shim.container_id);
+            if let Ok(h) = tokio::runtime::Handle::try_current() {
+                h.spawn(async move { close_io(&shim).await });
+            }
         }
     }
 }
@@ -159,7 +164,16 @@ impl Containerd {
                 match pipe::OpenOptions::new().open_sender(&path) {
                     Ok(tx) => Some(Box::new(AttachStdin {
                         tx,
-                        once: (mode == "once").then(|| (self.stdins.clone(), id.to_string())),
+                        once: (mode == "once").then(|| {
+                            let shim = ExecGuard {
+                                tasks: self.client.tasks(),
+                                namespace: self.namespace.clone(),
+                                container_id: id.to_string(),
+                                exec_id: String::new(),
+                                armed: false,
+                            };
+                            (self.stdins.clone(), shim)
+                        }),
                     }) as _),
                     Err(e) => {
                         tracing::debug!(%id, error = %e, "container stdin is closed");

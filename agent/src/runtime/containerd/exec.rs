@@ -297,16 +297,20 @@ impl Drop for ExecGuard {
             namespace: self.namespace.clone(),
             container_id: std::mem::take(&mut self.container_id),
             exec_id: std::mem::take(&mut self.exec_id),
-            armed: true,
+            // Armed only once the task runs: a runtime shutting down drops the task
+            // unpolled, and an armed guard dropped there would spawn again, endlessly.
+            armed: false,
         };
         self.armed = false;
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move { rest.kill_and_delete().await });
+                handle.spawn(async move {
+                    rest.armed = true;
+                    rest.kill_and_delete().await
+                });
             }
             Err(_) => {
                 tracing::warn!(id = %rest.container_id, exec = %rest.exec_id, "no runtime to clean up an abandoned exec process");
-                rest.armed = false;
             }
         }
     }

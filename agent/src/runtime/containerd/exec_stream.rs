@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::{
-    ExecProcessRequest, ResizePtyRequest, StartRequest, WaitRequest,
+    CloseIoRequest, ExecProcessRequest, ResizePtyRequest, StartRequest, WaitRequest,
 };
 use containerd_client::tonic::Code;
 use tokio::net::unix::pipe;
@@ -76,10 +76,91 @@ pub(super) fn open_fifo_writer(path: &Path) -> Result<pipe::Sender> {
         .map_err(|e| Error::io("open", path, e))
 }
 
+/// The stream when it is wanted; otherwise read to its end in a task of its own, so the
+/// process never blocks on it.
+fn keep_or_discard(rx: Option<pipe::Receiver>, wanted: bool) -> Option<pipe::Receiver> {
+    match rx {
+        Some(rx) if !wanted => {
+            tokio::spawn(async move {
+                let mut rx = rx;
+                let _ = tokio::io::copy(&mut rx, &mut tokio::io::sink()).await;
+            });
+            None
+        }
+        other => other,
+    }
+}
+
 fn open_fifo_reader(path: &Path) -> Result<pipe::Receiver> {
     pipe::OpenOptions::new()
         .open_receiver(path)
         .map_err(|e| Error::io("open", path, e))
+}
+
+/// An exec's (or a container's) stdin as a session writes it. Dropping it closes our write
+/// end and then asks the shim to close its own (`CloseIO`): only then does the process read
+/// end-of-file, after everything written before.
+pub(super) struct StdinWriter {
+    pub(super) tx: Option<pipe::Sender>,
+    pub(super) closed: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl tokio::io::AsyncWrite for StdinWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.tx.as_mut() {
+            Some(tx) => std::pin::Pin::new(tx).poll_write(cx, buf),
+            None => std::task::Poll::Ready(Err(ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.tx.as_mut() {
+            Some(tx) => std::pin::Pin::new(tx).poll_flush(cx),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.close();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl StdinWriter {
+    fn close(&mut self) {
+        self.tx = None;
+        if let Some(c) = self.closed.take() {
+            let _ = c.send(());
+        }
+    }
+}
+
+impl Drop for StdinWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Asks the shim to close a process's stdin.
+pub(super) async fn close_io(guard: &ExecGuard) {
+    let req = CloseIoRequest {
+        container_id: guard.container_id.clone(),
+        exec_id: guard.exec_id.clone(),
+        stdin: true,
+    };
+    if let Err(s) = guard.tasks.clone().close_io(guard.req(req)).await {
+        tracing::debug!(id = %guard.container_id, exec = %guard.exec_id, error = %s, "close stdin");
+    }
 }
 
 fn path_str(path: &Path) -> Result<String> {
@@ -114,11 +195,15 @@ impl Containerd {
             Ok(Some(path))
         };
         let stdin_path = uri("in", opts.stdin)?;
-        let stdout_path = uri("out", opts.stdout)?;
-        let stderr_path = uri("err", opts.stderr && !opts.tty)?;
+        // The shim wants both output streams (one with a terminal); output nobody asked for
+        // is read and dropped.
+        let stdout_path = uri("out", true)?;
+        let stderr_path = uri("err", !opts.tty)?;
         let stdin = stdin_path.as_deref().map(open_fifo_writer).transpose()?;
         let stdout = stdout_path.as_deref().map(open_fifo_reader).transpose()?;
         let stderr = stderr_path.as_deref().map(open_fifo_reader).transpose()?;
+        let stdout = keep_or_discard(stdout, opts.stdout);
+        let stderr = keep_or_discard(stderr, opts.stderr);
         let as_uri = |p: &Option<PathBuf>| p.as_deref().map(path_str).transpose();
         let request = ExecProcessRequest {
             container_id: id.to_string(),
@@ -167,7 +252,12 @@ impl Containerd {
             // a shell that asked for the size before runc set it.
             control.resize(size);
         }
-        tokio::spawn(drive(guard, driver));
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        let stdin = stdin.map(|tx| StdinWriter {
+            tx: Some(tx),
+            closed: Some(closed_tx),
+        });
+        tokio::spawn(drive(guard, driver, stdin.is_some().then_some(closed_rx)));
         Ok(Exec {
             stdin: stdin.map(|s| Box::new(s) as _),
             stdout: stdout.map(|s| Box::new(s) as _),
@@ -180,7 +270,11 @@ impl Containerd {
 /// Serves one exec until it ends: resizes its terminal, reports its exit code once it was
 /// deleted (which makes the shim close the output FIFOs), or kills and deletes it when the
 /// session is gone.
-async fn drive(mut guard: ExecGuard, driver: ExecDriver) {
+async fn drive(
+    mut guard: ExecGuard,
+    driver: ExecDriver,
+    mut stdin_closed: Option<tokio::sync::oneshot::Receiver<()>>,
+) {
     let ExecDriver {
         mut resize,
         exit,
@@ -211,6 +305,10 @@ async fn drive(mut guard: ExecGuard, driver: ExecDriver) {
                     }
                 }
                 return;
+            }
+            _ = async { stdin_closed.as_mut()?.await.ok() }, if stdin_closed.is_some() => {
+                stdin_closed = None;
+                close_io(&guard).await;
             }
             size = resize.recv(), if resizes_open => match size {
                 Some(size) => resize_pty(&guard, size).await,
