@@ -313,11 +313,7 @@ where
         let mut r = websocket::Reader::new(rd);
         while let Ok(Some(m)) = r.next().await {
             match m {
-                websocket::Message::Binary(b) => {
-                    if bwr.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                websocket::Message::Binary(b) if bwr.write_all(&b).await.is_err() => break,
                 websocket::Message::Ping(p) => {
                     let _ = pong_tx.send(p).await;
                 }

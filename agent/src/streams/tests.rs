@@ -263,3 +263,54 @@ async fn port_forward_pairs_streams_by_request_id() {
     assert!(msg.contains("connect: connection refused"), "{msg}");
     assert_eq!(data2.recv().await, None);
 }
+
+#[tokio::test]
+async fn attach_follows_the_log_and_writes_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("0.log");
+    std::fs::write(&log, "2024-01-01T00:00:00Z stdout F before the attach\n").unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    rt.add_image(ImageConfig {
+        name: "img".into(),
+        ..Default::default()
+    });
+    let mut s = ContainerSpec::new("c1", "img");
+    s.stdin = true;
+    s.log = crate::runtime::spec::LogTarget::File(log.clone());
+    rt.create_container(&s).await.unwrap();
+    rt.start("c1").await.unwrap();
+
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    let rt2 = rt.clone();
+    tokio::spawn(channel::serve_websocket(
+        server,
+        true,
+        move |pipes| async move { session::attach(rt2, "c1", true, true, true, pipes).await },
+    ));
+    send(&mut client, channel::STDIN, b"typed\n").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"2024-01-01T00:00:01Z stdout F out line\n2024-01-01T00:00:01Z stderr P err ")
+            .unwrap();
+        f.write_all(b"\n2024-01-01T00:00:01Z stderr F part\n")
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    rt.exit("c1", 0).unwrap();
+    let (out, err, status) = ws_collect(client).await;
+    assert_eq!(String::from_utf8(out).unwrap(), "out line\n");
+    assert_eq!(String::from_utf8(err).unwrap(), "err part\n");
+    assert_eq!(status["status"], "Success");
+    assert_eq!(rt.streams().attach_input, b"typed\n");
+}
+
+#[test]
+fn attach_refusals() {
+    assert_eq!(session::attach_refusal(true, true, true, true, "app"), None);
+    let stdin = session::attach_refusal(false, true, true, false, "app").unwrap();
+    assert!(stdin.contains("stdin"), "{stdin}");
+    let tty = session::attach_refusal(true, false, false, true, "app").unwrap();
+    assert!(tty.contains("tty"), "{tty}");
+}
