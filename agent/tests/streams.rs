@@ -506,3 +506,65 @@ fn client_tunnel(s: TcpStream) -> tokio::io::DuplexStream {
     });
     theirs
 }
+
+#[tokio::test]
+async fn attach_writes_to_the_main_process_stdin() {
+    let env = Env::new("attach").await;
+    let id = unique("attach");
+    let mut s = ContainerSpec::new(&id, IMAGE);
+    s.command = [
+        "sh",
+        "-c",
+        "read x; echo got-$x > /tmp/out; read y; echo end-$y >> /tmp/out; exec sleep 1000",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    s.cgroups_path = Some(format!("{}/{id}", env.cgroup_parent));
+    s.log = LogTarget::File(env.dir.join("attach.log"));
+    s.stdin = true;
+    s.stdin_once = true;
+    env.rt.create_container(&s).await.unwrap();
+    env.rt.start(&id).await.unwrap();
+
+    // Nothing attached yet: the process waits for input instead of reading end-of-file.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let read = |path: &'static str| {
+        let rt = env.rt.clone();
+        let id = id.clone();
+        async move {
+            let out = rt
+                .exec_sync(&id, &["cat".into(), path.into()], Duration::from_secs(10))
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    assert_eq!(read("/tmp/out").await, "");
+
+    let target = env.rt.attach(&id, true).await.unwrap();
+    assert!(target.stdin_enabled && target.running && !target.tty);
+    assert_eq!(target.log_path, Some(env.dir.join("attach.log")));
+    let mut stdin = target.stdin.unwrap();
+    stdin.write_all(b"one\n").await.unwrap();
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = read("/tmp/out").await;
+        if !out.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(out, "got-one\n");
+    // stdinOnce: the end of the first session is the end of the process's input.
+    drop(stdin);
+    for _ in 0..50 {
+        out = read("/tmp/out").await;
+        if out.contains("end-") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(out, "got-one\nend-\n");
+    env.finish().await;
+}
