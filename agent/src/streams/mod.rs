@@ -96,6 +96,12 @@ pub async fn attach(
         Ok(t) => t,
         Err(e) => return text(StatusCode::NOT_FOUND, &e.to_string()),
     };
+    if !target.running {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("container {container_id} is not running"),
+        );
+    }
     let name = req
         .uri()
         .path()
