@@ -568,3 +568,84 @@ async fn attach_writes_to_the_main_process_stdin() {
     assert_eq!(out, "got-one\nend-\n");
     env.finish().await;
 }
+
+#[tokio::test]
+async fn a_terminal_container_is_resized_for_attach() {
+    let env = Env::new("ttymain").await;
+    let id = unique("ttymain");
+    let mut s = ContainerSpec::new(&id, IMAGE);
+    s.command = vec![
+        "sh".into(),
+        "-c".into(),
+        "echo on-the-terminal; exec sleep 1000".into(),
+    ];
+    s.cgroups_path = Some(format!("{}/{id}", env.cgroup_parent));
+    // A logging binary in containerd's protocol (streams on fds 3 and 4, ready once fd 5
+    // is closed): the shim copies a terminal only to one.
+    let logger = env.dir.join("logger.sh");
+    let log = env.dir.join("tty.log");
+    std::fs::write(
+        &logger,
+        format!("#!/bin/sh\nexec 5>&-\nexec cat <&3 >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    s.log = LogTarget::Binary {
+        path: logger,
+        args: Vec::new(),
+    };
+    s.stdin = true;
+    s.tty = true;
+    env.rt.create_container(&s).await.unwrap();
+    env.rt.start(&id).await.unwrap();
+    let target = env.rt.attach(&id, false).await.unwrap();
+    assert!(target.tty && target.running);
+
+    env.rt
+        .resize_tty(
+            &id,
+            skiff_agent::runtime::TermSize {
+                width: 77,
+                height: 22,
+            },
+        )
+        .await
+        .unwrap();
+    let out = env
+        .rt
+        .exec_sync(
+            &id,
+            &[
+                "stty".into(),
+                "-F".into(),
+                "/dev/console".into(),
+                "size".into(),
+            ],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "22 77\n", "{out:?}");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("on-the-terminal") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A terminal ends lines with CR LF.
+    assert!(text.contains("on-the-terminal\r\n"), "{text:?}");
+
+    // Logged to a file, a container that asks for a terminal runs without one.
+    let id2 = unique("ttyfile");
+    let mut s2 = ContainerSpec::new(&id2, IMAGE);
+    s2.command = vec!["sleep".into(), "1000".into()];
+    s2.cgroups_path = Some(format!("{}/{id2}", env.cgroup_parent));
+    s2.log = LogTarget::File(env.dir.join("file.log"));
+    s2.tty = true;
+    env.rt.create_container(&s2).await.unwrap();
+    env.rt.start(&id2).await.unwrap();
+    assert!(!env.rt.attach(&id2, false).await.unwrap().tty);
+    env.finish().await;
+}

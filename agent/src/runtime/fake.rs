@@ -75,7 +75,7 @@ pub struct FakeRuntime {
 /// What interactive sessions did to the fake runtime.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamRecord {
-    /// Terminal sizes asked for, by exec, in order.
+    /// Terminal sizes asked for, by execs and attach sessions, in order.
     pub resizes: Vec<TermSize>,
     /// Execs whose session went away before they ended (and were "killed").
     pub cancelled: u32,
@@ -509,6 +509,19 @@ impl Runtime for FakeRuntime {
             stdin: writer,
             running,
         })
+    }
+
+    async fn resize_tty(&self, id: &str, size: TermSize) -> Result<()> {
+        self.with(|s| {
+            s.containers
+                .get(id)
+                .ok_or_else(|| not_found("container", id))?;
+            Ok(())
+        })?;
+        if let Ok(mut rec) = self.streams.lock() {
+            rec.resizes.push(size);
+        }
+        Ok(())
     }
 
     async fn delete(&self, id: &str) -> Result<()> {

@@ -97,6 +97,9 @@ pub trait Runtime: Send + Sync {
     /// is asked for and the container has a standard input, a writer into it.
     async fn attach(&self, id: &str, stdin: bool) -> Result<AttachTarget>;
 
+    /// Resizes the terminal of the container's main process (one created with `tty`).
+    async fn resize_tty(&self, id: &str, size: TermSize) -> Result<()>;
+
     /// Removes the container and everything it holds (task, root filesystem, lease), killing
     /// its process first if it still runs. Removing a container that is (partly) gone succeeds.
     async fn delete(&self, id: &str) -> Result<()>;

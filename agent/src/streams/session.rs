@@ -237,8 +237,11 @@ pub async fn attach(
                         let _ = tx.send(None).await;
                     }
                 }
-                // The main process's terminal is the runtime's; its size stays.
-                Some(Input::Resize(_)) => {}
+                Some(Input::Resize(size)) => {
+                    if tty && let Err(e) = rt.resize_tty(id, size).await {
+                        tracing::debug!(%id, error = %e, "resize on attach");
+                    }
+                }
                 None => return None,
             }
         }

@@ -304,6 +304,41 @@ async fn attach_follows_the_log_and_writes_stdin() {
     assert_eq!(String::from_utf8(err).unwrap(), "err part\n");
     assert_eq!(status["status"], "Success");
     assert_eq!(rt.streams().attach_input, b"typed\n");
+    // Without a terminal, resizes are not passed on.
+    assert_eq!(rt.streams().resizes, vec![]);
+}
+
+#[tokio::test]
+async fn attach_to_a_terminal_passes_resizes_on() {
+    let rt = Arc::new(FakeRuntime::new());
+    rt.add_image(ImageConfig {
+        name: "img".into(),
+        ..Default::default()
+    });
+    let mut s = ContainerSpec::new("c1", "img");
+    s.stdin = true;
+    s.tty = true;
+    rt.create_container(&s).await.unwrap();
+    rt.start("c1").await.unwrap();
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    let rt2 = rt.clone();
+    tokio::spawn(channel::serve_websocket(
+        server,
+        true,
+        move |pipes| async move { session::attach(rt2, "c1", true, true, false, pipes).await },
+    ));
+    send(&mut client, channel::RESIZE, br#"{"Width":90,"Height":20}"#).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rt.exit("c1", 0).unwrap();
+    let (_, _, status) = ws_collect(client).await;
+    assert_eq!(status["status"], "Success");
+    assert_eq!(
+        rt.streams().resizes,
+        vec![TermSize {
+            width: 90,
+            height: 20
+        }]
+    );
 }
 
 #[test]

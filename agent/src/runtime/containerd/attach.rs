@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use containerd_client::services::v1::GetRequest;
+use containerd_client::services::v1::{GetRequest, ResizePtyRequest};
 use containerd_client::tonic::Code;
 use containerd_client::types::v1::Status;
 use tokio::io::AsyncWrite;
@@ -22,7 +22,7 @@ use super::Containerd;
 use super::exec::ExecGuard;
 use super::exec_stream::{close_io, make_fifo, open_fifo_writer};
 use crate::runtime::spec::ContainerSpec;
-use crate::runtime::stream::{AttachTarget, StreamWriter};
+use crate::runtime::stream::{AttachTarget, StreamWriter, TermSize};
 use crate::runtime::{Error, Result};
 
 /// `true` or `once` when the container has a standard input.
@@ -129,6 +129,24 @@ impl Containerd {
                 reason: "the exec directory is not valid UTF-8".into(),
             })?;
         Ok((uri, terminal))
+    }
+
+    pub(crate) async fn resize_main_tty(&self, id: &str, size: TermSize) -> Result<()> {
+        if size.width == 0 || size.height == 0 {
+            return Ok(());
+        }
+        let req = ResizePtyRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+            width: u32::from(size.width),
+            height: u32::from(size.height),
+        };
+        self.client
+            .tasks()
+            .resize_pty(self.req(req))
+            .await
+            .map(|_| ())
+            .map_err(|s| Error::grpc("resize terminal", id, s))
     }
 
     pub(super) fn forget_stdin(&self, id: &str) {

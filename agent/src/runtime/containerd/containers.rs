@@ -119,6 +119,19 @@ impl Containerd {
             id: id.to_string(),
             reason,
         })?;
+        // The shim copies a terminal only to a FIFO or a logging binary, not to a file (nor
+        // to nothing): such a container runs without one rather than not at all.
+        let without_tty;
+        let spec = if spec.tty && !matches!(spec.log, LogTarget::Binary { .. }) {
+            tracing::debug!(%id, "no terminal for a container not logged through a binary");
+            without_tty = ContainerSpec {
+                tty: false,
+                ..spec.clone()
+            };
+            &without_tty
+        } else {
+            spec
+        };
         let image = self.resolve_image(&spec.image).await?;
         // The lease keeps the new snapshot alive until the container record references it.
         let lease = self.create_lease(&lease_id(id)).await?;

@@ -31,7 +31,7 @@ pub use images::{ImageWriter, ResolvedImage};
 
 use super::image::gc_label;
 use super::registry::{RegistryClient, RegistryConfig};
-use super::stream::{AttachTarget, Exec, ExecOptions};
+use super::stream::{AttachTarget, Exec, ExecOptions, TermSize};
 use super::{
     ContainerInfo, ContainerSpec, Error, ExecOutput, ExitStatus, ImageConfig, ImageRef,
     RegistryAuth, Result, Runtime, Version,
@@ -270,6 +270,10 @@ impl Runtime for Containerd {
 
     async fn attach(&self, id: &str, stdin: bool) -> Result<AttachTarget> {
         self.attach_target(id, stdin).await
+    }
+
+    async fn resize_tty(&self, id: &str, size: TermSize) -> Result<()> {
+        self.resize_main_tty(id, size).await
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
