@@ -349,3 +349,39 @@ fn attach_refusals() {
     let tty = session::attach_refusal(true, false, false, true, "app").unwrap();
     assert!(tty.contains("tty"), "{tty}");
 }
+
+#[tokio::test]
+async fn a_dropped_port_forward_client_closes_its_connections() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (eof_tx, mut eof_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        // Never writes, never closes: only the agent can end this connection.
+        let mut buf = [0u8; 16];
+        while s.read(&mut buf).await.unwrap_or(0) > 0 {}
+        let _ = eof_tx.send(()).await;
+        std::future::pending::<()>().await;
+    });
+    let netns = std::path::PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+    let (client, server) = tokio::io::duplex(1 << 16);
+    tokio::spawn(super::portforward::serve(server, netns));
+    let (w, incoming) = spdy::connect(client, false);
+    let h = |t: &str| {
+        vec![
+            ("streamtype".to_string(), t.to_string()),
+            ("port".to_string(), port.to_string()),
+            ("requestid".to_string(), "0".to_string()),
+        ]
+    };
+    let (_e, _err) = w.open(h("error")).await.unwrap();
+    let (d, _data) = w.open(h("data")).await.unwrap();
+    w.data(d, Bytes::from_static(b"x")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    w.close().await;
+    drop((w, incoming));
+    tokio::time::timeout(Duration::from_secs(5), eof_rx.recv())
+        .await
+        .expect("the pod's side of the connection was not closed")
+        .unwrap();
+}
