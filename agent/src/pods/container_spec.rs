@@ -399,6 +399,9 @@ pub fn container_spec(i: &ContainerInputs<'_>) -> Result<ContainerSpec, ConfigEr
             },
             None => LogTarget::File(i.log_path.clone()),
         },
+        stdin: c.stdin.unwrap_or(false),
+        stdin_once: c.stdin_once.unwrap_or(false),
+        tty: c.tty.unwrap_or(false),
     })
 }
 
