@@ -4,11 +4,13 @@
 
 pub mod cgroups;
 pub mod daemon;
+pub mod logs;
 pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod probes;
 pub mod runtime;
 pub mod sandbox;
+pub mod server;
 pub mod streams;
 pub mod volumes;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use skiff_agent::daemon::{self, AgentConfig};
+use skiff_agent::logs::{Rotation, logger};
 use skiff_agent::runtime::registry::RegistryConfig;
 
 #[derive(Parser, Debug)]
@@ -71,6 +72,22 @@ struct Args {
     /// How often configMap, secret and downwardAPI volumes are refreshed, in seconds.
     #[arg(long, default_value_t = 10)]
     volume_refresh_seconds: u64,
+    /// The port of the agent's HTTPS API (0 turns it off).
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// The address the agent's API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    address: IpAddr,
+    /// The CA that signs the client certificates the API accepts; by default the CA of the
+    /// kubeconfig's cluster.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// A container's log file is rotated at this size (a quantity: `10Mi`, `500Ki`).
+    #[arg(long, default_value = "10Mi")]
+    container_log_max_size: String,
+    /// How many log files of a container are kept, the live one included.
+    #[arg(long, default_value_t = 5)]
+    container_log_max_files: u32,
     /// Instead of running: remove everything an agent with these settings made on this
     /// machine (containers, containerd, sandboxes, volumes, cgroups, state), then exit.
     #[arg(long)]
@@ -108,12 +125,41 @@ impl Args {
         };
         cfg.allowed_unsafe_sysctls = self.allowed_unsafe_sysctls;
         cfg.volume_refresh = Duration::from_secs(self.volume_refresh_seconds.max(1));
+        cfg.port = (self.port != 0).then_some(self.port);
+        cfg.address = self.address;
+        cfg.client_ca_file = self.client_ca_file;
+        let max_size = skiff_api::quantity::Quantity::parse(&self.container_log_max_size)
+            .with_context(|| {
+                format!(
+                    "--container-log-max-size: {:?} is not a quantity",
+                    self.container_log_max_size
+                )
+            })?
+            .value();
+        anyhow::ensure!(max_size > 0, "--container-log-max-size must be positive");
+        anyhow::ensure!(
+            self.container_log_max_files >= 1,
+            "--container-log-max-files must be at least 1"
+        );
+        cfg.log_rotation = Rotation {
+            max_size: max_size as u64,
+            max_files: self.container_log_max_files,
+        };
         Ok(cfg)
     }
 }
 
+fn main() -> anyhow::Result<()> {
+    // Run by a container's shim as its log driver: no runtime, no flags of the agent's own.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if logger::invoked(&args) {
+        std::process::exit(logger::run(&args));
+    }
+    agent_main()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn agent_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

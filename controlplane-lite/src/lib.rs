@@ -111,6 +111,10 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         admission: apiserver::kinds::admission::Admission {
             default_toleration_seconds: cfg.default_toleration_seconds,
         },
+        nodes: Some(Arc::new(apiserver::nodes::NodeConnector::new(
+            &pki.kubelet_client_cert_pem,
+            &pki.kubelet_client_key_pem,
+        )?)),
     });
     bootstrap::run(&api)
         .await

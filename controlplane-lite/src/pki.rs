@@ -41,6 +41,10 @@ pub struct Pki {
     pub serving_cert_pem: String,
     pub serving_key_pem: String,
     pub admin_token: String,
+    /// The client certificate the API server shows to agents (kube-apiserver's
+    /// `--kubelet-client-certificate`).
+    pub kubelet_client_cert_pem: String,
+    pub kubelet_client_key_pem: String,
 }
 
 const CA_CERT: &str = "ca.crt";
@@ -50,6 +54,11 @@ const SERVING_KEY: &str = "apiserver.key";
 const ADMIN_CERT: &str = "admin.crt";
 const ADMIN_KEY: &str = "admin.key";
 const ADMIN_TOKEN: &str = "admin.token";
+const KUBELET_CLIENT_CERT: &str = "apiserver-kubelet-client.crt";
+const KUBELET_CLIENT_KEY: &str = "apiserver-kubelet-client.key";
+
+/// The API server's identity towards agents, as kubeadm names it.
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 
 /// The group that bypasses authorization, as in Kubernetes.
 pub const MASTERS_GROUP: &str = "system:masters";
@@ -133,6 +142,14 @@ impl Pki {
             write_private(&dir.join(ADMIN_KEY), key.as_bytes())?;
             write_private(&admin_cert_path, cert.as_bytes())?;
         }
+        // Data dirs made before the agents' API existed get theirs on their next start.
+        let kubelet_cert_path = dir.join(KUBELET_CLIENT_CERT);
+        let kubelet_key_path = dir.join(KUBELET_CLIENT_KEY);
+        if !kubelet_cert_path.exists() || !kubelet_key_path.exists() {
+            let (cert, key) = ca.issue(KUBELET_CLIENT_USER, &[MASTERS_GROUP], &[], false)?;
+            write_private(&kubelet_key_path, key.as_bytes())?;
+            write_private(&kubelet_cert_path, cert.as_bytes())?;
+        }
         let token_path = dir.join(ADMIN_TOKEN);
         if !token_path.exists() {
             write_private(&token_path, random_token().as_bytes())?;
@@ -142,6 +159,8 @@ impl Pki {
             serving_cert_pem: read(&serving_cert_path)?,
             serving_key_pem: read(&serving_key_path)?,
             admin_token: read(&token_path)?.trim().to_string(),
+            kubelet_client_cert_pem: read(&kubelet_cert_path)?,
+            kubelet_client_key_pem: read(&kubelet_key_path)?,
             dir,
         })
     }
@@ -253,6 +272,12 @@ mod tests {
         assert_eq!(a.ca_pem, b.ca_pem);
         assert_eq!(a.serving_cert_pem, b.serving_cert_pem);
         assert_eq!(a.admin_token, b.admin_token);
+        assert_eq!(a.kubelet_client_cert_pem, b.kubelet_client_cert_pem);
+        // A data dir from before the agents' API gets the kubelet-client pair.
+        fs::remove_file(dir.path().join("pki").join(KUBELET_CLIENT_CERT)).expect("rm");
+        let d = Pki::load_or_create(dir.path(), &[]).expect("reload without kubelet client");
+        assert_ne!(a.kubelet_client_cert_pem, d.kubelet_client_cert_pem);
+        assert!(dir.path().join("pki").join(KUBELET_CLIENT_CERT).exists());
         let c = Pki::load_or_create(dir.path(), &["10.1.2.3".into()]).expect("new san");
         assert_eq!(a.ca_pem, c.ca_pem);
         assert_ne!(a.serving_cert_pem, c.serving_cert_pem);

@@ -49,8 +49,18 @@ enum Cmd {
     },
 }
 
+fn main() -> anyhow::Result<()> {
+    // `skiff up` runs the agent in this process, so containers' shims start this binary as
+    // their log driver.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if skiff_agent::logs::logger::invoked(&args) {
+        std::process::exit(skiff_agent::logs::logger::run(&args));
+    }
+    cli_main()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn cli_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

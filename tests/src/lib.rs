@@ -358,6 +358,9 @@ pub struct AgentNode {
     pub proc: Option<Proc>,
     pub startup: Duration,
     pub extra: Vec<String>,
+    /// The port of the agent's API (on loopback): a free one, since several agents run at
+    /// once.
+    pub port: u16,
 }
 
 impl AgentNode {
@@ -377,6 +380,7 @@ impl AgentNode {
             proc: None,
             startup: Duration::ZERO,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            port: free_port()?,
         };
         node.clean_network();
         node.write_cni_config()?;
@@ -469,6 +473,18 @@ impl AgentNode {
             "--node-ip".into(),
             "127.0.0.1".into(),
         ];
+        if !self
+            .extra
+            .iter()
+            .any(|e| e == "--port" || e.starts_with("--port="))
+        {
+            a.extend([
+                "--port".into(),
+                self.port.to_string(),
+                "--address".into(),
+                "127.0.0.1".into(),
+            ]);
+        }
         a.extend(self.extra.iter().cloned());
         Ok(a)
     }

@@ -27,6 +27,7 @@ use crate::runtime::supervise::{SuperviseConfig, Supervisor};
 use crate::runtime::{Runtime, Version};
 use crate::sandbox::files::DnsSettings;
 use crate::sandbox::{Sandbox, SandboxParams};
+use crate::server::{self, ApiState, ServerConfig};
 use crate::volumes::{Allocatable, VolumeManager};
 
 pub use cni_default::{DEFAULT_BRIDGE, DEFAULT_FIREWALL_TABLE, default_conflist};
@@ -96,8 +97,17 @@ pub struct AgentConfig {
     pub registries: RegistryConfig,
     pub allowed_unsafe_sysctls: Vec<String>,
     pub volume_refresh: Duration,
-    /// The HTTPS port published in the Node's daemonEndpoints.
+    /// The port of the agent's HTTPS API, also published in the Node's daemonEndpoints;
+    /// `None` serves no API.
     pub port: Option<u16>,
+    /// The address the API listens on.
+    pub address: IpAddr,
+    /// The CA of accepted client certificates; `None` is the kubeconfig's CA.
+    pub client_ca_file: Option<PathBuf>,
+    /// How container log files are rotated.
+    pub log_rotation: crate::logs::Rotation,
+    /// The binary containers' shims run as their log driver; `None` is this executable.
+    pub logger_bin: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -123,7 +133,11 @@ impl AgentConfig {
             registries: RegistryConfig::default(),
             allowed_unsafe_sysctls: Vec::new(),
             volume_refresh: Duration::from_secs(10),
-            port: None,
+            port: Some(10250),
+            address: IpAddr::from([0, 0, 0, 0]),
+            client_ca_file: None,
+            log_rotation: crate::logs::Rotation::default(),
+            logger_bin: None,
         }
     }
 
@@ -182,6 +196,52 @@ async fn kube_client(path: &Path) -> Result<kube::Client> {
 
 fn runtime_version(v: &Version) -> String {
     format!("containerd://{}", v.version.trim_start_matches('v'))
+}
+
+/// The executable containers' shims run as their log driver.
+fn logger_bin(cfg: &AgentConfig) -> Option<PathBuf> {
+    match cfg
+        .logger_bin
+        .clone()
+        .map_or_else(std::env::current_exe, Ok)
+    {
+        Ok(bin) => Some(bin),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find the agent's executable; container logs are not rotated");
+            None
+        }
+    }
+}
+
+/// Serves the agent's HTTPS API: a serving certificate for the node's name and addresses,
+/// client certificates from the cluster CA.
+async fn start_api(
+    cfg: &AgentConfig,
+    port: u16,
+    node_ips: &[IpAddr],
+    state: Arc<ApiState>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut sans = vec![cfg.node_name.clone()];
+    sans.extend(node_ips.iter().map(IpAddr::to_string));
+    let (cert_pem, key_pem) =
+        server::serving_cert(&cfg.root_dir.join("pki"), &sans).context("the API's certificate")?;
+    let client_ca_pem = match &cfg.client_ca_file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
+        None => server::kubeconfig_ca(&cfg.kubeconfig).context("the API's client CA")?,
+    };
+    server::start(
+        ServerConfig {
+            addr: std::net::SocketAddr::new(cfg.address, port),
+            client_ca_pem,
+            cert_pem,
+            key_pem,
+        },
+        state,
+    )
+    .await
+    .context("starting the agent's API")
 }
 
 /// Starts the agent and returns once it runs.
@@ -302,8 +362,9 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
     let ctx = Arc::new(PodContext {
         settings: PodSettings {
             node_name: cfg.node_name.clone(),
-            node_ips,
+            node_ips: node_ips.clone(),
             log_dir: cfg.pod_logs_dir.clone(),
+            logger: logger_bin(&cfg).map(|bin| (bin, cfg.log_rotation)),
             state_dir: cfg.root_dir.join("pods"),
             allocatable,
             memory_capacity: facts.memory_bytes,
@@ -329,10 +390,20 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         .await
         .context("listing containers left by an earlier run")?;
 
-    let mut tasks = vec![
+    let mut tasks = Vec::new();
+    if let Some(port) = cfg.port {
+        let state = Arc::new(ApiState {
+            pods: manager.running(),
+            runtime: runtime.clone(),
+            sandbox: sandbox.clone(),
+            log_dir: cfg.pod_logs_dir.clone(),
+        });
+        tasks.push(start_api(&cfg, port, &node_ips, state).await?);
+    }
+    tasks.extend([
         tokio::spawn(reporter.run(health_rx)),
         tokio::spawn(manager.run(client.clone())),
-    ];
+    ]);
     tasks.push(tokio::spawn(health::watch(
         runtime.clone(),
         sandbox,

@@ -76,6 +76,8 @@ pub struct ContainerInputs<'a> {
     /// The node's memory, for the oom_score_adj of Burstable containers.
     pub memory_capacity: u64,
     pub log_path: PathBuf,
+    /// The logger binary and its rotation; `None` has the shim write the file itself.
+    pub logger: Option<&'a (PathBuf, crate::logs::Rotation)>,
     /// A file on the host bind-mounted at `terminationMessagePath`.
     pub termination_log: Option<PathBuf>,
 }
@@ -390,7 +392,16 @@ pub fn container_spec(i: &ContainerInputs<'_>) -> Result<ContainerSpec, ConfigEr
         nofile_limit: None,
         sysctls,
         devices: Vec::new(),
-        log: LogTarget::File(i.log_path.clone()),
+        log: match i.logger {
+            Some((bin, rotation)) => LogTarget::Binary {
+                path: bin.clone(),
+                args: crate::logs::logger::uri_args(&i.log_path, *rotation),
+            },
+            None => LogTarget::File(i.log_path.clone()),
+        },
+        stdin: c.stdin.unwrap_or(false),
+        stdin_once: c.stdin_once.unwrap_or(false),
+        tty: c.tty.unwrap_or(false),
     })
 }
 

@@ -74,6 +74,7 @@ fn build(
         qos: QosClass::Burstable,
         memory_capacity: 1 << 30,
         log_path: PathBuf::from("/var/log/pods/shop_web_u1/app/2.log"),
+        logger: None,
         termination_log: Some(PathBuf::from("/run/term")),
     })
 }

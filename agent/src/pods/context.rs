@@ -23,6 +23,9 @@ pub struct PodSettings {
     pub node_ips: Vec<IpAddr>,
     /// Container logs go to `<log_dir>/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
     pub log_dir: PathBuf,
+    /// The logger the container's shim runs (the agent binary), and how it rotates;
+    /// `None` has the shim append raw output to the file.
+    pub logger: Option<(PathBuf, crate::logs::Rotation)>,
     /// Per-container files (termination messages) go to `<state_dir>/<uid>/containers/`;
     /// the sandbox and volumes keep theirs beside them.
     pub state_dir: PathBuf,

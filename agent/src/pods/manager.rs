@@ -41,9 +41,48 @@ struct WorkerEntry {
     rejected: bool,
 }
 
+/// The pods this node runs, as last seen, keyed by uid: what the agent's API answers from.
+#[derive(Clone, Default)]
+pub struct RunningPods(Arc<std::sync::RwLock<HashMap<String, Arc<Pod>>>>);
+
+impl RunningPods {
+    pub fn list(&self) -> Vec<Arc<Pod>> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mut pods: Vec<Arc<Pod>> = map.values().cloned().collect();
+        pods.sort_by(|a, b| {
+            (&a.metadata.namespace, &a.metadata.name)
+                .cmp(&(&b.metadata.namespace, &b.metadata.name))
+        });
+        pods
+    }
+
+    pub fn find(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter(|p| {
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            // A pod recreated under the same name: the newer one.
+            .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .cloned()
+    }
+
+    fn set(&self, uid: &str, pod: Arc<Pod>) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(uid.to_string(), pod);
+    }
+
+    fn retain(&self, keep: impl Fn(&str) -> bool) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|uid, _| keep(uid));
+    }
+}
+
 /// Owns the workers of the node's pods.
 pub struct PodManager<A> {
     ctx: Arc<PodContext<A>>,
+    running: RunningPods,
     settings: ManagerSettings,
     workers: HashMap<String, WorkerEntry>,
     /// What the runtime ran when the agent started, by pod uid, until the pod is seen.
@@ -68,7 +107,13 @@ impl<A: PodApi> PodManager<A> {
             settings,
             workers: HashMap::new(),
             recovered: None,
+            running: RunningPods::default(),
         }
+    }
+
+    /// The node's pods as the manager sees them, kept current while it runs.
+    pub fn running(&self) -> RunningPods {
+        self.running.clone()
     }
 
     /// Reads what an earlier run of the agent left in the runtime. Call once, before the
@@ -123,6 +168,8 @@ impl<A: PodApi> PodManager<A> {
                 }
             }
             self.workers.retain(|_, w| !w.task.is_finished());
+            let workers = &self.workers;
+            self.running.retain(|u| workers.contains_key(u));
         }
     }
 
@@ -190,6 +237,7 @@ impl<A: PodApi> PodManager<A> {
             return;
         }
         let pod = Arc::new(pod);
+        self.running.set(&u, pod.clone());
         if let Some(w) = self.workers.get_mut(&u) {
             w.pod = pod.clone();
             let _ = w.tx.send(PodMsg::Update(pod));

@@ -227,8 +227,8 @@ fn config_error<A: PodApi>(
     }
 }
 
-/// Removes log files of attempts before the previous one: `kubectl logs --previous` needs
-/// only the last run.
+/// Removes log files (and their rotated files) of attempts before the previous one:
+/// `kubectl logs --previous` needs only the last run.
 fn prune_logs(dir: &std::path::Path, attempt: u32) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -237,7 +237,7 @@ fn prune_logs(dir: &std::path::Path, attempt: u32) {
         let name = e.file_name();
         let n = name
             .to_str()
-            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.split_once(".log").map(|(n, _)| n))
             .and_then(|n| n.parse::<u32>().ok());
         if n.is_some_and(|n| n + 1 < attempt) {
             let _ = std::fs::remove_file(e.path());
@@ -367,6 +367,7 @@ pub async fn start_container<A: PodApi>(
         qos: req.qos,
         memory_capacity: ctx.settings.memory_capacity,
         log_path,
+        logger: ctx.settings.logger.as_ref(),
         termination_log: Some(termination_log),
     })
     .map_err(|e| config_error(&ctx, &req, "CreateContainerConfigError", e.to_string()))?;

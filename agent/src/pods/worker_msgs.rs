@@ -593,7 +593,8 @@ fn termination_message(
         return Some(m);
     }
     if policy == Some("FallbackToLogsOnError") && code != 0 {
-        return read_tail(log, MAX_LOG_TAIL, true);
+        crate::logs::reader::wait_for_writer(log, std::time::Duration::from_millis(500));
+        return crate::logs::reader::tail_text(log, MAX_LOG_TAIL);
     }
     None
 }

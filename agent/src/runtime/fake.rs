@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::labels::ContainerMeta;
+use super::stream::{AttachTarget, Exec, ExecControl, ExecDriver, ExecOptions, TermSize};
 use super::{
     ContainerInfo, ContainerSpec, Error, ExecOutput, ExitStatus, ImageConfig, ImageRef,
     RegistryAuth, Result, Runtime, TaskState, TaskStatus, Version,
@@ -68,6 +69,20 @@ struct State {
 #[derive(Default)]
 pub struct FakeRuntime {
     state: Mutex<State>,
+    streams: Arc<Mutex<StreamRecord>>,
+}
+
+/// What interactive sessions did to the fake runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamRecord {
+    /// Terminal sizes asked for, by execs and attach sessions, in order.
+    pub resizes: Vec<TermSize>,
+    /// Execs whose session went away before they ended (and were "killed").
+    pub cancelled: u32,
+    /// Execs that ended by themselves.
+    pub finished: u32,
+    /// What attach sessions wrote to containers' standard input.
+    pub attach_input: Vec<u8>,
 }
 
 fn poisoned() -> Error {
@@ -208,6 +223,11 @@ impl FakeRuntime {
         self.with(|s| Ok(s.containers.get(id).map(|c| c.spec.clone())))
             .ok()
             .flatten()
+    }
+
+    /// What interactive sessions did so far.
+    pub fn streams(&self) -> StreamRecord {
+        self.streams.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -427,6 +447,83 @@ impl Runtime for FakeRuntime {
         }
     }
 
+    /// A streaming exec: `cat` copies stdin to stdout, `sleep` never ends; any other
+    /// command answers as its scripted exec does (output, then exit code).
+    async fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Exec> {
+        let handler = self.with(|s| {
+            s.calls.push(Call::Exec(id.to_string(), opts.cmd.clone()));
+            let c = s.containers.get(id).ok_or_else(|| not_found("task", id))?;
+            if c.status != TaskStatus::Running {
+                return Err(Error::NotRunning { id: id.to_string() });
+            }
+            Ok(s.exec.get(&container_name(&c.spec)).cloned())
+        })?;
+        let (control, driver) = ExecControl::new();
+        let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
+        let (out_w, out_r) = tokio::io::duplex(64 * 1024);
+        let (err_w, err_r) = tokio::io::duplex(64 * 1024);
+        let cmd = opts.cmd.clone();
+        let record = self.streams.clone();
+        tokio::spawn(fake_exec(
+            cmd, handler, stdin_r, out_w, err_w, driver, record,
+        ));
+        Ok(Exec {
+            stdin: opts.stdin.then(|| Box::new(stdin_w) as _),
+            stdout: opts.stdout.then(|| Box::new(out_r) as _),
+            stderr: (opts.stderr && !opts.tty).then(|| Box::new(err_r) as _),
+            control,
+        })
+    }
+
+    async fn attach(&self, id: &str, stdin: bool) -> Result<AttachTarget> {
+        let (spec, running) = self.with(|s| {
+            let c = s
+                .containers
+                .get(id)
+                .ok_or_else(|| not_found("container", id))?;
+            Ok((c.spec.clone(), c.status == TaskStatus::Running))
+        })?;
+        let writer = if stdin && spec.stdin && running {
+            let (w, mut r) = tokio::io::duplex(64 * 1024);
+            let record = self.streams.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = r.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut rec) = record.lock() {
+                        rec.attach_input.extend_from_slice(&buf[..n]);
+                    }
+                }
+            });
+            Some(Box::new(w) as _)
+        } else {
+            None
+        };
+        Ok(AttachTarget {
+            stdin_enabled: spec.stdin,
+            tty: spec.tty,
+            log_path: spec.log.log_file(),
+            stdin: writer,
+            running,
+        })
+    }
+
+    async fn resize_tty(&self, id: &str, size: TermSize) -> Result<()> {
+        self.with(|s| {
+            s.containers
+                .get(id)
+                .ok_or_else(|| not_found("container", id))?;
+            Ok(())
+        })?;
+        if let Ok(mut rec) = self.streams.lock() {
+            rec.resizes.push(size);
+        }
+        Ok(())
+    }
+
     async fn delete(&self, id: &str) -> Result<()> {
         self.with(|s| {
             s.calls.push(Call::Delete(id.to_string()));
@@ -460,6 +557,63 @@ impl Runtime for FakeRuntime {
                 .collect())
         })
     }
+}
+
+async fn fake_exec(
+    cmd: Vec<String>,
+    handler: Option<ExecHandler>,
+    mut stdin: tokio::io::DuplexStream,
+    mut stdout: tokio::io::DuplexStream,
+    mut stderr: tokio::io::DuplexStream,
+    driver: ExecDriver,
+    record: Arc<Mutex<StreamRecord>>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let ExecDriver {
+        mut resize,
+        exit,
+        mut cancelled,
+    } = driver;
+    let io = |e| Error::io("fake exec", "", e);
+    // Owns the pipes: they close (the output ends) when the work is done.
+    let work = async move {
+        if cmd.first().is_some_and(|c| c == "sleep") {
+            std::future::pending::<()>().await;
+        }
+        if cmd.first().is_some_and(|c| c == "cat") {
+            tokio::io::copy(&mut stdin, &mut stdout)
+                .await
+                .map(|_| 0)
+                .map_err(io)
+        } else {
+            let out = match handler {
+                Some(h) => h(&cmd)?,
+                None => ExecOutput::default(),
+            };
+            stdout.write_all(&out.stdout).await.map_err(io)?;
+            stderr.write_all(&out.stderr).await.map_err(io)?;
+            Ok(out.exit_code)
+        }
+    };
+    tokio::pin!(work);
+    let mut resizes_open = true;
+    let code: Result<u32> = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            size = resize.recv(), if resizes_open => match size {
+                Some(size) => if let Ok(mut rec) = record.lock() { rec.resizes.push(size) },
+                None => resizes_open = false,
+            },
+            _ = &mut cancelled => {
+                if let Ok(mut rec) = record.lock() { rec.cancelled += 1 }
+                return;
+            }
+        }
+    };
+    if let Ok(mut rec) = record.lock() {
+        rec.finished += 1;
+    }
+    let _ = exit.send(code);
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod oci;
 pub mod reference;
 pub mod registry;
 pub mod spec;
+pub mod stream;
 pub mod supervise;
 pub mod testimage;
 mod types;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 pub use error::{Error, PullErrorKind, Result};
 pub use labels::ContainerMeta;
 pub use spec::ContainerSpec;
+pub use stream::{AttachTarget, Exec, ExecControl, ExecOptions, TermSize};
 pub use types::{
     ContainerInfo, EXEC_OUTPUT_LIMIT, ExecOutput, ExitStatus, ImageConfig, ImageRef, RegistryAuth,
     TaskState, TaskStatus, Version,
@@ -84,6 +86,19 @@ pub trait Runtime: Send + Sync {
     /// executable) gives [`Error::ExecFailed`]. Nothing of the exec outlives the call, also
     /// when the caller drops the future (the process is then killed).
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput>;
+
+    /// Starts `opts.cmd` in the running container `id` (as [`Runtime::exec_sync`] would)
+    /// with the standard streams `opts` asks for, and hands them over while it runs. Errors
+    /// as `exec_sync`'s. Nothing of the exec outlives it, or the [`ExecControl`] when that is
+    /// dropped first (the process is then killed).
+    async fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Exec>;
+
+    /// What attaching to the container's main process needs: its log file and, when `stdin`
+    /// is asked for and the container has a standard input, a writer into it.
+    async fn attach(&self, id: &str, stdin: bool) -> Result<AttachTarget>;
+
+    /// Resizes the terminal of the container's main process (one created with `tty`).
+    async fn resize_tty(&self, id: &str, size: TermSize) -> Result<()>;
 
     /// Removes the container and everything it holds (task, root filesystem, lease), killing
     /// its process first if it still runs. Removing a container that is (partly) gone succeeds.

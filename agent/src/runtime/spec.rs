@@ -176,6 +176,21 @@ pub enum LogTarget {
     },
 }
 
+impl LogTarget {
+    /// The file the container's output ends up in: the file itself, or the `path`
+    /// argument of a logging binary.
+    pub fn log_file(&self) -> Option<PathBuf> {
+        match self {
+            LogTarget::Null => None,
+            LogTarget::File(p) => Some(p.clone()),
+            LogTarget::Binary { args, .. } => args
+                .iter()
+                .find(|(k, _)| k == "path")
+                .map(|(_, v)| PathBuf::from(v)),
+        }
+    }
+}
+
 /// Everything the pod logic decides about one container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContainerSpec {
@@ -214,6 +229,12 @@ pub struct ContainerSpec {
     /// Device nodes to create (and allow) in the container.
     pub devices: Vec<oci::Device>,
     pub log: LogTarget,
+    /// Kubernetes `stdin`: the process gets a standard input that attach sessions write to.
+    pub stdin: bool,
+    /// Kubernetes `stdinOnce`: the first attach session that ends closes that input.
+    pub stdin_once: bool,
+    /// Kubernetes `tty`: the process runs on a terminal.
+    pub tty: bool,
 }
 
 impl ContainerSpec {
@@ -585,7 +606,7 @@ pub fn generate(
     Ok(oci::Spec {
         oci_version: "1.0.2-dev".into(),
         process: oci::Process {
-            terminal: false,
+            terminal: spec.tty,
             user: oci::User {
                 uid: user.uid,
                 gid: user.gid,

@@ -98,6 +98,19 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                     "name": format!("{}/binding", r.plural), "singularName": "", "namespaced": r.namespaced,
                     "kind": "Binding", "verbs": ["create"],
                 }),
+                // Connect subresources, named and with the verbs kube-apiserver gives them.
+                "log" => json!({
+                    "name": format!("{}/log", r.plural), "singularName": "", "namespaced": r.namespaced,
+                    "kind": r.kind, "verbs": ["get"],
+                }),
+                "exec" | "attach" | "portforward" => json!({
+                    "name": format!("{}/{sub}", r.plural), "singularName": "", "namespaced": r.namespaced,
+                    "kind": connect_kind(sub), "verbs": ["create", "get"],
+                }),
+                "proxy" => json!({
+                    "name": format!("{}/proxy", r.plural), "singularName": "", "namespaced": r.namespaced,
+                    "kind": format!("{}ProxyOptions", r.kind), "verbs": ["create", "delete", "get", "patch", "update"],
+                }),
                 other => json!({
                     "name": format!("{}/{other}", r.plural), "singularName": "", "namespaced": r.namespaced,
                     "kind": r.kind, "verbs": ["get", "patch", "update"],
@@ -117,6 +130,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+fn connect_kind(sub: &str) -> &'static str {
+    match sub {
+        "exec" => "PodExecOptions",
+        "attach" => "PodAttachOptions",
+        _ => "PodPortForwardOptions",
+    }
 }
 
 /// A stable short hash per kind; clients only compare it for equality.

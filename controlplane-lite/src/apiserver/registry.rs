@@ -95,7 +95,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         false,
         &["no"],
         NONE,
-        &["status"],
+        &["status", "proxy"],
         "io.k8s.api.core.v1.Node"
     ),
     res!(
@@ -107,7 +107,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         true,
         &["po"],
         ALL,
-        &["status", "binding"],
+        &["status", "binding", "log", "exec", "attach", "portforward"],
         "io.k8s.api.core.v1.Pod"
     ),
     res!(

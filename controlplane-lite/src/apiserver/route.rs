@@ -84,6 +84,10 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
                 [] => req(info, None, None, None),
                 [name] if !info.namespaced => req(info, None, Some(name), None),
                 [name, sub] if !info.namespaced => req(info, None, Some(name), Some(sub)),
+                // nodes/<name>/proxy/<path>: the rest is the agent's path.
+                [name, "proxy", ..] if !info.namespaced && info.has_subresource("proxy") => {
+                    req(info, None, Some(name), Some("proxy"))
+                }
                 _ => Route::NotFound,
             }
         }

@@ -157,7 +157,11 @@ pub async fn serve(
                 async move { Ok::<_, std::convert::Infallible>(dispatch(api, auth, ident, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+            // Upgrades: exec, attach and port-forward sessions passed through to agents.
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
@@ -246,6 +250,12 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
             None => not_found(),
         },
         Route::NotFound => not_found(),
+        Route::Resource(res) if handlers::connect::wants(&res) => {
+            let req = http::Request::from_parts(parts, body);
+            handlers::connect::handle(api, res, req)
+                .await
+                .unwrap_or_else(|e| response::error(&e))
+        }
         Route::Resource(res) => {
             let body = match read_body(body).await {
                 Ok(b) => b,

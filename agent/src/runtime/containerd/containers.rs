@@ -119,6 +119,19 @@ impl Containerd {
             id: id.to_string(),
             reason,
         })?;
+        // The shim copies a terminal only to a FIFO or a logging binary, not to a file (nor
+        // to nothing): such a container runs without one rather than not at all.
+        let without_tty;
+        let spec = if spec.tty && !matches!(spec.log, LogTarget::Binary { .. }) {
+            tracing::debug!(%id, "no terminal for a container not logged through a binary");
+            without_tty = ContainerSpec {
+                tty: false,
+                ..spec.clone()
+            };
+            &without_tty
+        } else {
+            spec
+        };
         let image = self.resolve_image(&spec.image).await?;
         // The lease keeps the new snapshot alive until the container record references it.
         let lease = self.create_lease(&lease_id(id)).await?;
@@ -191,6 +204,7 @@ impl Containerd {
             if !log.is_empty() {
                 labels.insert(LOG_LABEL.to_string(), log);
             }
+            super::attach::stdio_labels(spec, &mut labels);
             let container = Container {
                 id: id.to_string(),
                 labels,
@@ -260,13 +274,15 @@ impl Containerd {
             .into_inner()
             .mounts;
         let log = container.labels.get(LOG_LABEL).cloned().unwrap_or_default();
+        let (stdin, terminal) = self.main_stdio(id, &container.labels)?;
         let req = CreateTaskRequest {
             container_id: id.to_string(),
             rootfs,
-            stdin: String::new(),
+            stdin,
             stdout: log.clone(),
-            stderr: log,
-            terminal: false,
+            // A terminal has one output stream; the shim refuses a second one.
+            stderr: if terminal { String::new() } else { log },
+            terminal,
             ..Default::default()
         };
         let started = async {
@@ -417,6 +433,7 @@ impl Containerd {
             errors.push(e);
         }
         self.oom.forget(id);
+        self.forget_stdin(id);
         for e in &errors[errors.len().min(1)..] {
             tracing::warn!(%id, error = %e, "container removal");
         }

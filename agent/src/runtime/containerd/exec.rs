@@ -33,7 +33,8 @@ use super::{Containerd, NAMESPACE_HEADER, unique};
 use crate::runtime::{EXEC_OUTPUT_LIMIT, Error, ExecOutput, Result};
 
 /// How the process spec is typed in an exec request, as containerd's Go client registers it.
-const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+pub(super) const PROCESS_TYPE_URL: &str =
+    "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 /// How long a killed exec process may take to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -51,6 +52,16 @@ const DELETE_ATTEMPTS: u32 = 9;
 /// and no terminal. Every other field is kept as the container was created with it, also
 /// fields this crate does not model.
 fn exec_process_spec(id: &str, spec: Option<&prost_types::Any>, cmd: &[String]) -> Result<Vec<u8>> {
+    exec_process_spec_with(id, spec, cmd, None)
+}
+
+/// [`exec_process_spec`], with a terminal of this size when one is given.
+pub(super) fn exec_process_spec_with(
+    id: &str,
+    spec: Option<&prost_types::Any>,
+    cmd: &[String],
+    terminal: Option<crate::runtime::TermSize>,
+) -> Result<Vec<u8>> {
     let invalid = |reason: &str| Error::InvalidSpec {
         id: id.to_string(),
         reason: reason.to_string(),
@@ -66,8 +77,21 @@ fn exec_process_spec(id: &str, spec: Option<&prost_types::Any>, cmd: &[String]) 
         .and_then(serde_json::Value::as_object_mut)
         .ok_or_else(|| invalid("the runtime spec has no process"))?;
     process.insert("args".into(), serde_json::json!(cmd));
-    process.insert("terminal".into(), serde_json::Value::Bool(false));
-    process.remove("consoleSize");
+    process.insert(
+        "terminal".into(),
+        serde_json::Value::Bool(terminal.is_some()),
+    );
+    match terminal {
+        Some(size) if size.width > 0 && size.height > 0 => {
+            process.insert(
+                "consoleSize".into(),
+                serde_json::json!({"height": size.height, "width": size.width}),
+            );
+        }
+        _ => {
+            process.remove("consoleSize");
+        }
+    }
     serde_json::to_vec(process).map_err(|source| Error::Json {
         what: format!("exec process spec of {id}"),
         source,
@@ -145,7 +169,7 @@ impl Drop for Fifos {
     }
 }
 
-fn mkfifo(path: &Path) -> std::io::Result<()> {
+pub(super) fn mkfifo(path: &Path) -> std::io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))?;
     // SAFETY: mkfifo reads a NUL-terminated path we own.
@@ -178,16 +202,16 @@ async fn drain(mut rx: pipe::Receiver, buf: &mut Vec<u8>) {
 /// One exec process in the shim, from before it is created until it is deleted. Dropped
 /// while armed (the caller gave up on the exec), it kills and deletes the process in a task
 /// of its own, so the shim keeps nothing.
-struct ExecGuard {
-    tasks: TasksClient<Channel>,
-    namespace: AsciiMetadataValue,
-    container_id: String,
-    exec_id: String,
-    armed: bool,
+pub(super) struct ExecGuard {
+    pub(super) tasks: TasksClient<Channel>,
+    pub(super) namespace: AsciiMetadataValue,
+    pub(super) container_id: String,
+    pub(super) exec_id: String,
+    pub(super) armed: bool,
 }
 
 impl ExecGuard {
-    fn req<T>(&self, msg: T) -> Request<T> {
+    pub(super) fn req<T>(&self, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
         r.metadata_mut()
             .insert(NAMESPACE_HEADER, self.namespace.clone());
@@ -207,7 +231,7 @@ impl ExecGuard {
     }
 
     /// Deletes the process after it exited.
-    async fn finish(&mut self) {
+    pub(super) async fn finish(&mut self) {
         match self.delete().await {
             Ok(()) => self.armed = false,
             // Left armed: the drop retries, killing first.
@@ -220,7 +244,7 @@ impl ExecGuard {
     /// Kills the process (if it runs), waits for it and deletes it. A process that is still
     /// being started when this begins cannot be deleted yet: kill and delete again. Disarms
     /// the guard either way: after this, retrying is pointless.
-    async fn kill_and_delete(&mut self) {
+    pub(super) async fn kill_and_delete(&mut self) {
         let mut last = None;
         let mut pause = Duration::from_millis(100);
         for attempt in 0..DELETE_ATTEMPTS {
@@ -273,16 +297,20 @@ impl Drop for ExecGuard {
             namespace: self.namespace.clone(),
             container_id: std::mem::take(&mut self.container_id),
             exec_id: std::mem::take(&mut self.exec_id),
-            armed: true,
+            // Armed only once the task runs: a runtime shutting down drops the task
+            // unpolled, and an armed guard dropped there would spawn again, endlessly.
+            armed: false,
         };
         self.armed = false;
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move { rest.kill_and_delete().await });
+                handle.spawn(async move {
+                    rest.armed = true;
+                    rest.kill_and_delete().await
+                });
             }
             Err(_) => {
                 tracing::warn!(id = %rest.container_id, exec = %rest.exec_id, "no runtime to clean up an abandoned exec process");
-                rest.armed = false;
             }
         }
     }
@@ -439,7 +467,7 @@ impl Containerd {
 
     /// Why Tasks.Exec refused: most often, the container is not running (no task, or a
     /// stopped one, which containerd reports only as an unknown error).
-    async fn exec_refused(&self, id: &str, status: Status) -> Error {
+    pub(super) async fn exec_refused(&self, id: &str, status: Status) -> Error {
         if status.code() == Code::NotFound {
             return Error::NotRunning { id: id.to_string() };
         }

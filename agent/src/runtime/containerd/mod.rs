@@ -3,9 +3,11 @@
 //! the content, images, diff, snapshots and leases services, containers get an OCI spec we
 //! generate, and every request carries the namespace in the `containerd-namespace` header.
 
+mod attach;
 mod containers;
 mod content;
 mod exec;
+mod exec_stream;
 mod images;
 mod oom;
 mod pull;
@@ -29,6 +31,7 @@ pub use images::{ImageWriter, ResolvedImage};
 
 use super::image::gc_label;
 use super::registry::{RegistryClient, RegistryConfig};
+use super::stream::{AttachTarget, Exec, ExecOptions, TermSize};
 use super::{
     ContainerInfo, ContainerSpec, Error, ExecOutput, ExitStatus, ImageConfig, ImageRef,
     RegistryAuth, Result, Runtime, Version,
@@ -88,6 +91,8 @@ pub struct Containerd {
     oom: oom::OomWatcher,
     /// Made on the first pull, so that a bad CA file fails pulls, not the connection.
     registry: tokio::sync::OnceCell<RegistryClient>,
+    /// The write ends of containers' standard inputs (see [`attach`]).
+    stdins: attach::Stdins,
 }
 
 impl std::fmt::Debug for Containerd {
@@ -120,6 +125,7 @@ impl Containerd {
             resolved: Mutex::new(HashMap::new()),
             oom,
             registry: tokio::sync::OnceCell::new(),
+            stdins: attach::Stdins::default(),
         })
     }
 
@@ -256,6 +262,18 @@ impl Runtime for Containerd {
 
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecOutput> {
         self.exec_in(id, cmd, timeout).await
+    }
+
+    async fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Exec> {
+        self.exec_stream(id, opts).await
+    }
+
+    async fn attach(&self, id: &str, stdin: bool) -> Result<AttachTarget> {
+        self.attach_target(id, stdin).await
+    }
+
+    async fn resize_tty(&self, id: &str, size: TermSize) -> Result<()> {
+        self.resize_main_tty(id, size).await
     }
 
     async fn delete(&self, id: &str) -> Result<()> {

@@ -14,6 +14,7 @@ use super::route::{Query, ResourceRequest};
 use super::status::ApiError;
 use crate::store::{DynStore, KeyValue};
 
+pub mod connect;
 pub mod delete;
 mod read;
 mod services;
@@ -33,6 +34,9 @@ pub struct Api {
     pub namespaces: std::sync::RwLock<std::collections::HashMap<String, bool>>,
     /// Settings of the mutating admission plugins.
     pub admission: super::kinds::admission::Admission,
+    /// How agents are reached (`pods/log`, `exec`, `attach`, `portforward`, `nodes/proxy`);
+    /// `None` serves none of those.
+    pub nodes: Option<Arc<super::nodes::NodeConnector>>,
 }
 
 pub type Reply = Result<Response, ApiError>;
