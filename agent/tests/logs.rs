@@ -1,7 +1,6 @@
 //! `kubectl logs` and the agent's HTTPS API, end to end: every flag of `kubectl logs`, `-f`
 //! across rotations and to the container's end, `--previous` after a restart, the errors
-//! for containers that never ran, the agent refusing anyone but the control plane, and
-//! exec / port-forward passing through the API server to the agent.
+//! for containers that never ran, and the agent refusing anyone but the control plane.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -358,53 +357,3 @@ fn the_agent_api_lets_in_only_the_control_plane() {
 }
 
 const KUBELET_USER: &str = "kube-apiserver-kubelet-client";
-
-#[test]
-fn exec_and_port_forward_pass_through_to_the_agent() {
-    let c = Cluster::start("node-stream", &[]);
-    c.apply(&pod_yaml(
-        "sleeper",
-        "node-stream",
-        "",
-        "    command: [\"sleep\", \"100000\"]",
-    ));
-    c.wait_pod("sleeper", "running", Duration::from_secs(30), |p| {
-        running(p, "app")
-    });
-    let cp = &c.cp;
-    let err = cp.kubectl_err(&["exec", "sleeper", "-c", "nope", "--", "true"]);
-    assert!(
-        err.contains("container nope is not valid for pod sleeper"),
-        "{err}"
-    );
-    // The agent answers; until its session protocols exist, with 501.
-    let out = cp
-        .kubectl_cmd(&["exec", "sleeper", "--", "true"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("exec is not supported by this agent"), "{err}");
-
-    let mut pf = cp
-        .kubectl_cmd(&["port-forward", "pod/sleeper", "0:80"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline && pf.try_wait().unwrap().is_none() {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = pf.kill();
-    let out = pf.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("port-forward is not supported by this agent"),
-        "{text}"
-    );
-}

@@ -143,7 +143,18 @@ impl Cluster {
             .join(format!("{ns}_{name}_{uid}"))
             .join(container)
             .join(format!("{attempt}.log"));
-        std::fs::read_to_string(path).unwrap_or_default()
+        // The file is in the CRI format; the container's own output is what tests check.
+        let raw = std::fs::read(path).unwrap_or_default();
+        let mut out = Vec::new();
+        for line in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some(e) = skiff_agent::logs::cri::parse(line) {
+                out.extend_from_slice(e.text);
+                if !e.partial {
+                    out.push(b'\n');
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Waits until the container's log of `attempt` contains `text`; returns the log.
