@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::{Value, json};
 use skiff_api::labels::Selector;
 
@@ -145,6 +146,43 @@ pub fn revision_name(prefix: &str, hash: &str) -> String {
         .nth(223)
         .map_or(prefix, |(i, _)| &prefix[..i]);
     format!("{cut}-{hash}")
+}
+
+/// Revision `number` of an `apps/v1` owner's template: named `<owner>-<hash>`, labelled
+/// with the template's labels and `hash_label: hash` (kubectl finds revisions through the
+/// owner's selector), carrying the owner's annotations, controlled by the owner.
+pub fn new_revision(
+    kind: &str,
+    owner: &ObjectMeta,
+    template: &PodTemplateSpec,
+    (hash_label, hash): (&str, String),
+    data: &Value,
+    number: i64,
+) -> ControllerRevision {
+    let owner_name = owner.name.as_deref().unwrap_or_default();
+    let mut labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let name = revision_name(owner_name, &hash);
+    labels.insert(hash_label.into(), hash);
+    ControllerRevision {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: owner.namespace.clone(),
+            labels: Some(labels),
+            annotations: owner.annotations.clone(),
+            owner_references: Some(vec![controller_ref(
+                kind,
+                owner_name,
+                owner.uid.as_deref().unwrap_or_default(),
+            )]),
+            ..Default::default()
+        },
+        data: Some(RawExtension(data.clone())),
+        revision: number,
+    }
 }
 
 /// A controller reference to an `apps/v1` owner.

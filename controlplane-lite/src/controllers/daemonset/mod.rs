@@ -22,7 +22,6 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use skiff_api::labels::Selector;
@@ -620,24 +619,14 @@ impl<C: Cluster> DaemonSetController<C> {
         let collision = ds.status.as_ref().and_then(|s| s.collision_count);
         let hash = template_hash(template, collision);
         let rname = history::revision_name(name(ds), &hash);
-        let mut labels = template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        labels.insert(POD_REVISION_LABEL.into(), hash);
-        let rev = ControllerRevision {
-            metadata: ObjectMeta {
-                name: Some(rname.clone()),
-                namespace: Some(ns.to_string()),
-                labels: Some(labels),
-                annotations: ds.metadata.annotations.clone(),
-                owner_references: Some(vec![controller_ref("DaemonSet", name(ds), &uid)]),
-                ..Default::default()
-            },
-            data: Some(RawExtension(data.clone())),
-            revision: number,
-        };
+        let rev = history::new_revision(
+            "DaemonSet",
+            &ds.metadata,
+            template,
+            (POD_REVISION_LABEL, hash),
+            data,
+            number,
+        );
         match self.cluster.create(&rev).await {
             Ok(r) => Ok(Arc::new(r)),
             Err(e) if e.is_already_exists() => {

@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
@@ -338,24 +336,14 @@ impl<C: Cluster> StatefulSetController<C> {
         loop {
             let hash = history::revision_hash(data, *collision_count);
             let rname = history::revision_name(name(set), &hash);
-            let mut labels = template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            labels.insert(HASH_LABEL.into(), hash);
-            let rev = ControllerRevision {
-                metadata: ObjectMeta {
-                    name: Some(rname.clone()),
-                    namespace: Some(ns.to_string()),
-                    labels: Some(labels),
-                    annotations: set.metadata.annotations.clone(),
-                    owner_references: Some(vec![controller_ref("StatefulSet", name(set), &uid)]),
-                    ..Default::default()
-                },
-                data: Some(RawExtension(data.clone())),
-                revision: number,
-            };
+            let rev = history::new_revision(
+                "StatefulSet",
+                &set.metadata,
+                template,
+                (HASH_LABEL, hash),
+                data,
+                number,
+            );
             match self.cluster.create(&rev).await {
                 Ok(r) => return Ok(Arc::new(r)),
                 Err(e) if e.is_already_exists() => {
