@@ -250,7 +250,16 @@ async fn exit_code_and_log() {
     assert_eq!(listed[0].task.status, TaskStatus::Stopped);
     assert_eq!(listed[0].task.exit.unwrap().code, 3);
     env.rt.delete(&id).await.unwrap();
-    let log = env.log(&id);
+    // The shim copies stdout and stderr to the file on their own; the task's exit does not
+    // wait for the copies to land.
+    let mut log = env.log(&id);
+    for _ in 0..50 {
+        if log.contains("hi\n") && log.contains("oops\n") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        log = env.log(&id);
+    }
     assert!(log.contains("hi\n"), "{log:?}");
     assert!(log.contains("oops\n"), "{log:?}");
     env.finish().await;
