@@ -64,6 +64,7 @@ fn loopback(port: u16) -> ProbeTarget {
         container_id: "c1".into(),
         runtime: Arc::new(FakeRuntime::new()),
         container: c,
+        pod: Default::default(),
     }
 }
 
@@ -734,6 +735,7 @@ fn exec_target(rt: &Arc<FakeRuntime>, id: &str) -> ProbeTarget {
         container_id: id.to_string(),
         runtime: rt.clone(),
         container: container(),
+        pod: Default::default(),
     }
 }
 

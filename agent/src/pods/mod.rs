@@ -16,6 +16,7 @@ pub mod env;
 pub mod events;
 pub mod images;
 pub mod manager;
+mod metrics;
 pub mod phase;
 pub mod plan;
 pub mod record;

@@ -83,6 +83,7 @@ pub async fn stop_container<A: PodApi>(
             container_id: container_id.clone(),
             runtime: runtime.clone(),
             container: container.clone(),
+            pod: probes::PodIdentity::of(&pod),
         };
         // A hook cut short by the grace period is no failure worth an event (kubelet's
         // rule): the hook's own timeout lies beyond it.

@@ -120,6 +120,10 @@ pub struct PodWorker<A> {
     pub(super) recovered: Option<Vec<ContainerInfo>>,
     pub(super) tx: mpsc::UnboundedSender<PodMsg>,
     pub(super) rx: mpsc::UnboundedReceiver<PodMsg>,
+    /// When the agent first saw the pod; `None` once its start was counted, or for a pod
+    /// that was already running (adopted after a restart).
+    pub(super) seen_at: Option<std::time::Instant>,
+    pub(super) sandbox_gauge: super::metrics::RunningPod,
 }
 
 impl<A: PodApi> PodWorker<A> {
@@ -180,6 +184,9 @@ impl<A: PodApi> PodWorker<A> {
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0)
             .unwrap_or_else(Timestamp::now);
+        let already_running =
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let seen_at = (recovered.is_empty() && !already_running).then(std::time::Instant::now);
         let worker = PodWorker {
             ctx,
             pod,
@@ -198,9 +205,11 @@ impl<A: PodApi> PodWorker<A> {
             start_time,
             last_written: None,
             status_retry_at: None,
+            seen_at,
             recovered: Some(recovered),
             tx: tx.clone(),
             rx,
+            sandbox_gauge: super::metrics::RunningPod::new(),
         };
         let span = tracing::info_span!("pod", pod = %full_name);
         let task = tokio::spawn(worker.run().instrument(span));
@@ -209,8 +218,15 @@ impl<A: PodApi> PodWorker<A> {
 
     async fn run(mut self) {
         loop {
-            let wake = match self.sync().await {
-                Flow::Done => return,
+            let started = std::time::Instant::now();
+            let flow = self.sync().await;
+            super::metrics::synced(started);
+            self.sandbox_gauge.set(self.setup.is_some());
+            let wake = match flow {
+                Flow::Done => {
+                    crate::probes::forget_pod(&crate::probes::PodIdentity::of(&self.pod));
+                    return;
+                }
                 Flow::Continue(wake) => wake,
             };
             let sleep = async {

@@ -283,6 +283,7 @@ impl<A: PodApi> PodWorker<A> {
             container_id: container_id.to_string(),
             runtime: self.ctx.runtime.clone(),
             container: container.clone(),
+            pod: probes::PodIdentity::of(&self.pod),
         }
     }
 

@@ -206,6 +206,11 @@ impl<A: PodApi> PodWorker<A> {
         let name = self.pod.metadata.name.clone().unwrap_or_default();
         match self.ctx.api.patch_status(&ns, &name, &status).await {
             Ok(()) => {
+                if super::metrics::shows_started(&status)
+                    && let Some(seen) = self.seen_at.take()
+                {
+                    super::metrics::started(seen);
+                }
                 self.last_written = Some(status);
                 self.status_retry_at = None;
                 None

@@ -9,6 +9,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
 use super::action::Attempt;
+use super::metrics;
 use super::spec::{ProbeSpec, Timing};
 use super::{ProbeError, ProbeEvent, ProbeKind, ProbeState, ProbeTarget};
 
@@ -106,8 +107,10 @@ async fn run(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         ticks.tick().await;
+        let started = Instant::now();
         let attempt = spec.action.probe(&target, spec.timing.timeout).await;
         tracing::debug!(?attempt, "probed");
+        metrics::probed(kind, &target, &attempt, started);
         let (success, report) = match attempt {
             Attempt::Success => (Some(true), None),
             Attempt::Warning(output) => (

@@ -246,6 +246,7 @@ mod tests {
             container_id: "c1".into(),
             runtime: std::sync::Arc::new(crate::runtime::fake::FakeRuntime::new()),
             container: container(),
+            pod: Default::default(),
         }
     }
 

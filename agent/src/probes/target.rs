@@ -18,6 +18,26 @@ pub struct ProbeTarget {
     pub runtime: Arc<dyn Runtime>,
     /// The container's spec: its name, named ports and environment.
     pub container: Container,
+    /// Whose container it is, for metrics.
+    pub pod: PodIdentity,
+}
+
+/// A pod's namespace, name and uid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodIdentity {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl PodIdentity {
+    pub fn of(pod: &k8s_openapi::api::core::v1::Pod) -> Self {
+        PodIdentity {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl fmt::Debug for ProbeTarget {

@@ -90,7 +90,11 @@ pub async fn start(
                 let svc = service_fn(move |req| {
                     let (state, access) = (state.clone(), access.clone());
                     async move {
-                        Ok::<_, std::convert::Infallible>(routes::handle(req, &access, state).await)
+                        let started = std::time::Instant::now();
+                        let (method, uri) = (req.method().clone(), req.uri().to_string());
+                        let res = routes::handle(req, &access, state).await;
+                        crate::metrics::request(&method, &uri, started);
+                        Ok::<_, std::convert::Infallible>(res)
                     }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()

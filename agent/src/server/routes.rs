@@ -76,7 +76,7 @@ pub async fn handle(
             let mut res = text(StatusCode::OK, crate::metrics::render());
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                header::HeaderValue::from_static(skiff_api::prom::CONTENT_TYPE),
             );
             res
         }

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod discovery;
 pub mod handlers;
 pub mod kinds;
+pub mod metrics;
 pub mod nodes;
 pub mod object;
 pub mod openapi;

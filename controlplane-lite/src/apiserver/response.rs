@@ -42,6 +42,16 @@ pub fn text(code: StatusCode, s: &'static str) -> Response {
     r
 }
 
+/// Prometheus metrics in the text exposition format.
+pub fn prometheus(body: String) -> Response {
+    let mut r = http::Response::new(full(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(skiff_api::prom::CONTENT_TYPE),
+    );
+    r
+}
+
 /// A chunked JSON stream, one document per line (the watch wire format).
 pub fn stream(s: impl Stream<Item = Bytes> + Send + Sync + 'static) -> Response {
     let body = StreamBody::new(s.map(|b| Ok::<_, Infallible>(Frame::data(b))));

@@ -29,6 +29,8 @@ pub enum Route {
     OpenApiV3Index,
     OpenApiV3(String),
     Health,
+    /// `/metrics`: Prometheus metrics of the whole control plane process.
+    Metrics,
     Resource(ResourceRequest),
     NotFound,
 }
@@ -38,6 +40,7 @@ pub fn parse(path: &str) -> Route {
     match parts.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "readyz" | "livez", ..] => Route::Health,
+        ["metrics"] => Route::Metrics,
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Index,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),

@@ -18,7 +18,7 @@ use super::handlers::{self, Api, MAX_BODY};
 use super::response::{self, Response};
 use super::route::{self, Query, Route};
 use super::status::ApiError;
-use super::{discovery, openapi};
+use super::{discovery, metrics, openapi};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -178,10 +178,14 @@ async fn dispatch(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let identity = cert_identity.or_else(|| auth.identify(&req));
+    let labels = metrics::RequestLabels::of(&method, &path, req.uri().query());
+    let in_flight = labels.in_flight();
     let resp = match identity {
         None => response::error(&ApiError::new(401, "Unauthorized", "Unauthorized")),
         Some(id) => route_request(&api, &id, req).await,
     };
+    drop(in_flight);
+    labels.observe(resp.status().as_u16(), started.elapsed());
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
     resp
 }
@@ -211,6 +215,7 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
     match route {
         Route::Version => get_only(response::json(StatusCode::OK, &discovery::version())),
         Route::Health => get_only(response::text(StatusCode::OK, "ok")),
+        Route::Metrics => get_only(response::prometheus(metrics::render())),
         Route::CoreVersions => get_only(response::json(
             StatusCode::OK,
             &discovery::core_versions(&api.server_address),

@@ -22,8 +22,8 @@ use super::cache::Cache;
 use super::framework::{self, NO_NODES, ScheduleError};
 use super::plugins::PluginSet;
 use super::pod_info::{PodInfo, SCHEDULER_NAME, is_terminal, wants_scheduling};
-use super::preemption;
 use super::queue::{QueuedPod, SchedulingQueue};
+use super::{metrics, preemption};
 use crate::controllers::context::Ctx;
 use crate::controllers::runtime::{Change, Cluster, ClusterError, Delete, ObjectEvent};
 
@@ -398,6 +398,7 @@ impl<C: Cluster> Scheduler<C> {
             return;
         }
         self.stats.attempts += 1;
+        let started = std::time::Instant::now();
         let mut info = PodInfo::new(&pod);
         if info.spread.is_empty() {
             info.default_spread = self.default_spread(&pod);
@@ -416,14 +417,18 @@ impl<C: Cluster> Scheduler<C> {
                 info.node_name = Some(node.clone());
                 self.cache.assume(Arc::new(info));
                 self.bind(qp, node);
+                metrics::attempt("scheduled", started);
             }
             Err(ScheduleError::NoNodes) => {
                 self.stats.unschedulable += 1;
+                metrics::attempt("unschedulable", started);
                 self.report_failure(&pod, "Unschedulable", NO_NODES.to_string(), None);
                 self.queue.requeue_unschedulable(qp, PluginSet::EMPTY, now);
             }
             Err(ScheduleError::Unfit(diagnosis)) => {
                 self.stats.unschedulable += 1;
+                metrics::attempt("unschedulable", started);
+                metrics::preemption();
                 let mut msg = diagnosis.message();
                 let nominated =
                     match preemption::preempt(&view, &info, &diagnosis, self.cache.nominations()) {
@@ -486,6 +491,7 @@ impl<C: Cluster> Scheduler<C> {
             }
             Outcome::BindFailed { qp, error } => {
                 self.stats.bind_failures += 1;
+                metrics::bind_error();
                 let now = Instant::now();
                 let helps = self.cache.forget(&qp.uid);
                 self.queue.on_event(helps, now);

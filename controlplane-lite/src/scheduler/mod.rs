@@ -14,6 +14,7 @@ pub mod framework;
 #[cfg(test)]
 mod loop_tests;
 pub mod main_loop;
+mod metrics;
 pub mod node_info;
 pub mod plugins;
 pub mod pod_info;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::cluster::ClusterError;
 use super::informer::{Change, Informer, Kind};
+use super::metrics;
 use super::queue::WorkQueue;
 
 /// Which object to reconcile.
@@ -87,8 +88,13 @@ pub fn run<R: Reconciler>(
         for _ in 0..workers.max(1) {
             let (r, queue) = (r.clone(), queue.clone());
             tasks.push(tokio::spawn(async move {
+                let m = metrics::Workqueue::of(r.name());
                 while let Some(key) = queue.get().await {
-                    match r.reconcile(&key).await {
+                    m.depth(queue.len());
+                    let started = std::time::Instant::now();
+                    let outcome = r.reconcile(&key).await;
+                    m.worked(started, outcome.is_ok());
+                    match outcome {
                         Ok(Requeue::Done) => queue.forget(&key),
                         Ok(Requeue::After(d)) => {
                             queue.forget(&key);

@@ -10,6 +10,7 @@ mod controller;
 mod events;
 mod fake;
 mod informer;
+mod metrics;
 mod queue;
 
 pub use cluster::{Cluster, ClusterError, Delete, KubeCluster};
