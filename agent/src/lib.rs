@@ -12,5 +12,6 @@ pub mod probes;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod stats;
 pub mod streams;
 pub mod volumes;

@@ -63,6 +63,10 @@ pub struct Config {
     /// The same in a zone of more than 50 nodes where most are down.
     #[arg(long, default_value_t = 0.01)]
     pub secondary_node_eviction_rate: f64,
+    /// How often every Ready node's resource metrics are scraped for `metrics.k8s.io`
+    /// (`kubectl top`, the HPA), as metrics-server's flag of the same name.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub metric_resolution: Duration,
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h`.
@@ -105,6 +109,7 @@ impl Config {
             local_path_helper_image: "busybox:1.36".into(),
             node_eviction_rate: 0.1,
             secondary_node_eviction_rate: 0.01,
+            metric_resolution: Duration::from_secs(15),
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod apiserver;
 pub mod bootstrap;
 pub mod config;
 pub mod controllers;
+pub mod metrics_api;
 pub mod pki;
 pub mod scheduler;
 pub mod store;
@@ -115,6 +116,7 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
             &pki.kubelet_client_cert_pem,
             &pki.kubelet_client_key_pem,
         )?)),
+        metrics: Arc::new(metrics_api::MetricsStore::new(cfg.metric_resolution)),
     });
     bootstrap::run(&api)
         .await
@@ -132,6 +134,7 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
     pki.write_admin_kubeconfig(&kubeconfig, &format!("https://{server_address}"))?;
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let ctl = controllers::spawn(api.clone(), cfg.compaction_interval, stopped.clone());
+    let scraper = metrics_api::scraper::spawn(api.clone(), api.metrics.clone());
     let workloads = cfg.controllers.then(|| {
         controllers::spawn_workloads(
             kubeconfig.clone(),
@@ -153,6 +156,7 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         })
         .await;
         ctl.abort();
+        scraper.abort();
         if let Some(w) = workloads {
             w.abort();
         }

@@ -28,6 +28,7 @@ use crate::runtime::{Runtime, Version};
 use crate::sandbox::files::DnsSettings;
 use crate::sandbox::{Sandbox, SandboxParams};
 use crate::server::{self, ApiState, ServerConfig};
+use crate::stats::{Collector, HostFiles};
 use crate::volumes::{Allocatable, VolumeManager};
 
 pub use cni_default::{DEFAULT_BRIDGE, DEFAULT_FIREWALL_TABLE, default_conflist};
@@ -372,7 +373,7 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         runtime: runtime.clone(),
         sandbox: sandbox.clone(),
         volumes,
-        cgroups,
+        cgroups: cgroups.clone(),
         api: Arc::new(KubePodApi::new(client.clone())),
         events: Arc::new(KubeEvents::start(client.clone(), &cfg.node_name)),
         images: ImageService::new(runtime.clone()),
@@ -397,6 +398,16 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
             runtime: runtime.clone(),
             sandbox: sandbox.clone(),
             log_dir: cfg.pod_logs_dir.clone(),
+            stats: Arc::new(Collector::new(
+                cfg.node_name.clone(),
+                manager.running(),
+                runtime.clone(),
+                cgroups,
+                HostFiles {
+                    proc_dir: "/proc".into(),
+                    cgroup_mount_root: cfg.cgroup_mount_root.clone(),
+                },
+            )),
         });
         tasks.push(start_api(&cfg, port, &node_ips, state).await?);
     }

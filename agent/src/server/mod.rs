@@ -1,5 +1,6 @@
 //! The agent's HTTPS API, the part of kubelet's the API server uses: `/healthz`,
-//! `/metrics`, `/pods`, `/containerLogs/...`, and the interactive `/exec/...`,
+//! `/metrics`, `/metrics/resource`, `/stats/summary`, `/pods`, `/containerLogs/...`, and
+//! the interactive `/exec/...`,
 //! `/attach/...` and `/portForward/...` (whose protocols live in [`crate::streams`]). Only
 //! the control plane's client certificate is let in.
 
@@ -36,12 +37,14 @@ pub enum ServerError {
     },
 }
 
-/// What the handlers read: the node's pods, the runtime, the sandboxes and the log files.
+/// What the handlers read: the node's pods, the runtime, the sandboxes, the log files and
+/// the resource usage.
 pub struct ApiState {
     pub pods: RunningPods,
     pub runtime: Arc<dyn Runtime>,
     pub sandbox: Arc<Sandbox>,
     pub log_dir: PathBuf,
+    pub stats: Arc<crate::stats::Collector>,
 }
 
 /// Where and how to serve.

@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::auth::Access;
 use super::{ApiState, resolve};
 use crate::logs::reader::{self, LogOptions};
+use crate::stats;
 use crate::streams::{self, Body};
 
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
@@ -80,6 +81,8 @@ pub async fn handle(
             );
             res
         }
+        ["metrics", "resource"] if get => resource_metrics(&state).await,
+        ["stats", "summary"] | ["stats", "summary", ""] if get => summary(&state).await,
         ["pods"] | ["pods", ""] if get => pods(&state),
         ["containerLogs", ns, pod, container] if get => {
             logs(
@@ -125,6 +128,42 @@ async fn container_for_stream(
     let pod = resolve::pod(state, ns, pod)?;
     resolve::container(&pod, container)?;
     resolve::running_container(state, &pod, container).await
+}
+
+/// kubelet's `/metrics/resource`; a failed collection is reported in the body
+/// (`scrape_error 1`), not by the status, as kubelet does.
+async fn resource_metrics(state: &ApiState) -> Response<Body> {
+    let snapshot = match state.stats.collect().await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "collecting resource metrics");
+            None
+        }
+    };
+    let body = stats::prometheus::render(snapshot.as_ref(), std::time::SystemTime::now());
+    let mut res = text(StatusCode::OK, body);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(stats::prometheus::CONTENT_TYPE),
+    );
+    res
+}
+
+async fn summary(state: &ApiState) -> Response<Body> {
+    match state.stats.collect().await {
+        Ok(s) => {
+            let mut res = text(StatusCode::OK, stats::summary::render(&s).to_string());
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            res
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Internal Error: failed to get node stats: {e}"),
+        ),
+    }
 }
 
 fn pods(state: &ApiState) -> Response<Body> {

@@ -26,7 +26,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(node_name: &str, extra: &[&str]) -> Cluster {
-        let cp = ControlPlane::start(&workspace_bin("skiff-controlplane").unwrap(), &[]).unwrap();
+        Cluster::start_with(node_name, &[], extra)
+    }
+
+    /// A cluster whose control plane gets `cp_extra` flags, its node `extra`.
+    pub fn start_with(node_name: &str, cp_extra: &[&str], extra: &[&str]) -> Cluster {
+        let cp =
+            ControlPlane::start(&workspace_bin("skiff-controlplane").unwrap(), cp_extra).unwrap();
         let node = AgentNode::start(&cp, node_name, extra).unwrap();
         node.import_busybox(IMAGE).unwrap();
         let c = Cluster { node, cp };

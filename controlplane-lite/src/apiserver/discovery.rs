@@ -48,7 +48,8 @@ pub fn groups() -> Value {
             names.push(g);
         }
     }
-    let groups: Vec<Value> = names.into_iter().filter_map(group_json).collect();
+    let mut groups: Vec<Value> = names.into_iter().filter_map(group_json).collect();
+    groups.push(crate::metrics_api::group_entry());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 

@@ -192,6 +192,16 @@ async fn dispatch(
 
 async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incoming>) -> Response {
     let (parts, body) = req.into_parts();
+    if crate::metrics_api::handles(parts.uri.path()) {
+        return crate::metrics_api::handle(
+            api,
+            &api.metrics,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+        )
+        .await;
+    }
     let route = route::parse(parts.uri.path());
     let query = Query::parse(parts.uri.query());
     let not_found = || {

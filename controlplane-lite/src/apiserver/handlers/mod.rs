@@ -37,6 +37,8 @@ pub struct Api {
     /// How agents are reached (`pods/log`, `exec`, `attach`, `portforward`, `nodes/proxy`);
     /// `None` serves none of those.
     pub nodes: Option<Arc<super::nodes::NodeConnector>>,
+    /// What the resource metrics scraper has read, served as `metrics.k8s.io`.
+    pub metrics: Arc<crate::metrics_api::MetricsStore>,
 }
 
 pub type Reply = Result<Response, ApiError>;
