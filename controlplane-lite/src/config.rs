@@ -63,6 +63,23 @@ pub struct Config {
     /// The same in a zone of more than 50 nodes where most are down.
     #[arg(long, default_value_t = 0.01)]
     pub secondary_node_eviction_rate: f64,
+    /// How often each HorizontalPodAutoscaler is evaluated.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// The smallest relative change of the metrics (against their targets) that makes an
+    /// HorizontalPodAutoscaler scale.
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// How far back an HorizontalPodAutoscaler looks for a higher recommendation before it
+    /// scales down (unless its behavior sets a window).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// How long after a pod starts its CPU samples may be skipped as start-up noise.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// How long after a pod starts an unready pod is taken as never having been ready.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h`.
@@ -105,6 +122,11 @@ impl Config {
             local_path_helper_image: "busybox:1.36".into(),
             node_eviction_rate: 0.1,
             secondary_node_eviction_rate: 0.01,
+            horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
+            horizontal_pod_autoscaler_tolerance: 0.1,
+            horizontal_pod_autoscaler_downscale_stabilization: Duration::from_secs(300),
+            horizontal_pod_autoscaler_cpu_initialization_period: Duration::from_secs(300),
+            horizontal_pod_autoscaler_initial_readiness_delay: Duration::from_secs(30),
         }
     }
 }
