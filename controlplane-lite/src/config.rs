@@ -67,6 +67,23 @@ pub struct Config {
     /// (`kubectl top`, the HPA), as metrics-server's flag of the same name.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub metric_resolution: Duration,
+    /// How often each HorizontalPodAutoscaler is evaluated.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// The smallest relative change of the metrics (against their targets) that makes an
+    /// HorizontalPodAutoscaler scale.
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// How far back an HorizontalPodAutoscaler looks for a higher recommendation before it
+    /// scales down (unless its behavior sets a window).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// How long after a pod starts its CPU samples may be skipped as start-up noise.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// How long after a pod starts an unready pod is taken as never having been ready.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h`.
@@ -110,6 +127,11 @@ impl Config {
             node_eviction_rate: 0.1,
             secondary_node_eviction_rate: 0.01,
             metric_resolution: Duration::from_secs(15),
+            horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
+            horizontal_pod_autoscaler_tolerance: 0.1,
+            horizontal_pod_autoscaler_downscale_stabilization: Duration::from_secs(300),
+            horizontal_pod_autoscaler_cpu_initialization_period: Duration::from_secs(300),
+            horizontal_pod_autoscaler_initial_readiness_delay: Duration::from_secs(30),
         }
     }
 }

@@ -145,6 +145,12 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
                 local_path_helper_image: cfg.local_path_helper_image.clone(),
                 node_eviction_rate: cfg.node_eviction_rate,
                 secondary_node_eviction_rate: cfg.secondary_node_eviction_rate,
+                hpa_sync_period: cfg.horizontal_pod_autoscaler_sync_period,
+                hpa_tolerance: cfg.horizontal_pod_autoscaler_tolerance,
+                hpa_downscale_stabilization: cfg.horizontal_pod_autoscaler_downscale_stabilization,
+                hpa_cpu_initialization_period: cfg
+                    .horizontal_pod_autoscaler_cpu_initialization_period,
+                hpa_initial_readiness_delay: cfg.horizontal_pod_autoscaler_initial_readiness_delay,
                 ..Default::default()
             },
         )

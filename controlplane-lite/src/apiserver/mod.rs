@@ -2,6 +2,7 @@
 
 pub mod alloc;
 pub mod codec;
+pub mod conversion;
 pub mod discovery;
 pub mod handlers;
 pub mod kinds;

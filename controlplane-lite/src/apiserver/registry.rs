@@ -17,6 +17,10 @@ pub struct ResourceInfo {
     pub subresources: &'static [&'static str],
     /// The fully qualified OpenAPI definition name, e.g. `io.k8s.api.core.v1.Pod`.
     pub definition: &'static str,
+    /// The version objects of this resource are stored in. Every version of a resource
+    /// shares one storage prefix; a version other than this one is converted at the API
+    /// boundary (see `apiserver::conversion`).
+    pub storage_version: &'static str,
 }
 
 impl ResourceInfo {
@@ -50,10 +54,29 @@ impl ResourceInfo {
     pub fn has_subresource(&self, sub: &str) -> bool {
         self.subresources.contains(&sub)
     }
+
+    /// Whether this is the version objects are stored in.
+    pub fn is_storage(&self) -> bool {
+        self.version == self.storage_version
+    }
+
+    /// The entry of the version objects are stored in (this one unless the resource is
+    /// served in several versions).
+    pub fn storage(&'static self) -> &'static ResourceInfo {
+        if self.is_storage() {
+            return self;
+        }
+        lookup(self.group, self.storage_version, self.plural).unwrap_or(self)
+    }
 }
 
 macro_rules! res {
     ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, $ns:expr, $short:expr, $cat:expr, $sub:expr, $def:expr) => {
+        res!(
+            $group, $version, $kind, $plural, $singular, $ns, $short, $cat, $sub, $def, $version
+        )
+    };
+    ($group:expr, $version:expr, $kind:expr, $plural:expr, $singular:expr, $ns:expr, $short:expr, $cat:expr, $sub:expr, $def:expr, $stored:expr) => {
         ResourceInfo {
             group: $group,
             version: $version,
@@ -65,6 +88,7 @@ macro_rules! res {
             categories: $cat,
             subresources: $sub,
             definition: $def,
+            storage_version: $stored,
         }
     };
 }
@@ -266,6 +290,33 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE,
         "io.k8s.api.apps.v1.ControllerRevision"
     ),
+    // One resource in two versions: v2 is stored and preferred (listed first, so discovery
+    // prefers it); v1 objects are converted on the way in and out.
+    res!(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+        ALL,
+        &["status"],
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler"
+    ),
+    res!(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+        ALL,
+        &["status"],
+        "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler",
+        "v2"
+    ),
     res!(
         "batch",
         "v1",
@@ -358,6 +409,11 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resou
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
+/// Every resource once, in the version it is stored in (for walks over the store).
+pub fn stored() -> impl Iterator<Item = &'static ResourceInfo> {
+    RESOURCES.iter().filter(|r| r.is_storage())
+}
+
 /// Looks a resource up by its `apiVersion` and `kind`.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
@@ -392,5 +448,30 @@ mod tests {
             );
         }
         assert_eq!(group_versions().first(), Some(&("", "v1")));
+    }
+
+    #[test]
+    fn versions_share_storage() {
+        let v1 = lookup("autoscaling", "v1", "horizontalpodautoscalers").expect("v1");
+        let v2 = lookup("autoscaling", "v2", "horizontalpodautoscalers").expect("v2");
+        assert!(!v1.is_storage() && v2.is_storage());
+        assert!(std::ptr::eq(v1.storage(), v2) && std::ptr::eq(v2.storage(), v2));
+        assert_eq!(v1.storage_prefix(), v2.storage_prefix());
+        let gvs = group_versions();
+        let pos = |v| gvs.iter().position(|gv| *gv == ("autoscaling", v));
+        assert!(pos("v2") < pos("v1"), "v2 is preferred");
+        assert_eq!(
+            stored()
+                .filter(|r| r.plural == "horizontalpodautoscalers")
+                .count(),
+            1
+        );
+        for r in RESOURCES {
+            assert!(
+                lookup(r.group, r.storage_version, r.plural).is_some(),
+                "{}",
+                r.plural
+            );
+        }
     }
 }

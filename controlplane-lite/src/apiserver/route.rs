@@ -7,7 +7,11 @@ use super::registry::{self, ResourceInfo};
 /// A request on a resource: a collection, one object, or an object's subresource.
 #[derive(Debug, Clone)]
 pub struct ResourceRequest {
+    /// The resource in the version it is stored in: what the handlers read and write.
     pub info: &'static ResourceInfo,
+    /// The version the path names: what the client sends and receives. The same entry as
+    /// `info` unless the resource is served in several versions.
+    pub served: &'static ResourceInfo,
     /// Set for namespaced resources when the path names a namespace.
     pub namespace: Option<String>,
     pub name: Option<String>,
@@ -57,9 +61,13 @@ pub fn parse(path: &str) -> Route {
 
 fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
     let found = |plural: &str| registry::lookup(group, version, plural);
-    let req = |info, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+    let req = |info: &'static ResourceInfo,
+               namespace: Option<&str>,
+               name: Option<&str>,
+               sub: Option<&str>| {
         Route::Resource(ResourceRequest {
-            info,
+            info: info.storage(),
+            served: info,
             namespace: namespace.map(str::to_string),
             name: name.map(str::to_string),
             subresource: sub.map(str::to_string),
@@ -158,5 +166,9 @@ mod tests {
         assert!(matches!(parse("/api/v1/pods/x"), Route::NotFound));
         assert!(matches!(parse("/api/v1/widgets"), Route::NotFound));
         assert!(matches!(parse("/apis/apps/v1"), Route::GroupVersion(..)));
+        let r = res("/apis/autoscaling/v1/namespaces/a/horizontalpodautoscalers/h/status");
+        assert_eq!((r.info.version, r.served.version), ("v2", "v1"));
+        let r = res("/apis/autoscaling/v2/horizontalpodautoscalers");
+        assert_eq!((r.info.version, r.served.version), ("v2", "v2"));
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -41,6 +42,7 @@ pub struct Informers {
     pub pvs: Informer<PersistentVolume>,
     pub storage_classes: Informer<StorageClass>,
     pub leases: Informer<Lease>,
+    pub hpas: Informer<HorizontalPodAutoscaler>,
 }
 
 impl Informers {
@@ -73,6 +75,7 @@ impl Informers {
             pvs: start!(),
             storage_classes: start!(),
             leases: start!(),
+            hpas: start!(),
         };
         (informers, tasks)
     }
@@ -98,6 +101,7 @@ impl Informers {
             pvs: c.informer(),
             storage_classes: c.informer(),
             leases: c.informer(),
+            hpas: c.informer(),
         }
     }
 
@@ -121,6 +125,7 @@ impl Informers {
         self.pvs.synced().await;
         self.storage_classes.synced().await;
         self.leases.synced().await;
+        self.hpas.synced().await;
     }
 }
 
@@ -143,6 +148,21 @@ pub struct Settings {
     pub secondary_node_eviction_rate: f64,
     /// Worker tasks per controller.
     pub workers: usize,
+    /// How often each HorizontalPodAutoscaler is evaluated
+    /// (`--horizontal-pod-autoscaler-sync-period`).
+    pub hpa_sync_period: Duration,
+    /// How far the usage ratio may stray from 1.0 before the HPA acts
+    /// (`--horizontal-pod-autoscaler-tolerance`).
+    pub hpa_tolerance: f64,
+    /// The scale-down stabilization window of HPAs that set none
+    /// (`--horizontal-pod-autoscaler-downscale-stabilization`).
+    pub hpa_downscale_stabilization: Duration,
+    /// How long after a pod starts its CPU samples may be skipped as start-up noise
+    /// (`--horizontal-pod-autoscaler-cpu-initialization-period`).
+    pub hpa_cpu_initialization_period: Duration,
+    /// How long after a pod starts an unready pod counts as never having been ready
+    /// (`--horizontal-pod-autoscaler-initial-readiness-delay`).
+    pub hpa_initial_readiness_delay: Duration,
 }
 
 impl Default for Settings {
@@ -155,6 +175,11 @@ impl Default for Settings {
             node_eviction_rate: 0.1,
             secondary_node_eviction_rate: 0.01,
             workers: 4,
+            hpa_sync_period: Duration::from_secs(15),
+            hpa_tolerance: 0.1,
+            hpa_downscale_stabilization: Duration::from_secs(300),
+            hpa_cpu_initialization_period: Duration::from_secs(300),
+            hpa_initial_readiness_delay: Duration::from_secs(30),
         }
     }
 }

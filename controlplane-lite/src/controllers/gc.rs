@@ -77,9 +77,7 @@ fn parse_key(key: &str) -> Option<(&'static ResourceInfo, Option<String>, String
     let group = parts.next()?;
     let plural = parts.next()?;
     let group = if group == "core" { "" } else { group };
-    let info = registry::RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.plural == plural)?;
+    let info = registry::stored().find(|r| r.group == group && r.plural == plural)?;
     let a = parts.next()?.to_string();
     if info.namespaced {
         Some((info, Some(a), parts.next()?.to_string()))

@@ -16,6 +16,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod hpa;
 pub mod job;
 pub mod namespace;
 pub mod namespace_cache;
@@ -75,6 +76,7 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     tasks.extend(serviceaccount::start(ctx));
     tasks.extend(replica_set::start(ctx));
     tasks.extend(deployment::start(ctx));
+    tasks.extend(hpa::start(ctx));
     tasks
 }
 

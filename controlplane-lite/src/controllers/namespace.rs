@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::apiserver::handlers::{Api, DeleteOptions, decode_stored, delete, delete_object};
 use crate::apiserver::object;
-use crate::apiserver::registry::{self, RESOURCES};
+use crate::apiserver::registry;
 use crate::apiserver::status::ApiError;
 
 pub async fn run(api: Arc<Api>) {
@@ -51,7 +51,7 @@ async fn empty_namespace(api: &Api, ns: &str) -> Result<bool, ApiError> {
         propagation: Some("Background".into()),
         ..DeleteOptions::default()
     };
-    for info in RESOURCES.iter().filter(|r| r.namespaced) {
+    for info in registry::stored().filter(|r| r.namespaced) {
         let prefix = api.prefix(info, Some(ns));
         let listed = api
             .store

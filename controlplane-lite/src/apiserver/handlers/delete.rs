@@ -256,7 +256,10 @@ pub async fn delete_collection(api: &Api, req: &Request) -> Reply {
         let ns = object::namespace(&obj).to_string();
         let ns = info.namespaced.then_some(ns.as_str());
         match delete_object(api, info, ns, object::name(&obj), &opts).await {
-            Ok((_, Some(o))) => items.push(o),
+            Ok((_, Some(o))) => items.push(crate::apiserver::conversion::from_storage(
+                req.res.served,
+                &o,
+            )),
             Ok((_, None)) => {}
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
@@ -264,7 +267,7 @@ pub async fn delete_collection(api: &Api, req: &Request) -> Reply {
     }
     let list = json!({
         "kind": format!("{}List", info.kind),
-        "apiVersion": info.api_version(),
+        "apiVersion": req.res.served.api_version(),
         "metadata": {"resourceVersion": listed.revision.to_string()},
         "items": items,
     });

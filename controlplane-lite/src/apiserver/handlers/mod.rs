@@ -156,7 +156,8 @@ pub async fn handle(api: &Arc<Api>, req: Request) -> Reply {
     }
 }
 
-/// Answers an object (or Table, when asked for) with `code`.
+/// Answers a stored object (or Table, when asked for) with `code`, in the version the
+/// request names.
 pub fn object_reply(req: &Request, code: StatusCode, obj: &Value) -> Reply {
     if req.wants_table() {
         let table = super::printers::table(
@@ -169,6 +170,12 @@ pub fn object_reply(req: &Request, code: StatusCode, obj: &Value) -> Reply {
     }
     if req.wants_partial_metadata() {
         return Ok(response::json(code, &partial_metadata(obj)));
+    }
+    if !req.res.served.is_storage() {
+        return Ok(response::json(
+            code,
+            &super::conversion::from_storage(req.res.served, obj),
+        ));
     }
     Ok(response::json(code, obj))
 }

@@ -166,7 +166,9 @@ pub async fn list(api: &Api, req: &Request) -> Reply {
     }
     // Items are spliced in as stored (with their resourceVersion stamped), never parsed:
     // a list of 10,000 pods costs a memcpy each, not a parse and a re-serialization.
-    let head = json!({"kind": format!("{}List", info.kind), "apiVersion": info.api_version(), "metadata": meta});
+    // Only a version other than the stored one is parsed, to be converted.
+    let served = req.res.served;
+    let head = json!({"kind": format!("{}List", info.kind), "apiVersion": served.api_version(), "metadata": meta});
     let mut out = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
     out.pop();
     out.extend_from_slice(b",\"items\":[");
@@ -174,7 +176,12 @@ pub async fn list(api: &Api, req: &Request) -> Reply {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&codec::stamped(kv)?);
+        if served.is_storage() {
+            out.extend_from_slice(&codec::stamped(kv)?);
+        } else {
+            let obj = crate::apiserver::conversion::from_storage(served, &decode_stored(kv)?);
+            serde_json::to_writer(&mut out, &obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        }
     }
     out.extend_from_slice(b"]}");
     Ok(response::raw_json(StatusCode::OK, out))

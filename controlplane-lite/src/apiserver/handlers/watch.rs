@@ -29,6 +29,8 @@ enum Format {
 
 struct Encoder {
     info: &'static ResourceInfo,
+    /// The version the watcher asked for (objects are converted to it).
+    served: &'static ResourceInfo,
     format: Format,
     sent_header: bool,
 }
@@ -36,6 +38,9 @@ struct Encoder {
 impl Encoder {
     fn line(&mut self, ty: &str, obj: &Value) -> Bytes {
         let object = match self.format {
+            Format::Object if !self.served.is_storage() && ty != "BOOKMARK" => {
+                crate::apiserver::conversion::from_storage(self.served, obj)
+            }
             Format::Object => obj.clone(),
             Format::PartialMetadata => partial_metadata(obj),
             Format::Table { include } if ty != "BOOKMARK" && ty != "ERROR" => {
@@ -64,7 +69,7 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let obj = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": meta});
+        let obj = json!({"kind": self.info.kind, "apiVersion": self.served.api_version(), "metadata": meta});
         let mut v =
             serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
         v.push(b'\n');
@@ -157,13 +162,14 @@ pub async fn watch(api: &Arc<Api>, req: &Request) -> Reply {
     let rv = req.query.get("resourceVersion").unwrap_or("");
     let mut enc = Encoder {
         info,
+        served: req.res.served,
         format,
         sent_header: false,
     };
     let only = sel.exact_name();
     // Without selectors (a name pin aside) and in plain JSON, events are spliced from the
     // stored bytes: a hundred watchers cost a hundred memcpys per change, not parses.
-    let plain = format == Format::Object && sel.only_pins_name();
+    let plain = format == Format::Object && sel.only_pins_name() && req.res.served.is_storage();
     let prefix = api.prefix(info, req.namespace());
     let (tx, rx) = mpsc::channel::<Bytes>(64);
 

@@ -88,15 +88,18 @@ fn check_identity(info: &ResourceInfo, req: &Request, obj: &mut Value) -> Result
     Ok(())
 }
 
-/// Decodes through the kind's type; answers the unknown fields per `fieldValidation`.
+/// Decodes through the type of the version the request names; answers the unknown fields
+/// per `fieldValidation`. Returns the object in the stored version.
 fn normalize(req: &Request, obj: Value, warnings: &mut Vec<String>) -> Result<Value, ApiError> {
-    let kind = req.res.info.kind;
-    let norm = kinds::normalize(kind, obj.clone()).map_err(|e| {
+    let served = req.res.served;
+    let kind = served.kind;
+    let cannot = |e: String| {
         ApiError::bad_request(format!(
             "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
-            req.res.info.version
+            served.version
         ))
-    })?;
+    };
+    let norm = kinds::normalize_as(served, obj.clone()).map_err(cannot)?;
     let unknown = kinds::unknown_fields(&obj, &norm);
     if !unknown.is_empty() {
         match req.query.get("fieldValidation").unwrap_or("Warn") {
@@ -114,7 +117,11 @@ fn normalize(req: &Request, obj: Value, warnings: &mut Vec<String>) -> Result<Va
             _ => warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\""))),
         }
     }
-    Ok(norm)
+    if served.is_storage() {
+        Ok(norm)
+    } else {
+        crate::apiserver::conversion::to_storage(served, norm).map_err(cannot)
+    }
 }
 
 /// Refuses objects in a namespace that does not exist or is going away.
@@ -153,7 +160,7 @@ pub async fn create(api: &Api, req: &Request) -> Reply {
         return Err(ApiError::method_not_supported(info, "create"));
     }
     let mut obj = decode_body(req)?;
-    check_identity(info, req, &mut obj)?;
+    check_identity(req.res.served, req, &mut obj)?;
     let mut warnings = Vec::new();
     let mut obj = normalize(req, obj, &mut warnings)?;
     let created = create_object(api, info, &mut obj, req.dry_run()).await?;
@@ -254,7 +261,7 @@ enum Precondition {
 pub async fn update(api: &Api, req: &Request, name: &str, sub: Option<&str>) -> Reply {
     let info = req.res.info;
     let mut obj = decode_body(req)?;
-    check_identity(info, req, &mut obj)?;
+    check_identity(req.res.served, req, &mut obj)?;
     let body_name = object::name(&obj).to_string();
     if body_name.is_empty() {
         object::meta_mut(&mut obj).insert("name".into(), json!(name));
@@ -443,7 +450,7 @@ pub async fn patch(api: &Api, req: &Request, name: &str, sub: Option<&str>) -> R
     if is_apply && sub.is_none() && api.read(info, req.namespace(), name).await?.is_none() {
         // Server-side apply creates what does not exist yet.
         let mut obj = patch.clone();
-        check_identity(info, req, &mut obj)?;
+        check_identity(req.res.served, req, &mut obj)?;
         let mut warnings = Vec::new();
         let mut obj = normalize(req, obj, &mut warnings)?;
         let created = create_object(api, info, &mut obj, req.dry_run()).await?;
@@ -457,10 +464,17 @@ pub async fn patch(api: &Api, req: &Request, name: &str, sub: Option<&str>) -> R
         _ => Precondition::Latest,
     };
     let warnings = std::sync::Mutex::new(Vec::new());
+    let served = req.res.served;
     let mutate = |old: &Value| -> Result<Value, ApiError> {
-        let mut new = apply_patch(req, info.kind, old, &patch)?;
+        // A patch applies to the object as the client's version shows it.
+        let mut new = if served.is_storage() {
+            apply_patch(req, info.kind, old, &patch)?
+        } else {
+            let old = crate::apiserver::conversion::from_storage(served, old);
+            apply_patch(req, info.kind, &old, &patch)?
+        };
         // The patched object keeps its identity; a patch cannot move or rename it.
-        new["apiVersion"] = json!(info.api_version());
+        new["apiVersion"] = json!(served.api_version());
         new["kind"] = json!(info.kind);
         let mut w = Vec::new();
         let n = normalize(req, new, &mut w)?;

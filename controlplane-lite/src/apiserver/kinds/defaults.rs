@@ -20,6 +20,7 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
         }
         "Service" => service(obj),
         "Secret" => secret(obj),
+        "HorizontalPodAutoscaler" => super::hpa::defaults(obj),
         "Deployment" => {
             default_at(obj, &["spec", "replicas"], json!(1));
             default_at(obj, &["spec", "strategy", "type"], json!("RollingUpdate"));

@@ -8,6 +8,8 @@ use super::registry::ResourceInfo;
 
 pub mod admission;
 pub mod defaults;
+pub mod hpa;
+pub mod hpa_v1;
 pub mod validation;
 mod validation_apps;
 pub mod validation_batch;
@@ -46,12 +48,29 @@ pub fn normalize(kind: &str, v: Value) -> Result<Value, String> {
         "Ingress" => through!(api::networking::v1::Ingress),
         "Lease" => through!(api::coordination::v1::Lease),
         "StorageClass" => through!(api::storage::v1::StorageClass),
+        "HorizontalPodAutoscaler" => through!(api::autoscaling::v2::HorizontalPodAutoscaler),
         other => Err(format!("no type for kind {other}")),
     }
     .map(|mut v| {
         drop_empty(&mut v);
         v
     })
+}
+
+/// [`normalize`] through the type of the version `info` names (the stored version's type
+/// is what [`normalize`] uses).
+pub fn normalize_as(info: &ResourceInfo, v: Value) -> Result<Value, String> {
+    use k8s_openapi::api;
+    match (info.kind, info.version) {
+        ("HorizontalPodAutoscaler", "v1") => {
+            let typed: api::autoscaling::v1::HorizontalPodAutoscaler =
+                serde_json::from_value(v).map_err(|e| e.to_string())?;
+            let mut v = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+            drop_empty(&mut v);
+            Ok(v)
+        }
+        _ => normalize(info.kind, v),
+    }
 }
 
 /// Go's `omitempty` leaves empty maps and lists of these fields out of the JSON; doing the

@@ -10,6 +10,7 @@
 pub(super) const CORE: &str = "io.k8s.api.core.v1";
 pub(super) const APPS: &str = "io.k8s.api.apps.v1";
 pub(super) const BATCH: &str = "io.k8s.api.batch.v1";
+pub(super) const AUTOSCALING: &str = "io.k8s.api.autoscaling.v2";
 pub(super) const DISCOVERY: &str = "io.k8s.api.discovery.v1";
 pub(super) const NETWORKING: &str = "io.k8s.api.networking.v1";
 pub(super) const STORAGE: &str = "io.k8s.api.storage.v1";
@@ -200,6 +201,10 @@ pub(super) static FIELDS: &[FieldFacts] = &[
     f(APPS, "ReplicaSetStatus", "conditions").merge("type").map(&["type"]),
     f(APPS, "StatefulSetSpec", "volumeClaimTemplates").atomic(),
     f(APPS, "StatefulSetStatus", "conditions").merge("type").map(&["type"]),
+    f(AUTOSCALING, "HPAScalingRules", "policies").atomic(),
+    f(AUTOSCALING, "HorizontalPodAutoscalerSpec", "metrics").atomic(),
+    f(AUTOSCALING, "HorizontalPodAutoscalerStatus", "conditions").merge("type").map(&["type"]),
+    f(AUTOSCALING, "HorizontalPodAutoscalerStatus", "currentMetrics").atomic(),
     f(BATCH, "CronJobStatus", "active").atomic(),
     f(BATCH, "JobStatus", "conditions").merge("type").atomic(),
     f(BATCH, "PodFailurePolicy", "rules").atomic(),

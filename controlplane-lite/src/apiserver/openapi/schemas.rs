@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v1 as autoscaling, batch::v1 as batch,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    networking::v1 as networking, storage::v1 as storage,
+    apps::v1 as apps, autoscaling::v1 as autoscaling, autoscaling::v2 as autoscaling_v2,
+    batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, networking::v1 as networking, storage::v1 as storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::SchemaSettings;
@@ -84,6 +84,8 @@ pub(super) fn add_definition(generator: &mut SchemaGenerator, definition: &str) 
         coordination::Lease,
         storage::StorageClass,
         autoscaling::Scale,
+        autoscaling::HorizontalPodAutoscaler,
+        autoscaling_v2::HorizontalPodAutoscaler,
         meta::Status,
         meta::DeleteOptions,
         meta::Patch,

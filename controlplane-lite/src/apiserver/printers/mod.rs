@@ -7,6 +7,7 @@
 //! against a real cluster. As on a real API server, rows always carry the
 //! `-o wide` cells; kubectl hides priority-1 columns unless asked for them.
 
+mod autoscaling;
 mod cluster;
 mod core;
 mod format;
@@ -111,6 +112,7 @@ fn printer(kind: &str) -> &'static Printer {
         "CronJob" => &workloads::CRON_JOB,
         "ControllerRevision" => &workloads::CONTROLLER_REVISION,
         "PodDisruptionBudget" => &workloads::POD_DISRUPTION_BUDGET,
+        "HorizontalPodAutoscaler" => &autoscaling::HORIZONTAL_POD_AUTOSCALER,
         "Lease" => &cluster::LEASE,
         "RoleBinding" => &cluster::ROLE_BINDING,
         "ClusterRoleBinding" => &cluster::CLUSTER_ROLE_BINDING,

@@ -13,10 +13,13 @@
 mod decoder;
 pub mod schema;
 mod tables;
+mod tables_autoscaling;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_autoscaling;
 
 use serde_json::{Map, Value};
 

@@ -11,6 +11,9 @@
 //! messages but one JSON object, hence [`Shape::Inline`] with an empty JSON name.
 
 use super::schema::{Message, Shape, Ty, f};
+use super::tables_autoscaling::{
+    AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER, AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
+};
 
 /// The kinds a protobuf body may carry: (apiVersion, kind, message); "*" matches any apiVersion.
 pub static ROOTS: &[(&str, &str, &Message)] = &[
@@ -30,6 +33,16 @@ pub static ROOTS: &[(&str, &str, &Message)] = &[
     ("apps/v1", "ReplicaSet", &APPS_V1_REPLICA_SET),
     ("apps/v1", "StatefulSet", &APPS_V1_STATEFUL_SET),
     ("apps/v1", "DaemonSet", &APPS_V1_DAEMON_SET),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        &AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
+    ),
+    (
+        "autoscaling/v1",
+        "HorizontalPodAutoscaler",
+        &AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER,
+    ),
     ("batch/v1", "Job", &BATCH_V1_JOB),
     ("batch/v1", "CronJob", &BATCH_V1_CRON_JOB),
     ("networking.k8s.io/v1", "Ingress", &NETWORKING_V1_INGRESS),

@@ -96,6 +96,24 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Records an event about an object; never blocks, never fails the caller.
     fn record(&self, event: ObjectEvent);
+
+    /// Sets the object's replicas through its `scale` subresource (a merge patch of
+    /// `spec.replicas` where there is no API server).
+    fn scale<K: Kind>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        replicas: i32,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send {
+        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        async move { self.patch::<K>(namespace, name, &patch).await.map(|_| ()) }
+    }
+
+    /// The API client behind this cluster, for reads no informer serves (aggregated APIs
+    /// such as `metrics.k8s.io`); `None` in memory.
+    fn api_client(&self) -> Option<kube::Client> {
+        None
+    }
 }
 
 fn meta_of<K: Kind>(obj: &K) -> (Option<String>, String) {
@@ -264,5 +282,27 @@ impl Cluster for KubeCluster {
 
     fn record(&self, event: ObjectEvent) {
         self.events.record(event);
+    }
+
+    async fn scale<K: Kind>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        replicas: i32,
+    ) -> Result<(), ClusterError> {
+        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        let req = request::<K>(namespace).patch_subresource(
+            "scale",
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        );
+        self.send::<Value>(req, "scale", &K::kind(&()), name)
+            .await
+            .map(|_| ())
+    }
+
+    fn api_client(&self) -> Option<kube::Client> {
+        Some(self.client.clone())
     }
 }
