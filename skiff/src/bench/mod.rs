@@ -10,6 +10,7 @@ mod pods;
 mod procs;
 mod rollout;
 mod scheduler;
+mod streams;
 
 #[derive(Subcommand)]
 pub enum Which {
@@ -69,6 +70,20 @@ pub enum Which {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Streams (root): `kubectl exec … true` round trip against `ctr task exec`, `kubectl
+    /// logs -f` throughput, and `kubectl port-forward` download throughput against the same
+    /// download straight from the pod IP.
+    Streams {
+        /// `kubectl exec` round trips (and as many `ctr task exec`).
+        #[arg(long, default_value_t = 30)]
+        execs: usize,
+        /// MiB of logs the chatty pod writes and kubectl follows.
+        #[arg(long, default_value_t = 64)]
+        log_mib: usize,
+        /// Size of the file downloaded through port-forward and directly, in MiB.
+        #[arg(long, default_value_t = 64)]
+        download_mib: usize,
+    },
 }
 
 pub async fn run(which: Which) -> anyhow::Result<()> {
@@ -84,6 +99,11 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             pods,
             concurrency,
         } => scheduler::run(nodes, pods, concurrency).await,
+        Which::Streams {
+            execs,
+            log_mib,
+            download_mib,
+        } => streams::run(execs, log_mib, download_mib).await,
         Which::Rollout { replicas, nodes } => rollout::run(replicas, nodes).await,
         Which::Cni { pods, rounds } => {
             tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?

@@ -25,24 +25,27 @@ use skiff_agent::runtime::{Runtime, reference};
 
 use super::{ms, percentile, procs};
 
-const NODE: &str = "bench-node";
+pub(super) const NODE: &str = "bench-node";
 const REF_NAMESPACE: &str = "skiff-bench-ref";
 const BRIDGE: &str = "skbench0";
 const TABLE: &str = "skiff-bench";
 const CGROUP_ROOT: &str = "/skiff-bench/kubepods";
 
 /// The agent under test and what it needs removed afterwards.
-struct Agent {
+pub(super) struct Agent {
     guard: Option<procs::Guard>,
     bin: PathBuf,
     args: Vec<String>,
 }
 
 impl Agent {
-    fn rss_mib(&self) -> anyhow::Result<f64> {
+    pub(super) fn rss_mib(&self) -> anyhow::Result<f64> {
         self.guard.as_ref().context("agent not running")?.rss_mib()
     }
-    fn dir(&self) -> &Path {
+    pub(super) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        self.guard.as_ref().context("agent not running")?.cpu_time()
+    }
+    pub(super) fn dir(&self) -> &Path {
         self.guard
             .as_ref()
             .map_or(Path::new("/nonexistent"), |g| g.dir.path())
@@ -115,7 +118,7 @@ fn write_cni_config(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_agent(cp_dir: &Path) -> anyhow::Result<Agent> {
+pub(super) fn start_agent(cp_dir: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
     let bin = procs::sibling("skiff-agent")?;
     let plugins = procs::sibling("skiff-bridge")?
         .parent()
@@ -126,7 +129,7 @@ fn start_agent(cp_dir: &Path) -> anyhow::Result<Agent> {
         .prefix("skiff-bench-node-")
         .tempdir()?;
     write_cni_config(dir.path())?;
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--kubeconfig".into(),
         cp_dir.join("admin.kubeconfig").display().to_string(),
         "--node-name".into(),
@@ -144,6 +147,7 @@ fn start_agent(cp_dir: &Path) -> anyhow::Result<Agent> {
         "--node-ip".into(),
         "127.0.0.1".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut child = Command::new(&bin)
         .args(&args)
         .env("RUST_LOG", "warn")
@@ -187,9 +191,9 @@ fn pod(name: &str, image: &str) -> Pod {
 }
 
 /// When each pod was first seen Running.
-type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+pub(super) type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
-async fn watch_running(api: Api<Pod>, seen: Seen) {
+pub(super) async fn watch_running(api: Api<Pod>, seen: Seen) {
     let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(ev) = stream.next().await {
         let pod = match ev {
@@ -206,7 +210,11 @@ async fn watch_running(api: Api<Pod>, seen: Seen) {
     }
 }
 
-async fn wait_running(seen: &Seen, name: &str, timeout: Duration) -> anyhow::Result<Instant> {
+pub(super) async fn wait_running(
+    seen: &Seen,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(t) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
@@ -233,7 +241,7 @@ fn ctr(socket: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn summary(label: &str, samples: &mut [Duration]) -> (Duration, Duration) {
+pub(super) fn summary(label: &str, samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort();
     let (p50, p99) = (percentile(samples, 50.0), percentile(samples, 99.0));
     println!(
@@ -251,7 +259,7 @@ pub async fn run(sequential: usize, burst: usize, ref_runs: usize) -> anyhow::Re
         bail!("skiff bench pods needs root (namespaces, cgroups, containerd)");
     }
     let (cp, _port, _) = procs::control_plane(&procs::sibling("skiff-controlplane")?)?;
-    let agent = start_agent(cp.dir.path())?;
+    let agent = start_agent(cp.dir.path(), &[])?;
     let socket = agent.dir().join("root/containerd/containerd.sock");
 
     // The image, for the pods and for ctr.
@@ -362,6 +370,6 @@ pub async fn run(sequential: usize, burst: usize, ref_runs: usize) -> anyhow::Re
     Ok(())
 }
 
-fn ok(b: bool) -> &'static str {
+pub(super) fn ok(b: bool) -> &'static str {
     if b { "met" } else { "MISSED" }
 }

@@ -33,7 +33,14 @@ impl Guard {
 impl Guard {
     /// CPU time (user + system) the process has used so far, from /proc.
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        cpu_time_of(self.pid())
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from /proc.
+pub fn cpu_time_of(pid: u32) -> anyhow::Result<Duration> {
+    {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // The command name may hold spaces: fields are counted after its closing ')'.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
         let f: Vec<&str> = rest.split_whitespace().collect();

@@ -318,7 +318,12 @@ async fn pass_through(
                 }
             };
             let (mut client, mut agent) = (TokioIo::new(client), TokioIo::new(agent));
-            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut agent).await {
+            // Large buffers: a port-forward download moves tens of MiB, and each read is a
+            // TLS record or more on both sides.
+            const BUF: usize = 256 * 1024;
+            if let Err(e) =
+                tokio::io::copy_bidirectional_with_sizes(&mut client, &mut agent, BUF, BUF).await
+            {
                 tracing::debug!(error = %e, "pass-through connection ended");
             }
         });
