@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 mod api;
 mod cni;
+mod exec_client;
 mod pods;
 mod procs;
 mod rollout;
