@@ -91,6 +91,19 @@ fn exec_cp_and_port_forward_with_kubectl() {
         err.contains("container nope is not valid for pod web"),
         "{err}"
     );
+    // exec -it: the process starts with the client's terminal size. `script` gives kubectl
+    // a terminal of its own, sized first.
+    let inner = format!(
+        "stty cols 123 rows 45; kubectl --kubeconfig {} exec -it web -- stty size",
+        cp.kubeconfig().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("45 123"), "{text:?} {out:?}");
 
     // cp both ways (exec and tar underneath).
     let dir = tempfile::tempdir().unwrap();

@@ -78,14 +78,29 @@ fn stdin_task(mut w: StreamWriter) -> mpsc::Sender<Option<Bytes>> {
     tx
 }
 
+/// How long an exec with a terminal waits for the client's first size before it starts.
+const FIRST_SIZE_WAIT: Duration = Duration::from_millis(250);
+
 /// Runs an exec session; `None` when the client went away first.
 pub async fn exec(
     rt: Arc<dyn Runtime>,
     id: &str,
-    opts: ExecOptions,
+    mut opts: ExecOptions,
     pipes: Pipes,
 ) -> Option<Outcome> {
     let Pipes { mut input, output } = pipes;
+    // kubectl sends the terminal's size first thing; a process started before it arrives
+    // sees a 0×0 terminal (`stty size` fails, full-screen programs draw wrong). So the size
+    // is waited for briefly and given to the exec itself.
+    let mut early = None;
+    if opts.tty && opts.size.is_none() {
+        match tokio::time::timeout(FIRST_SIZE_WAIT, input.recv()).await {
+            Ok(Some(Input::Resize(size))) => opts.size = Some(size),
+            Ok(Some(other)) => early = Some(other),
+            Ok(None) => return None,
+            Err(_) => {}
+        }
+    }
     let mut exec = match rt.exec(id, &opts).await {
         Ok(e) => e,
         Err(e) => {
@@ -96,6 +111,22 @@ pub async fn exec(
     };
     let mut stdin = exec.stdin.take().map(stdin_task);
     let resizer = exec.control.resizer();
+    match early {
+        Some(Input::Stdin(b)) => {
+            if let Some(tx) = &stdin
+                && tx.send(Some(b)).await.is_err()
+            {
+                stdin = None;
+            }
+        }
+        Some(Input::StdinEnd) => {
+            if let Some(tx) = stdin.take() {
+                let _ = tx.send(None).await;
+            }
+        }
+        Some(Input::Resize(size)) => resizer.resize(size),
+        None => {}
+    }
     let pumps = {
         let out = exec
             .stdout
