@@ -330,7 +330,7 @@ where
         let _ = bwr.shutdown().await;
     });
     tokio::spawn(async move {
-        let mut buf = vec![0u8; 128 * 1024];
+        let mut buf = vec![0u8; 32 * 1024];
         loop {
             tokio::select! {
                 n = brd.read(&mut buf) => match n {

@@ -196,7 +196,7 @@ async fn forward(
         let _ = wr.shutdown().await;
     };
     let down = async {
-        let mut buf = vec![0u8; 128 * 1024];
+        let mut buf = vec![0u8; 32 * 1024];
         loop {
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
