@@ -1,5 +1,7 @@
 //! The kernel-facing backends: one [`Dataplane`] trait, chosen once at start-up.
 
+pub mod nftables;
+
 use std::collections::BTreeSet;
 
 use crate::model::{ProxyState, ServicePortName};
