@@ -290,7 +290,7 @@ mod tests {
             "add element ip t service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n"
         ));
         assert!(plan.text.contains(
-            "add element ip t no-endpoint-services { 10.96.0.2 . tcp . 80 : goto reject }\n"
+            "add element ip t no-endpoint-services { 10.96.0.2 . tcp . 80 : goto reject-service }\n"
         ));
         assert_eq!(plan.programmed.rules(), SKELETON_RULES + 2);
     }
@@ -336,7 +336,7 @@ mod tests {
              delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
              add chain ip t svc-default/a/tcp/http\n\
              flush chain ip t svc-default/a/tcp/http\n\
-             add element ip t no-endpoint-services { 10.96.0.1 . tcp . 80 : goto reject }\n"
+             add element ip t no-endpoint-services { 10.96.0.1 . tcp . 80 : goto reject-service }\n"
         );
     }
 

@@ -29,9 +29,9 @@ pub enum Collection {
     NodePorts,
     /// `protocol . node-port` of every programmed NodePort, for masquerade marking.
     NodePortKeys,
-    /// `address . protocol . port : goto reject` for services without usable endpoints.
+    /// `address . protocol . port : goto reject-service` for services without usable endpoints.
     NoEndpointServices,
-    /// `protocol . node-port : goto reject` for NodePorts without usable endpoints.
+    /// `protocol . node-port : goto reject-service` for NodePorts without usable endpoints.
     NoEndpointNodePorts,
     /// `endpoint . endpoint`: a pod reaching itself through a Service is masqueraded.
     Hairpin,
@@ -60,20 +60,18 @@ impl Collection {
         }
     }
 
-    /// The `add set`/`add map` body.
-    fn declaration(self) -> &'static str {
+    /// The type of the set or map's elements.
+    fn element_type(self) -> &'static str {
         match self {
             Collection::ServiceIps | Collection::NoEndpointServices => {
-                "map {name} { type ipv4_addr . inet_proto . inet_service : verdict; }"
+                "ipv4_addr . inet_proto . inet_service : verdict"
             }
-            Collection::ExternalKeys => {
-                "set {name} { type ipv4_addr . inet_proto . inet_service; }"
-            }
+            Collection::ExternalKeys => "ipv4_addr . inet_proto . inet_service",
             Collection::NodePorts | Collection::NoEndpointNodePorts => {
-                "map {name} { type inet_proto . inet_service : verdict; }"
+                "inet_proto . inet_service : verdict"
             }
-            Collection::NodePortKeys => "set {name} { type inet_proto . inet_service; }",
-            Collection::Hairpin => "set {name} { type ipv4_addr . ipv4_addr; }",
+            Collection::NodePortKeys => "inet_proto . inet_service",
+            Collection::Hairpin => "ipv4_addr . ipv4_addr",
         }
     }
 
@@ -191,7 +189,7 @@ pub fn service_elements(
     let proto = name.protocol.as_str();
     let endpoints = endpoints_v4(endpoints);
     let target = if endpoints.is_empty() {
-        "goto reject".to_string()
+        "goto reject-service".to_string()
     } else {
         format!("goto {}", chain_name(name))
     };
@@ -235,8 +233,13 @@ pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
     let mark = format!("{:#x}", cfg.masquerade_mark);
     let _ = writeln!(out, "add table {t}");
     for c in Collection::ALL {
-        let decl = c.declaration().replace("{name}", c.name());
-        let _ = writeln!(out, "add {t} {decl}");
+        let kind = if c.is_map() { "map" } else { "set" };
+        let _ = writeln!(
+            out,
+            "add {kind} {t} {} {{ type {}; }}",
+            c.name(),
+            c.element_type()
+        );
     }
     let _ = writeln!(out, "add set {t} nodeport-ips {{ type ipv4_addr; }}");
     let base = [
@@ -253,7 +256,7 @@ pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
             "add chain {t} {chain} {{ type {hook}; policy accept; }}"
         );
     }
-    for chain in ["services", "endpoints-check", "reject"] {
+    for chain in ["services", "endpoints-check", "reject-service"] {
         let _ = writeln!(out, "add chain {t} {chain}");
     }
     let rules = [
@@ -313,7 +316,7 @@ pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
         // ICMP port unreachable: a client sees "connection refused" at once instead of
         // waiting for a timeout.
         (
-            "reject",
+            "reject-service",
             "reject with icmp type port-unreachable".to_string(),
         ),
     ];
@@ -509,18 +512,18 @@ mod tests {
                     Collection::NoEndpointServices,
                     "10.96.0.20 . tcp . 80".into(),
                 ),
-                "goto reject".to_string(),
+                "goto reject-service".to_string(),
             ),
             (
                 (
                     Collection::NoEndpointServices,
                     "192.0.2.7 . tcp . 80".into(),
                 ),
-                "goto reject".to_string(),
+                "goto reject-service".to_string(),
             ),
             (
                 (Collection::NoEndpointNodePorts, "tcp . 30080".into()),
-                "goto reject".to_string(),
+                "goto reject-service".to_string(),
             ),
         ]
         .into_iter()
