@@ -7,3 +7,4 @@
 
 pub mod dataplane;
 pub mod model;
+pub mod sync;

@@ -14,6 +14,34 @@ pub enum Mode {
     Ipvs,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Nftables => "nftables",
+            Mode::Iptables => "iptables",
+            Mode::Ipvs => "ipvs",
+        }
+    }
+
+    /// Fails with [`DataplaneError::Unavailable`] when this host (or this build) cannot run
+    /// the mode. `proc` is where procfs is mounted (normally `/proc`).
+    pub fn check_available(self, proc: &std::path::Path) -> Result<(), DataplaneError> {
+        let unavailable = |reason: &str| DataplaneError::Unavailable {
+            mode: self.as_str(),
+            reason: reason.to_string(),
+        };
+        match self {
+            Mode::Nftables => Ok(()),
+            Mode::Ipvs if !proc.join("net/ip_vs").exists() => Err(unavailable(
+                "the kernel has no IPVS (no net/ip_vs in procfs; load the ip_vs module or use --mode nftables)",
+            )),
+            Mode::Ipvs | Mode::Iptables => Err(unavailable(
+                "this build of skiff-proxy has no such backend yet; use --mode nftables",
+            )),
+        }
+    }
+}
+
 /// Why programming the kernel failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
@@ -25,6 +53,23 @@ pub enum DataplaneError {
         backend: &'static str,
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipvs_is_unavailable_without_the_kernel_module() {
+        let proc = std::env::temp_dir().join(format!("skiff-proxy-noproc-{}", std::process::id()));
+        let err = Mode::Ipvs.check_available(&proc).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ipvs mode is not available on this host: the kernel has no IPVS"),
+            "{err}"
+        );
+        assert!(Mode::Nftables.check_available(&proc).is_ok());
+    }
 }
 
 /// What one sync did.

@@ -20,7 +20,10 @@ type PortEndpoints = BTreeMap<(String, Protocol), BTreeSet<Endpoint>>;
 /// Every service port the data plane programs. Headless and ExternalName Services are left
 /// out (they are DNS only); endpoints are matched to service ports by port name and protocol.
 /// Objects with unparsable fields lose only those fields, never the whole state.
-pub fn build_state(services: &[Service], slices: &[EndpointSlice]) -> ProxyState {
+pub fn build_state<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> ProxyState {
     // (namespace, service) → (port name, protocol) → endpoints.
     let mut endpoints: BTreeMap<(&str, &str), PortEndpoints> = BTreeMap::new();
     for slice in slices {
