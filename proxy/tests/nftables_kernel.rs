@@ -163,6 +163,14 @@ async fn an_endpoint_change_is_reflected_within_a_second() -> Result<()> {
     // UDP too: new flows go to the new endpoint.
     let (who, _) = answer(udp_request(&topology.client, cluster_ip())?)?;
     ensure!(who == "backend2", "UDP answered by {who}");
+
+    // And back, again incrementally.
+    let stats = nft
+        .sync(&first, &changed_service_ports(&second, &first))
+        .await?;
+    ensure!(!stats.full, "a second endpoint change is incremental too");
+    let (who, _) = answer(tcp_request(&topology.client, cluster_ip())?)?;
+    ensure!(who == "backend1", "answered by {who}");
     Ok(())
 }
 

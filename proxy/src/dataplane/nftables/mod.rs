@@ -11,34 +11,56 @@ mod ruleset;
 pub use config::{Ipv4Cidr, NftablesConfig};
 pub use ruleset::{Collection, chain_name};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use crate::model::{ProxyState, ServicePortName};
+use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
 
 use super::{Dataplane, DataplaneError, SyncStats};
 use ruleset::{Elements, SKELETON_RULES};
 
-/// What the kernel holds, as far as this backend knows.
-#[derive(Debug, Default, Clone)]
+/// An element of one of the table's collections.
+type Key = (Collection, String);
+/// The service ports that want an element, with the value each wants. The programmed value
+/// is the first one's, so when two Services claim one address and port the result does not
+/// depend on the order of events.
+type Wanted = BTreeMap<ServicePortName, String>;
+
+/// What the kernel holds, as far as this backend knows, indexed so that an incremental sync
+/// costs in proportion to the change, not to the number of Services.
+#[derive(Debug, Default)]
 struct Programmed {
     /// Chain of every programmed service port and its rule count.
     chains: BTreeMap<ServicePortName, (String, usize)>,
-    elements: Elements,
+    rules: usize,
+    wants: HashMap<Key, Wanted>,
+    keys_of: HashMap<ServicePortName, Vec<Key>>,
 }
 
-impl Programmed {
-    fn rules(&self) -> usize {
-        SKELETON_RULES + self.chains.values().map(|(_, n)| n).sum::<usize>()
-    }
+/// The elements one service port wants (none if this backend does not program it).
+fn wanted_elements(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Elements {
+    let mut elements = Elements::new();
+    ruleset::service_elements(name, port, endpoints, &mut elements);
+    elements
 }
 
-/// A transaction and the record of what the kernel holds once it is committed.
+/// How the record changes once a transaction is committed.
+#[derive(Debug)]
+enum Delta {
+    Full(Programmed),
+    Incremental {
+        chains: Vec<(ServicePortName, Option<(String, usize)>)>,
+        wants: Vec<(Key, Wanted)>,
+        keys_of: Vec<(ServicePortName, Vec<Key>)>,
+    },
+}
+
+/// A transaction and how the record changes once it is committed.
 #[derive(Debug)]
 pub struct Plan {
     pub text: String,
     pub full: bool,
-    programmed: Programmed,
+    delta: Delta,
 }
 
 /// The nftables [`Dataplane`].
@@ -69,12 +91,44 @@ impl Nftables {
         }
     }
 
-    fn desired_elements(state: &ProxyState) -> Elements {
-        let mut elements = Elements::new();
-        for (name, (port, endpoints)) in &state.services {
-            ruleset::service_elements(name, port, endpoints, &mut elements);
+    /// Records that `plan` is what the kernel now holds.
+    fn commit(&mut self, plan: Plan) {
+        match plan.delta {
+            Delta::Full(programmed) => self.programmed = Some(programmed),
+            Delta::Incremental {
+                chains,
+                wants,
+                keys_of,
+            } => {
+                let Some(p) = self.programmed.as_mut() else {
+                    return;
+                };
+                for (name, chain) in chains {
+                    let old = match chain {
+                        Some(chain) => {
+                            p.rules += chain.1;
+                            p.chains.insert(name, chain)
+                        }
+                        None => p.chains.remove(&name),
+                    };
+                    p.rules -= old.map_or(0, |(_, n)| n);
+                }
+                for (key, wanted) in wants {
+                    if wanted.is_empty() {
+                        p.wants.remove(&key);
+                    } else {
+                        p.wants.insert(key, wanted);
+                    }
+                }
+                for (name, keys) in keys_of {
+                    if keys.is_empty() {
+                        p.keys_of.remove(&name);
+                    } else {
+                        p.keys_of.insert(name, keys);
+                    }
+                }
+            }
         }
-        elements
     }
 
     fn plan_full(&self, state: &ProxyState) -> Plan {
@@ -85,7 +139,10 @@ impl Nftables {
         let _ = writeln!(text, "add table {t}");
         let _ = writeln!(text, "delete table {t}");
         ruleset::skeleton(&self.cfg, &mut text);
-        let mut programmed = Programmed::default();
+        let mut programmed = Programmed {
+            rules: SKELETON_RULES,
+            ..Programmed::default()
+        };
         for (name, (port, endpoints)) in &state.services {
             if !ruleset::programs(port) {
                 continue;
@@ -96,14 +153,29 @@ impl Nftables {
             for rule in &rules {
                 let _ = writeln!(text, "add rule {t} {chain} {rule}");
             }
+            programmed.rules += rules.len();
             programmed.chains.insert(name.clone(), (chain, rules.len()));
+            let elements = wanted_elements(name, port, endpoints);
+            let mut keys = Vec::with_capacity(elements.len());
+            for (key, value) in elements {
+                programmed
+                    .wants
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(name.clone(), value);
+                keys.push(key);
+            }
+            programmed.keys_of.insert(name.clone(), keys);
         }
-        programmed.elements = Self::desired_elements(state);
-        ruleset::element_commands(&self.cfg, "add", programmed.elements.iter(), &mut text);
+        let elements = programmed
+            .wants
+            .iter()
+            .filter_map(|(key, wanted)| wanted.values().next().map(|v| (key, v)));
+        ruleset::element_commands(&self.cfg, "add", elements, &mut text);
         Plan {
             text,
             full: true,
-            programmed,
+            delta: Delta::Full(programmed),
         }
     }
 
@@ -114,56 +186,85 @@ impl Nftables {
         changed: &BTreeSet<ServicePortName>,
     ) -> Plan {
         let t = format!("ip {}", self.cfg.table);
-        let mut programmed = old.clone();
-        programmed.elements = Self::desired_elements(state);
-        let mut text = String::new();
-
-        // Elements first: nothing may point at a chain when it is flushed or deleted.
-        let stale = old
-            .elements
-            .iter()
-            .filter(|(k, v)| programmed.elements.get(*k) != Some(*v));
-        ruleset::element_commands(&self.cfg, "delete", stale, &mut text);
-
+        let mut chains_text = String::new();
         let mut removed = Vec::new();
+        let mut chains = Vec::new();
+        // The wants of every key a changed service port had or has, after the change.
+        let mut touched: HashMap<Key, Wanted> = HashMap::new();
+        let mut keys_of = Vec::new();
         for name in changed {
+            for key in old.keys_of.get(name).into_iter().flatten() {
+                touched
+                    .entry(key.clone())
+                    .or_insert_with(|| old.wants.get(key).cloned().unwrap_or_default())
+                    .remove(name);
+            }
             let wanted = state
                 .services
                 .get(name)
                 .filter(|(port, _)| ruleset::programs(port));
+            let mut keys = Vec::new();
             match wanted {
-                Some((_, endpoints)) => {
+                Some((port, endpoints)) => {
                     let chain = chain_name(name);
                     let rules = ruleset::service_rules(&self.cfg, name, endpoints);
                     // `add chain` is a no-op for an existing chain; `flush` empties it.
-                    let _ = writeln!(text, "add chain {t} {chain}");
-                    let _ = writeln!(text, "flush chain {t} {chain}");
+                    let _ = writeln!(chains_text, "add chain {t} {chain}");
+                    let _ = writeln!(chains_text, "flush chain {t} {chain}");
                     for rule in &rules {
-                        let _ = writeln!(text, "add rule {t} {chain} {rule}");
+                        let _ = writeln!(chains_text, "add rule {t} {chain} {rule}");
                     }
-                    programmed.chains.insert(name.clone(), (chain, rules.len()));
+                    chains.push((name.clone(), Some((chain, rules.len()))));
+                    for (key, value) in wanted_elements(name, port, endpoints) {
+                        touched
+                            .entry(key.clone())
+                            .or_insert_with(|| old.wants.get(&key).cloned().unwrap_or_default())
+                            .insert(name.clone(), value);
+                        keys.push(key);
+                    }
                 }
                 None => {
-                    if let Some((chain, _)) = programmed.chains.remove(name) {
-                        removed.push(chain);
+                    if let Some((chain, _)) = old.chains.get(name) {
+                        removed.push(chain.clone());
+                        chains.push((name.clone(), None));
                     }
                 }
             }
+            keys_of.push((name.clone(), keys));
         }
+
+        let mut stale = Elements::new();
+        let mut fresh = Elements::new();
+        for (key, wanted) in &touched {
+            let before = old.wants.get(key).and_then(|w| w.values().next());
+            let after = wanted.values().next();
+            if before != after {
+                if before.is_some() {
+                    stale.insert(key.clone(), String::new());
+                }
+                if let Some(value) = after {
+                    fresh.insert(key.clone(), value.clone());
+                }
+            }
+        }
+
+        // Elements first: nothing may point at a chain when it is flushed or deleted.
+        let mut text = String::new();
+        ruleset::element_commands(&self.cfg, "delete", stale.iter(), &mut text);
+        text.push_str(&chains_text);
         for chain in removed {
             let _ = writeln!(text, "flush chain {t} {chain}");
             let _ = writeln!(text, "delete chain {t} {chain}");
         }
-
-        let fresh = programmed
-            .elements
-            .iter()
-            .filter(|(k, v)| old.elements.get(*k) != Some(*v));
-        ruleset::element_commands(&self.cfg, "add", fresh, &mut text);
+        ruleset::element_commands(&self.cfg, "add", fresh.iter(), &mut text);
         Plan {
             text,
             full: false,
-            programmed,
+            delta: Delta::Incremental {
+                chains,
+                wants: touched.into_iter().collect(),
+                keys_of,
+            },
         }
     }
 }
@@ -182,22 +283,23 @@ impl Dataplane for Nftables {
         let plan = self.plan(state, changed);
         if !plan.text.is_empty() {
             // Whatever happens, the kernel's state is unknown until this succeeds: a failed
-            // transaction leads to a full rewrite next time.
-            self.programmed = None;
+            // transaction (or a cancelled sync) leads to a full rewrite next time.
+            let record = self.programmed.take();
             exec::run_nft(&self.cfg.nft_command, &plan.text).await?;
+            self.programmed = record;
         }
-        let stats = SyncStats {
-            rules: plan.programmed.rules(),
-            full: plan.full,
-        };
         tracing::debug!(
             table = %self.cfg.table,
             full = plan.full,
             bytes = plan.text.len(),
             "nftables synced"
         );
-        self.programmed = Some(plan.programmed);
-        Ok(stats)
+        let full = plan.full;
+        self.commit(plan);
+        Ok(SyncStats {
+            rules: self.programmed.as_ref().map_or(0, |p| p.rules),
+            full,
+        })
     }
 
     async fn cleanup(&mut self) -> Result<(), DataplaneError> {
@@ -262,7 +364,7 @@ mod tests {
     fn synced(state: &ProxyState) -> Nftables {
         let mut nft = Nftables::new(NftablesConfig::new("t"));
         let plan = nft.plan(state, &state.services.keys().cloned().collect());
-        nft.programmed = Some(plan.programmed);
+        nft.commit(plan);
         nft
     }
 
@@ -292,7 +394,9 @@ mod tests {
         assert!(plan.text.contains(
             "add element ip t no-endpoint-services { 10.96.0.2 . tcp . 80 : goto reject-service }\n"
         ));
-        assert_eq!(plan.programmed.rules(), SKELETON_RULES + 2);
+        let mut nft = nft;
+        nft.commit(plan);
+        assert_eq!(nft.programmed.unwrap().rules, SKELETON_RULES + 2);
     }
 
     #[test]
@@ -347,7 +451,8 @@ mod tests {
             ("b", "10.96.0.2", &["10.244.0.2"]),
         ]);
         let new = state(&[("b", "10.96.0.2", &["10.244.0.2"])]);
-        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        let mut nft = synced(&old);
+        let plan = nft.plan(&new, &changed_service_ports(&old, &new));
         assert_eq!(
             plan.text,
             "delete element ip t service-ips { 10.96.0.1 . tcp . 80 }\n\
@@ -355,7 +460,11 @@ mod tests {
              flush chain ip t svc-default/a/tcp/http\n\
              delete chain ip t svc-default/a/tcp/http\n"
         );
-        assert_eq!(plan.programmed.chains.len(), 1);
+        nft.commit(plan);
+        let programmed = nft.programmed.unwrap();
+        assert_eq!(programmed.chains.len(), 1);
+        assert_eq!(programmed.rules, SKELETON_RULES + 1);
+        assert_eq!(programmed.wants.len(), 2);
     }
 
     #[test]
@@ -367,5 +476,79 @@ mod tests {
         let new = state(&[("b", "10.96.0.2", &["10.244.0.1"])]);
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
         assert!(!plan.text.contains("hairpin"));
+    }
+
+    fn effective(p: &Programmed) -> Elements {
+        p.wants
+            .iter()
+            .filter_map(|(k, w)| w.values().next().map(|v| (k.clone(), v.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn incremental_syncs_keep_the_same_record_as_a_full_rebuild() {
+        let shared = |s: &mut ProxyState, n: &str| {
+            let entry = s.services.get_mut(&name(n)).unwrap();
+            entry.0.external_ips = vec!["192.0.2.1".parse().unwrap()];
+        };
+        let mut s0 = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1"]),
+            ("b", "10.96.0.2", &["10.244.0.1"]),
+        ]);
+        shared(&mut s0, "a");
+        shared(&mut s0, "b");
+        let mut s1 = s0.clone();
+        s1.services.remove(&name("a"));
+        let mut s2 = s1.clone();
+        s2.services.insert(name("a"), (port("10.96.0.1"), vec![]));
+        shared(&mut s2, "a");
+        let s3 = state(&[("c", "10.96.0.3", &["10.244.0.3", "10.244.0.4"])]);
+
+        let mut nft = synced(&s0);
+        let mut previous = s0.clone();
+        for next in [s1, s2, s3, s0] {
+            let plan = nft.plan(&next, &changed_service_ports(&previous, &next));
+            nft.commit(plan);
+            let rebuilt = synced(&next);
+            let (inc, full) = (
+                nft.programmed.as_ref().unwrap(),
+                rebuilt.programmed.as_ref().unwrap(),
+            );
+            assert_eq!(effective(inc), effective(full));
+            assert_eq!(inc.chains, full.chains);
+            assert_eq!(inc.rules, full.rules);
+            previous = next;
+        }
+    }
+
+    #[test]
+    fn a_shared_external_address_passes_to_the_next_service_when_the_first_goes() {
+        let mut old = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1"]),
+            ("b", "10.96.0.2", &["10.244.0.2"]),
+        ]);
+        for n in ["a", "b"] {
+            old.services.get_mut(&name(n)).unwrap().0.external_ips =
+                vec!["192.0.2.1".parse().unwrap()];
+        }
+        let mut new = old.clone();
+        new.services.remove(&name("a"));
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        assert!(
+            plan.text.contains("delete element ip t service-ips { "),
+            "{}",
+            plan.text
+        );
+        assert!(
+            plan.text
+                .contains("192.0.2.1 . tcp . 80 : goto svc-default/b/tcp/http"),
+            "{}",
+            plan.text
+        );
+        assert!(
+            !plan.text.contains("external-keys"),
+            "the key stays in the set: {}",
+            plan.text
+        );
     }
 }
