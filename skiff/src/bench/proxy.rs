@@ -17,8 +17,6 @@ use skiff_proxy::model::{
 };
 use tokio::io::AsyncWriteExt;
 
-use super::ms;
-
 const TABLE: &str = "skiff-bench";
 const REFERENCE_TABLE: &str = "kube-proxy-ref";
 
@@ -188,8 +186,7 @@ fn reference_full(state: &ProxyState) -> String {
     out
 }
 
-async fn nft_f(command: &[String], text: &str) -> Result<Duration> {
-    let start = Instant::now();
+async fn nft_f(command: &[String], text: &str) -> Result<()> {
     let mut child = tokio::process::Command::new(&command[0])
         .args(&command[1..])
         .args(["-f", "-"])
@@ -216,21 +213,70 @@ async fn nft_f(command: &[String], text: &str) -> Result<Duration> {
         );
     }
     w?;
-    Ok(start.elapsed())
+    Ok(())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+/// CPU time (user + system) used so far by this process and its waited-for children: nft
+/// commits run in nft's system calls, so this counts the kernel's work as well. On a loaded
+/// machine it is the steadier figure; wall time includes waiting for a core.
+fn cpu_used() -> Duration {
+    let mut total = Duration::ZERO;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes only into the struct it is given.
+        if unsafe { libc::getrusage(who, &mut usage) } == 0 {
+            for tv in [usage.ru_utime, usage.ru_stime] {
+                total += Duration::from_secs(tv.tv_sec as u64)
+                    + Duration::from_micros(tv.tv_usec as u64);
+            }
+        }
+    }
+    total
+}
+
+/// Wall and CPU time of one step.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Took {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl std::fmt::Display for Took {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1}/{:.1}",
+            self.wall.as_secs_f64() * 1e3,
+            self.cpu.as_secs_f64() * 1e3
+        )
+    }
+}
+
+async fn timed<T>(step: impl std::future::Future<Output = Result<T>>) -> Result<(T, Took)> {
+    let (wall, cpu) = (Instant::now(), cpu_used());
+    let out = step.await?;
+    Ok((
+        out,
+        Took {
+            wall: wall.elapsed(),
+            cpu: cpu_used().saturating_sub(cpu),
+        },
+    ))
+}
+
+fn median(mut v: Vec<Took>) -> Took {
+    v.sort_by_key(|t| t.wall);
     v[v.len() / 2]
 }
 
 struct Row {
     services: usize,
-    skiff_full: Duration,
-    skiff_change: Duration,
-    skiff_add: Duration,
-    ref_full: Duration,
-    ref_change: Duration,
+    skiff_full: Took,
+    plan: Took,
+    skiff_change: Took,
+    skiff_add: Took,
+    ref_full: Took,
+    ref_change: Took,
     rules: usize,
 }
 
@@ -241,11 +287,13 @@ async fn one_scale(ns: &Netns, services: usize, endpoints: usize, repeats: usize
     let mut dp = Nftables::new(cfg);
     let mut current = state(services, endpoints);
 
-    let start = Instant::now();
-    let stats = dp
-        .sync(&current, &current.services.keys().cloned().collect())
-        .await?;
-    let skiff_full = start.elapsed();
+    let all = current.services.keys().cloned().collect();
+    let ((), plan) = timed(async {
+        std::hint::black_box(dp.plan(&current, &all));
+        Ok(())
+    })
+    .await?;
+    let (stats, skiff_full) = timed(async { Ok(dp.sync(&current, &all).await?) }).await?;
 
     // One Service's endpoints replaced (a rolling update of one Deployment).
     let mut changes = Vec::new();
@@ -254,9 +302,8 @@ async fn one_scale(ns: &Netns, services: usize, endpoints: usize, repeats: usize
         let mut next = current.clone();
         next.services.insert(name(i), service(i, endpoints, r + 1));
         let changed = changed_service_ports(&current, &next);
-        let start = Instant::now();
-        let stats = dp.sync(&next, &changed).await?;
-        changes.push(start.elapsed());
+        let (stats, took) = timed(async { Ok(dp.sync(&next, &changed).await?) }).await?;
+        changes.push(took);
         anyhow::ensure!(!stats.full, "a one-Service change was a full sync");
         current = next;
     }
@@ -267,29 +314,34 @@ async fn one_scale(ns: &Netns, services: usize, endpoints: usize, repeats: usize
         let mut next = current.clone();
         next.services.insert(name(i), service(i, endpoints, 0));
         let changed = changed_service_ports(&current, &next);
-        let start = Instant::now();
-        dp.sync(&next, &changed).await?;
-        adds.push(start.elapsed());
+        let ((), took) = timed(async {
+            dp.sync(&next, &changed).await?;
+            Ok(())
+        })
+        .await?;
+        adds.push(took);
         current = next;
     }
     dp.cleanup().await?;
 
     // The reference: the same Services shaped as kube-proxy's nftables mode shapes them.
     let reference = state(services, endpoints);
-    let ref_full = nft_f(&ns.nft(), &reference_full(&reference)).await?;
+    let text = reference_full(&reference);
+    let ((), ref_full) = timed(nft_f(&ns.nft(), &text)).await?;
     let mut ref_changes = Vec::new();
     for r in 0..repeats {
         let i = (r * 7919) % services;
         let (_, eps) = service(i, endpoints, r + 1);
         let mut text = String::new();
         reference_service(&mut text, i, &eps, false);
-        ref_changes.push(nft_f(&ns.nft(), &text).await?);
+        ref_changes.push(timed(nft_f(&ns.nft(), &text)).await?.1);
     }
     nft_f(&ns.nft(), &format!("delete table ip {REFERENCE_TABLE}\n")).await?;
 
     Ok(Row {
         services,
         skiff_full,
+        plan,
         skiff_change: median(changes),
         skiff_add: median(adds),
         ref_full,
@@ -308,10 +360,11 @@ pub async fn run(scales: Vec<usize>, endpoints: usize, repeats: usize) -> Result
         "skiff bench proxy: nftables data plane, {endpoints} endpoints per Service, median of {repeats} for changes"
     );
     println!(
-        "{:>9} {:>7} | {:>12} {:>12} {:>8} | {:>12} {:>12} {:>8} | {:>12}",
+        "{:>9} {:>7} | {:>15} {:>13} {:>15} {:>6} | {:>13} {:>13} {:>6} | {:>11}",
         "services",
         "rules",
         "full skiff",
+        "plan",
         "full nft -f",
         "ratio",
         "1 svc skiff",
@@ -321,22 +374,23 @@ pub async fn run(scales: Vec<usize>, endpoints: usize, repeats: usize) -> Result
     );
     for services in scales {
         let row = one_scale(&ns, services, endpoints, repeats).await?;
-        let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64().max(1e-9);
+        let ratio = |a: Took, b: Took| b.wall.as_secs_f64() / a.wall.as_secs_f64().max(1e-9);
         println!(
-            "{:>9} {:>7} | {:>12} {:>12} {:>7.2}x | {:>12} {:>12} {:>7.2}x | {:>12}",
+            "{:>9} {:>7} | {:>15} {:>13} {:>15} {:>5.1}x | {:>13} {:>13} {:>5.1}x | {:>11}",
             row.services,
             row.rules,
-            ms(row.skiff_full),
-            ms(row.ref_full),
+            row.skiff_full.to_string(),
+            row.plan.to_string(),
+            row.ref_full.to_string(),
             ratio(row.skiff_full, row.ref_full),
-            ms(row.skiff_change),
-            ms(row.ref_change),
+            row.skiff_change.to_string(),
+            row.ref_change.to_string(),
             ratio(row.skiff_change, row.ref_change),
-            ms(row.skiff_add),
+            row.skiff_add.to_string(),
         );
     }
-    println!(
-        "ratio = nft -f of the kube-proxy-shaped ruleset ÷ skiff (higher is better for skiff)"
-    );
+    println!("times are wall/CPU in ms; CPU counts this process and nft, kernel work included");
+    println!("plan = building the full-sync transaction text in skiff, part of full skiff");
+    println!("ratio = wall time of nft -f of the kube-proxy-shaped ruleset / skiff's");
     Ok(())
 }
