@@ -275,3 +275,63 @@ async fn a_restart_replaces_the_table_left_by_an_earlier_run() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn client_ip_affinity_keeps_a_client_on_one_backend() -> Result<()> {
+    let topology = Topology::new()?;
+    let mut nft = dataplane(&topology);
+    let plain = state(&[BACKEND1_IP, BACKEND2_IP]);
+    let mut sticky = plain.clone();
+    for (port, _) in sticky.services.values_mut() {
+        port.affinity = Some(Duration::from_secs(600));
+    }
+    sync(&mut nft, &ProxyState::default(), &sticky).await?;
+    let mut seen = HashSet::new();
+    for _ in 0..20 {
+        seen.insert(answer(tcp_request(&topology.client, cluster_ip())?)?.0);
+    }
+    ensure!(seen.len() == 1, "with affinity the client reached {seen:?}");
+    let mut udp_seen = HashSet::new();
+    for _ in 0..10 {
+        udp_seen.insert(answer(udp_request(&topology.client, cluster_ip())?)?.0);
+    }
+    ensure!(
+        udp_seen.len() == 1,
+        "with affinity UDP reached {udp_seen:?}"
+    );
+
+    // The client's backend goes away: it moves to the other one and stays there.
+    let kept = if seen.contains("backend1") {
+        BACKEND2_IP
+    } else {
+        BACKEND1_IP
+    };
+    let mut moved = sticky.clone();
+    for (_, eps) in moved.services.values_mut() {
+        eps.retain(|e| e.ip.to_string() == kept);
+    }
+    let stats = nft
+        .sync(&moved, &changed_service_ports(&sticky, &moved))
+        .await?;
+    ensure!(!stats.full);
+    let mut after = HashSet::new();
+    for _ in 0..5 {
+        after.insert(answer(tcp_request(&topology.client, cluster_ip())?)?.0);
+    }
+    ensure!(
+        after.len() == 1 && !after.is_subset(&seen),
+        "after the change: {after:?}"
+    );
+
+    // Affinity off again (incrementally): both backends serve.
+    sync(&mut nft, &moved, &plain).await?;
+    let mut seen = HashSet::new();
+    for _ in 0..30 {
+        seen.insert(answer(tcp_request(&topology.client, cluster_ip())?)?.0);
+    }
+    ensure!(
+        seen.len() == 2,
+        "without affinity the client reached only {seen:?}"
+    );
+    Ok(())
+}

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
 
 use super::{Dataplane, DataplaneError, SyncStats};
-use ruleset::{Elements, SKELETON_RULES};
+use ruleset::{AffinitySet, Elements, SKELETON_RULES};
 
 /// An element of one of the table's collections.
 type Key = (Collection, String);
@@ -35,6 +35,8 @@ struct Programmed {
     rules: usize,
     wants: HashMap<Key, Wanted>,
     keys_of: HashMap<ServicePortName, Vec<Key>>,
+    /// Affinity sets of the service ports that have them.
+    sets: HashMap<ServicePortName, Vec<AffinitySet>>,
 }
 
 /// The elements one service port wants (none if this backend does not program it).
@@ -52,6 +54,7 @@ enum Delta {
         chains: Vec<(ServicePortName, Option<(String, usize)>)>,
         wants: Vec<(Key, Wanted)>,
         keys_of: Vec<(ServicePortName, Vec<Key>)>,
+        sets: Vec<(ServicePortName, Vec<AffinitySet>)>,
     },
 }
 
@@ -99,6 +102,7 @@ impl Nftables {
                 chains,
                 wants,
                 keys_of,
+                sets,
             } => {
                 let Some(p) = self.programmed.as_mut() else {
                     return;
@@ -127,6 +131,13 @@ impl Nftables {
                         p.keys_of.insert(name, keys);
                     }
                 }
+                for (name, service_sets) in sets {
+                    if service_sets.is_empty() {
+                        p.sets.remove(&name);
+                    } else {
+                        p.sets.insert(name, service_sets);
+                    }
+                }
             }
         }
     }
@@ -148,7 +159,14 @@ impl Nftables {
                 continue;
             }
             let chain = chain_name(name);
-            let rules = ruleset::service_rules(&self.cfg, name, endpoints);
+            let sets = ruleset::affinity_sets(name, port, endpoints);
+            for set in &sets {
+                let _ = writeln!(text, "add set {t} {}", set.declaration());
+            }
+            if !sets.is_empty() {
+                programmed.sets.insert(name.clone(), sets);
+            }
+            let rules = ruleset::service_rules(&self.cfg, name, port, endpoints);
             let _ = writeln!(text, "add chain {t} {chain}");
             for rule in &rules {
                 let _ = writeln!(text, "add rule {t} {chain} {rule}");
@@ -192,7 +210,10 @@ impl Nftables {
         // The wants of every key a changed service port had or has, after the change.
         let mut touched: HashMap<Key, Wanted> = HashMap::new();
         let mut keys_of = Vec::new();
+        let mut sets = Vec::new();
+        let no_sets = Vec::new();
         for name in changed {
+            let old_sets = old.sets.get(name).unwrap_or(&no_sets);
             for key in old.keys_of.get(name).into_iter().flatten() {
                 touched
                     .entry(key.clone())
@@ -207,10 +228,22 @@ impl Nftables {
             match wanted {
                 Some((port, endpoints)) => {
                     let chain = chain_name(name);
-                    let rules = ruleset::service_rules(&self.cfg, name, endpoints);
+                    let rules = ruleset::service_rules(&self.cfg, name, port, endpoints);
+                    let new_sets = ruleset::affinity_sets(name, port, endpoints);
                     // `add chain` is a no-op for an existing chain; `flush` empties it.
                     let _ = writeln!(chains_text, "add chain {t} {chain}");
                     let _ = writeln!(chains_text, "flush chain {t} {chain}");
+                    // Only this chain uses a service port's sets: once it is flushed, the
+                    // sets that went (or changed timeout) can go, and new ones come in.
+                    for set in old_sets.iter().filter(|s| !new_sets.contains(s)) {
+                        let _ = writeln!(chains_text, "delete set {t} {}", set.name);
+                    }
+                    for set in new_sets.iter().filter(|s| !old_sets.contains(s)) {
+                        let _ = writeln!(chains_text, "add set {t} {}", set.declaration());
+                    }
+                    if new_sets != *old_sets {
+                        sets.push((name.clone(), new_sets));
+                    }
                     for rule in &rules {
                         let _ = writeln!(chains_text, "add rule {t} {chain} {rule}");
                     }
@@ -225,8 +258,11 @@ impl Nftables {
                 }
                 None => {
                     if let Some((chain, _)) = old.chains.get(name) {
-                        removed.push(chain.clone());
+                        removed.push((chain.clone(), old_sets.clone()));
                         chains.push((name.clone(), None));
+                        if !old_sets.is_empty() {
+                            sets.push((name.clone(), Vec::new()));
+                        }
                     }
                 }
             }
@@ -252,8 +288,11 @@ impl Nftables {
         let mut text = String::new();
         ruleset::element_commands(&self.cfg, "delete", stale.iter(), &mut text);
         text.push_str(&chains_text);
-        for chain in removed {
+        for (chain, chain_sets) in removed {
             let _ = writeln!(text, "flush chain {t} {chain}");
+            for set in chain_sets {
+                let _ = writeln!(text, "delete set {t} {}", set.name);
+            }
             let _ = writeln!(text, "delete chain {t} {chain}");
         }
         ruleset::element_commands(&self.cfg, "add", fresh.iter(), &mut text);
@@ -264,6 +303,7 @@ impl Nftables {
                 chains,
                 wants: touched.into_iter().collect(),
                 keys_of,
+                sets,
             },
         }
     }
@@ -502,11 +542,19 @@ mod tests {
         let mut s2 = s1.clone();
         s2.services.insert(name("a"), (port("10.96.0.1"), vec![]));
         shared(&mut s2, "a");
-        let s3 = state(&[("c", "10.96.0.3", &["10.244.0.3", "10.244.0.4"])]);
+        let mut s3 = state(&[("c", "10.96.0.3", &["10.244.0.3", "10.244.0.4"])]);
+        s3.services.get_mut(&name("c")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let mut s4 = state(&[("c", "10.96.0.3", &["10.244.0.4", "10.244.0.5"])]);
+        s4.services.get_mut(&name("c")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let mut s5 = s4.clone();
+        s5.services.get_mut(&name("c")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(90));
 
         let mut nft = synced(&s0);
         let mut previous = s0.clone();
-        for next in [s1, s2, s3, s0] {
+        for next in [s1, s2, s3, s4, s5, s0] {
             let plan = nft.plan(&next, &changed_service_ports(&previous, &next));
             nft.commit(plan);
             let rebuilt = synced(&next);
@@ -516,6 +564,7 @@ mod tests {
             );
             assert_eq!(effective(inc), effective(full));
             assert_eq!(inc.chains, full.chains);
+            assert_eq!(inc.sets, full.sets);
             assert_eq!(inc.rules, full.rules);
             previous = next;
         }
@@ -548,6 +597,65 @@ mod tests {
         assert!(
             !plan.text.contains("external-keys"),
             "the key stays in the set: {}",
+            plan.text
+        );
+    }
+
+    #[test]
+    fn affinity_sets_follow_the_endpoints_and_go_with_their_service() {
+        let mut old = state(&[("a", "10.96.0.1", &["10.244.0.1", "10.244.0.2"])]);
+        old.services.get_mut(&name("a")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let mut new = state(&[("a", "10.96.0.1", &["10.244.0.2", "10.244.0.3"])]);
+        new.services.get_mut(&name("a")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        let flush = plan
+            .text
+            .find("flush chain ip t svc-default/a/tcp/http")
+            .unwrap();
+        let delete = plan
+            .text
+            .find("delete set ip t aff-default/a/tcp/http/10.244.0.1/8080\n")
+            .unwrap();
+        let add = plan
+            .text
+            .find("add set ip t aff-default/a/tcp/http/10.244.0.3/8080 {")
+            .unwrap();
+        let rule = plan
+            .text
+            .find("add rule ip t svc-default/a/tcp/http")
+            .unwrap();
+        assert!(
+            flush < delete && delete < add && add < rule,
+            "{}",
+            plan.text
+        );
+        assert!(
+            !plan
+                .text
+                .contains("add set ip t aff-default/a/tcp/http/10.244.0.2/8080"),
+            "kept set re-created: {}",
+            plan.text
+        );
+
+        let gone = ProxyState::default();
+        let plan = synced(&new).plan(&gone, &changed_service_ports(&new, &gone));
+        let delete_set = plan
+            .text
+            .find("delete set ip t aff-default/a/tcp/http/10.244.0.2/8080")
+            .unwrap();
+        let delete_chain = plan
+            .text
+            .find("delete chain ip t svc-default/a/tcp/http")
+            .unwrap();
+        let flush = plan
+            .text
+            .find("flush chain ip t svc-default/a/tcp/http")
+            .unwrap();
+        assert!(
+            flush < delete_set && delete_set < delete_chain,
+            "{}",
             plan.text
         );
     }

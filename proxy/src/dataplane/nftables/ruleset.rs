@@ -140,36 +140,97 @@ pub fn programs(port: &ServicePort) -> bool {
     v4(&port.cluster_ips).next().is_some()
 }
 
+/// A ClientIP-affinity set: the clients recently sent to one endpoint of a service port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AffinitySet {
+    pub name: String,
+    pub timeout_secs: u64,
+}
+
+impl AffinitySet {
+    /// The `add set` body after the table.
+    pub fn declaration(&self) -> String {
+        format!(
+            "{} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}",
+            self.name, self.timeout_secs
+        )
+    }
+}
+
+/// The affinity sets of a service port with `sessionAffinity: ClientIP`, one per usable
+/// endpoint, named after the endpoint so a client stays with it across endpoint changes.
+/// Only Services that ask for affinity pay for these objects.
+pub fn affinity_sets(
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Vec<AffinitySet> {
+    let Some(timeout) = port.affinity else {
+        return Vec::new();
+    };
+    let base = chain_name(name);
+    let base = base.strip_prefix("svc-").unwrap_or(&base);
+    endpoints_v4(endpoints)
+        .into_iter()
+        .map(|(ip, p)| AffinitySet {
+            name: format!("aff-{base}/{ip}/{p}"),
+            timeout_secs: timeout.as_secs().max(1),
+        })
+        .collect()
+}
+
 /// The rules of a service port's chain (empty when it has no usable endpoints: its
 /// addresses then lead to the reject chain instead).
 pub fn service_rules(
     cfg: &NftablesConfig,
     name: &ServicePortName,
+    port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Vec<String> {
+    let sets = affinity_sets(name, port, endpoints);
     let endpoints = endpoints_v4(endpoints);
     if endpoints.is_empty() {
         return Vec::new();
     }
     let proto = name.protocol.as_str();
-    let mut rules = Vec::with_capacity(endpoints.len() + 1);
+    let mut rules = Vec::with_capacity(2 * endpoints.len() + 1);
     if let Some(cidr) = cfg.cluster_cidr {
         rules.push(format!(
             "ip saddr != {cidr} meta mark set meta mark | {:#x}",
             cfg.masquerade_mark
         ));
     }
+    // With affinity, a client seen recently goes back to its endpoint (refreshing its
+    // timeout); every pick records the client in the chosen endpoint's set.
+    let remember = |i: usize| {
+        sets.get(i)
+            .map(|s| format!("update @{} {{ ip saddr }} ", s.name))
+            .unwrap_or_default()
+    };
+    for (i, (ip, p)) in endpoints.iter().enumerate() {
+        if let Some(set) = sets.get(i) {
+            rules.push(format!(
+                "ip saddr @{} {}meta l4proto {proto} dnat to {ip}:{p}",
+                set.name,
+                remember(i)
+            ));
+        }
+    }
     let n = endpoints.len();
-    for (i, (ip, port)) in endpoints.iter().enumerate() {
+    for (i, (ip, p)) in endpoints.iter().enumerate() {
         // Rule i sees the traffic the earlier rules left, and takes 1/(n-i) of it: each
         // endpoint gets 1/n overall.
         if i + 1 < n {
             rules.push(format!(
-                "numgen random mod {} == 0 meta l4proto {proto} dnat to {ip}:{port}",
-                n - i
+                "numgen random mod {} == 0 {}meta l4proto {proto} dnat to {ip}:{p}",
+                n - i,
+                remember(i)
             ));
         } else {
-            rules.push(format!("meta l4proto {proto} dnat to {ip}:{port}"));
+            rules.push(format!(
+                "{}meta l4proto {proto} dnat to {ip}:{p}",
+                remember(i)
+            ));
         }
     }
     rules
@@ -425,6 +486,7 @@ mod tests {
         let rules = service_rules(
             &cfg(),
             &name("http", Protocol::Tcp),
+            &port(),
             &[
                 ep("10.244.1.5", true, false),
                 ep("10.244.2.6", true, false),
@@ -448,11 +510,47 @@ mod tests {
         let rules = service_rules(
             &cfg(),
             &n,
+            &port(),
             &[ep("10.244.1.5", true, false), ep("10.244.2.6", false, true)],
         );
         assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.1.5:8080"]);
-        let rules = service_rules(&cfg(), &n, &[ep("10.244.2.6", false, true)]);
+        let rules = service_rules(&cfg(), &n, &port(), &[ep("10.244.2.6", false, true)]);
         assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.2.6:8080"]);
+    }
+
+    #[test]
+    fn client_ip_affinity_sends_a_known_client_back_to_its_endpoint() {
+        let mut with_affinity = port();
+        with_affinity.affinity = Some(std::time::Duration::from_secs(600));
+        let n = name("http", Protocol::Tcp);
+        let eps = [ep("10.244.1.5", true, false), ep("10.244.2.6", true, false)];
+        let sets = affinity_sets(&n, &with_affinity, &eps);
+        assert_eq!(
+            sets.iter().map(|s| s.declaration()).collect::<Vec<_>>(),
+            vec![
+                "aff-default/web/tcp/http/10.244.1.5/8080 { type ipv4_addr; flags dynamic,timeout; timeout 600s; }",
+                "aff-default/web/tcp/http/10.244.2.6/8080 { type ipv4_addr; flags dynamic,timeout; timeout 600s; }",
+            ]
+        );
+        let rules = service_rules(&cfg(), &n, &with_affinity, &eps);
+        let a = "aff-default/web/tcp/http/10.244.1.5/8080";
+        let b = "aff-default/web/tcp/http/10.244.2.6/8080";
+        assert_eq!(
+            rules[1..],
+            [
+                format!(
+                    "ip saddr @{a} update @{a} {{ ip saddr }} meta l4proto tcp dnat to 10.244.1.5:8080"
+                ),
+                format!(
+                    "ip saddr @{b} update @{b} {{ ip saddr }} meta l4proto tcp dnat to 10.244.2.6:8080"
+                ),
+                format!(
+                    "numgen random mod 2 == 0 update @{a} {{ ip saddr }} meta l4proto tcp dnat to 10.244.1.5:8080"
+                ),
+                format!("update @{b} {{ ip saddr }} meta l4proto tcp dnat to 10.244.2.6:8080"),
+            ]
+        );
+        assert!(affinity_sets(&n, &port(), &eps).is_empty());
     }
 
     #[test]
@@ -462,6 +560,7 @@ mod tests {
         let rules = service_rules(
             &cfg,
             &name("http", Protocol::Tcp),
+            &port(),
             &[ep("10.244.1.5", true, false)],
         );
         assert_eq!(rules, ["meta l4proto tcp dnat to 10.244.1.5:8080"]);
@@ -529,7 +628,7 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(out, expected);
-        assert!(service_rules(&cfg(), &n, &[ep("10.244.1.5", false, false)]).is_empty());
+        assert!(service_rules(&cfg(), &n, &port(), &[ep("10.244.1.5", false, false)]).is_empty());
     }
 
     #[test]
