@@ -65,6 +65,7 @@ fn dataplane(topology: &Topology) -> Nftables {
     cfg.nft_command = topology.nft_command();
     cfg.cluster_cidr = Some(CLUSTER_CIDR.parse().unwrap());
     cfg.node_port_addresses = vec![NODE_IP.parse().unwrap()];
+    cfg.conntrack_command = topology.conntrack_command();
     Nftables::new(cfg)
 }
 
@@ -333,5 +334,46 @@ async fn client_ip_affinity_keeps_a_client_on_one_backend() -> Result<()> {
         seen.len() == 2,
         "without affinity the client reached only {seen:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_udp_flow_leaves_an_endpoint_that_is_removed() -> Result<()> {
+    let topology = Topology::new()?;
+    let mut nft = dataplane(&topology);
+    let both = state(&[BACKEND1_IP, BACKEND2_IP]);
+    sync(&mut nft, &ProxyState::default(), &both).await?;
+
+    // One client socket: one conntrack flow, pinned to whichever backend it first reached.
+    let flow = UdpFlow::open(&topology.client, cluster_ip())?;
+    let (first, _) = answer(flow.send()?)?;
+    for _ in 0..5 {
+        let (again, _) = answer(flow.send()?)?;
+        ensure!(again == first, "one flow moved from {first} to {again}");
+    }
+
+    // That backend leaves the Service (its server keeps running, so a stale flow would
+    // still be answered by it): the very next datagram goes to the other one.
+    let remaining = if first == "backend1" {
+        BACKEND2_IP
+    } else {
+        BACKEND1_IP
+    };
+    let fewer = state(&[remaining]);
+    sync(&mut nft, &both, &fewer).await?;
+    let (next, _) = answer(flow.send()?)?;
+    ensure!(
+        next != first,
+        "the flow still reaches the removed endpoint {first}"
+    );
+
+    // A flow that began while the Service had no endpoints is NATed once one appears.
+    let none = state(&[]);
+    sync(&mut nft, &fewer, &none).await?;
+    let waiting = UdpFlow::open(&topology.client, cluster_ip())?;
+    ensure!(waiting.send()?.is_err(), "no endpoints, yet an answer");
+    sync(&mut nft, &none, &fewer).await?;
+    let (who, _) = answer(waiting.send()?)?;
+    ensure!(who != first, "answered by the removed {who}");
     Ok(())
 }

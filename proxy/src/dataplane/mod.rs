@@ -1,5 +1,6 @@
 //! The kernel-facing backends: one [`Dataplane`] trait, chosen once at start-up.
 
+pub mod conntrack;
 pub mod nftables;
 
 use std::collections::BTreeSet;

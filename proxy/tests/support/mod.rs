@@ -194,6 +194,14 @@ impl Topology {
             .collect()
     }
 
+    /// The conntrack command that works on the node namespace.
+    pub fn conntrack_command(&self) -> Vec<String> {
+        ["ip", "netns", "exec", &self.node, "conntrack"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
     fn build(&mut self) -> Result<()> {
         let all = [
             self.node.clone(),
@@ -301,6 +309,57 @@ pub fn tcp_request(ns: &str, addr: SocketAddr) -> Result<std::io::Result<String>
         stream.read_to_string(&mut reply)?;
         Ok(reply)
     })
+}
+
+/// A UDP socket kept in namespace `ns` by its own thread: every `send` goes out from the
+/// same address and port, so it is one conntrack flow.
+pub struct UdpFlow {
+    requests: std::sync::mpsc::Sender<std::sync::mpsc::Sender<std::io::Result<String>>>,
+}
+
+impl UdpFlow {
+    pub fn open(ns: &str, addr: SocketAddr) -> Result<UdpFlow> {
+        let path = format!("/run/netns/{ns}");
+        let (tx, rx) =
+            std::sync::mpsc::channel::<std::sync::mpsc::Sender<std::io::Result<String>>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        std::thread::spawn(move || {
+            let setup = || -> Result<UdpSocket> {
+                enter(&path)?;
+                let socket = UdpSocket::bind(("0.0.0.0", 0))?;
+                socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+                Ok(socket)
+            };
+            let socket = match setup() {
+                Ok(s) => {
+                    let _ = ready_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Ok(reply) = rx.recv() {
+                let answer = (|| {
+                    socket.send_to(b"hello", addr)?;
+                    let mut buf = [0u8; 512];
+                    let (n, _) = socket.recv_from(&mut buf)?;
+                    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+                })();
+                let _ = reply.send(answer);
+            }
+        });
+        ready_rx.recv().context("UDP flow thread died")??;
+        Ok(UdpFlow { requests: tx })
+    }
+
+    /// Sends one datagram on the flow and waits for the answer.
+    pub fn send(&self) -> Result<std::io::Result<String>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.requests.send(tx).context("UDP flow thread gone")?;
+        rx.recv().context("UDP flow thread gone")
+    }
 }
 
 /// Sends one UDP datagram from namespace `ns` and returns the answer.

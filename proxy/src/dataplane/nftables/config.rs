@@ -51,6 +51,8 @@ pub struct NftablesConfig {
     pub node_port_addresses: Vec<Ipv4Addr>,
     /// The packet-mark bit that asks for masquerading in postrouting.
     pub masquerade_mark: u32,
+    /// The `conntrack` command that deletes stale UDP flows (prefixed like `nft_command`).
+    pub conntrack_command: Vec<String>,
 }
 
 impl NftablesConfig {
@@ -62,6 +64,7 @@ impl NftablesConfig {
             cluster_cidr: None,
             node_port_addresses: Vec::new(),
             masquerade_mark: 0x4000,
+            conntrack_command: vec!["conntrack".to_string()],
         }
     }
 }

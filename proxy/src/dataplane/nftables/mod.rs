@@ -13,9 +13,11 @@ pub use ruleset::{Collection, chain_name};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
 
+use super::conntrack::{self, Flush};
 use super::{Dataplane, DataplaneError, SyncStats};
 use ruleset::{AffinitySet, Elements, SKELETON_RULES};
 
@@ -37,6 +39,91 @@ struct Programmed {
     keys_of: HashMap<ServicePortName, Vec<Key>>,
     /// Affinity sets of the service ports that have them.
     sets: HashMap<ServicePortName, Vec<AffinitySet>>,
+    /// UDP service ports: what their stale conntrack entries would be found by.
+    udp: HashMap<ServicePortName, UdpRecord>,
+}
+
+/// A programmed UDP service port's addresses and usable endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UdpRecord {
+    addresses: Vec<Ipv4Addr>,
+    port: u16,
+    node_port: Option<u16>,
+    endpoints: Vec<Ipv4Addr>,
+}
+
+impl UdpRecord {
+    fn new(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Option<Self> {
+        if name.protocol != crate::model::Protocol::Udp || !ruleset::programs(port) {
+            return None;
+        }
+        let v4 = |ips: &[IpAddr]| -> Vec<Ipv4Addr> {
+            ips.iter()
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect()
+        };
+        let mut addresses = v4(&port.cluster_ips);
+        addresses.extend(v4(&port.external_ips));
+        addresses.extend(v4(&port.load_balancer_ips));
+        let mut eps: Vec<Ipv4Addr> = ruleset::endpoints_v4(endpoints)
+            .into_iter()
+            .map(|(ip, _)| ip)
+            .collect();
+        eps.sort();
+        eps.dedup();
+        Some(UdpRecord {
+            addresses,
+            port: port.port,
+            node_port: port.node_port,
+            endpoints: eps,
+        })
+    }
+}
+
+/// The conntrack deletions a UDP service port's change calls for: flows NATed to endpoints
+/// that are gone, and flows that reached the service while it had no endpoints.
+fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
+    let mut flushes = Vec::new();
+    let new_endpoints: &[Ipv4Addr] = new.map_or(&[], |n| &n.endpoints);
+    if let Some(old) = old {
+        for &endpoint in old.endpoints.iter().filter(|e| !new_endpoints.contains(e)) {
+            for &address in &old.addresses {
+                flushes.push(Flush::ToEndpoint {
+                    address: Some(address),
+                    port: Some(old.port),
+                    endpoint,
+                });
+            }
+            if let Some(node_port) = old.node_port {
+                flushes.push(Flush::ToEndpoint {
+                    address: None,
+                    port: Some(node_port),
+                    endpoint,
+                });
+            }
+        }
+    }
+    if let Some(new) = new
+        && !new.endpoints.is_empty()
+        && old.is_none_or(|o| o.endpoints.is_empty())
+    {
+        for &address in &new.addresses {
+            flushes.push(Flush::ToService {
+                address: Some(address),
+                port: Some(new.port),
+            });
+        }
+        if let Some(node_port) = new.node_port {
+            flushes.push(Flush::ToService {
+                address: None,
+                port: Some(node_port),
+            });
+        }
+    }
+    flushes
 }
 
 /// The elements one service port wants (none if this backend does not program it).
@@ -55,6 +142,7 @@ enum Delta {
         wants: Vec<(Key, Wanted)>,
         keys_of: Vec<(ServicePortName, Vec<Key>)>,
         sets: Vec<(ServicePortName, Vec<AffinitySet>)>,
+        udp: Vec<(ServicePortName, Option<UdpRecord>)>,
     },
 }
 
@@ -63,6 +151,8 @@ enum Delta {
 pub struct Plan {
     pub text: String,
     pub full: bool,
+    /// Stale UDP flows to delete once the transaction is committed.
+    pub conntrack: Vec<Flush>,
     delta: Delta,
 }
 
@@ -103,6 +193,7 @@ impl Nftables {
                 wants,
                 keys_of,
                 sets,
+                udp,
             } => {
                 let Some(p) = self.programmed.as_mut() else {
                     return;
@@ -130,6 +221,12 @@ impl Nftables {
                     } else {
                         p.keys_of.insert(name, keys);
                     }
+                }
+                for (name, record) in udp {
+                    match record {
+                        Some(record) => p.udp.insert(name, record),
+                        None => p.udp.remove(&name),
+                    };
                 }
                 for (name, service_sets) in sets {
                     if service_sets.is_empty() {
@@ -166,6 +263,9 @@ impl Nftables {
             if !sets.is_empty() {
                 programmed.sets.insert(name.clone(), sets);
             }
+            if let Some(record) = UdpRecord::new(name, port, endpoints) {
+                programmed.udp.insert(name.clone(), record);
+            }
             let rules = ruleset::service_rules(&self.cfg, name, port, endpoints);
             let _ = writeln!(text, "add chain {t} {chain}");
             for rule in &rules {
@@ -193,6 +293,7 @@ impl Nftables {
         Plan {
             text,
             full: true,
+            conntrack: Vec::new(),
             delta: Delta::Full(programmed),
         }
     }
@@ -211,9 +312,20 @@ impl Nftables {
         let mut touched: HashMap<Key, Wanted> = HashMap::new();
         let mut keys_of = Vec::new();
         let mut sets = Vec::new();
+        let mut udp = Vec::new();
+        let mut flushes = Vec::new();
         let no_sets = Vec::new();
         for name in changed {
             let old_sets = old.sets.get(name).unwrap_or(&no_sets);
+            let old_udp = old.udp.get(name);
+            let new_udp = state
+                .services
+                .get(name)
+                .and_then(|(port, endpoints)| UdpRecord::new(name, port, endpoints));
+            flushes.extend(udp_flushes(old_udp, new_udp.as_ref()));
+            if old_udp != new_udp.as_ref() {
+                udp.push((name.clone(), new_udp));
+            }
             for key in old.keys_of.get(name).into_iter().flatten() {
                 touched
                     .entry(key.clone())
@@ -299,11 +411,13 @@ impl Nftables {
         Plan {
             text,
             full: false,
+            conntrack: flushes,
             delta: Delta::Incremental {
                 chains,
                 wants: touched.into_iter().collect(),
                 keys_of,
                 sets,
+                udp,
             },
         }
     }
@@ -320,7 +434,7 @@ impl Dataplane for Nftables {
         state: &ProxyState,
         changed: &BTreeSet<ServicePortName>,
     ) -> Result<SyncStats, DataplaneError> {
-        let plan = self.plan(state, changed);
+        let mut plan = self.plan(state, changed);
         if !plan.text.is_empty() {
             // Whatever happens, the kernel's state is unknown until this succeeds: a failed
             // transaction (or a cancelled sync) leads to a full rewrite next time.
@@ -335,7 +449,15 @@ impl Dataplane for Nftables {
             "nftables synced"
         );
         let full = plan.full;
+        let flushes = std::mem::take(&mut plan.conntrack);
         self.commit(plan);
+        if !flushes.is_empty()
+            && let Err(e) = conntrack::delete(&self.cfg.conntrack_command, &flushes).await
+        {
+            // The rules are in place; a flow that keeps its stale NAT is the lesser harm
+            // than undoing the sync.
+            tracing::warn!(error = %e, "deleting stale UDP conntrack entries");
+        }
         Ok(SyncStats {
             rules: self.programmed.as_ref().map_or(0, |p| p.rules),
             full,
@@ -565,6 +687,7 @@ mod tests {
             assert_eq!(effective(inc), effective(full));
             assert_eq!(inc.chains, full.chains);
             assert_eq!(inc.sets, full.sets);
+            assert_eq!(inc.udp, full.udp);
             assert_eq!(inc.rules, full.rules);
             previous = next;
         }
@@ -657,6 +780,77 @@ mod tests {
             flush < delete_set && delete_set < delete_chain,
             "{}",
             plan.text
+        );
+    }
+
+    fn udp_state(eps: &[&str]) -> ProxyState {
+        let mut s = ProxyState::default();
+        let mut n = name("dns");
+        n.protocol = Protocol::Udp;
+        let mut p = port("10.96.0.10");
+        p.port = 53;
+        p.node_port = Some(30053);
+        s.services
+            .insert(n, (p, eps.iter().map(|e| ep(e)).collect()));
+        s
+    }
+
+    #[test]
+    fn a_removed_udp_endpoint_has_its_flows_deleted() {
+        let old = udp_state(&["10.244.0.1", "10.244.0.2"]);
+        let new = udp_state(&["10.244.0.2"]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        let endpoint = "10.244.0.1".parse().unwrap();
+        assert_eq!(
+            plan.conntrack,
+            vec![
+                Flush::ToEndpoint {
+                    address: Some("10.96.0.10".parse().unwrap()),
+                    port: Some(53),
+                    endpoint
+                },
+                Flush::ToEndpoint {
+                    address: None,
+                    port: Some(30053),
+                    endpoint
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_udp_service_getting_its_first_endpoint_has_its_flows_deleted() {
+        let old = udp_state(&[]);
+        let new = udp_state(&["10.244.0.1"]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        assert_eq!(
+            plan.conntrack,
+            vec![
+                Flush::ToService {
+                    address: Some("10.96.0.10".parse().unwrap()),
+                    port: Some(53)
+                },
+                Flush::ToService {
+                    address: None,
+                    port: Some(30053)
+                },
+            ]
+        );
+        // Adding a second endpoint touches nothing; TCP never does.
+        let more = udp_state(&["10.244.0.1", "10.244.0.2"]);
+        let mut nft = synced(&new);
+        assert!(
+            nft.plan(&more, &changed_service_ports(&new, &more))
+                .conntrack
+                .is_empty()
+        );
+        let tcp_old = state(&[("a", "10.96.0.1", &["10.244.0.1"])]);
+        let tcp_new = state(&[("a", "10.96.0.1", &[])]);
+        nft = synced(&tcp_old);
+        assert!(
+            nft.plan(&tcp_new, &changed_service_ports(&tcp_old, &tcp_new))
+                .conntrack
+                .is_empty()
         );
     }
 }
