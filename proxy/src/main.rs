@@ -91,6 +91,7 @@ async fn main() -> Result<()> {
 
     let mut cfg = NftablesConfig::new(&args.table);
     cfg.cluster_cidr = args.cluster_cidr;
+    cfg.node_name = Some(args.node_name.clone());
     cfg.node_port_addresses = if args.nodeport_addresses.is_empty() {
         node_addresses().await?
     } else {

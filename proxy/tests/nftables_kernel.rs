@@ -19,6 +19,7 @@ use support::*;
 
 const CLUSTER_IP: &str = "10.96.0.10";
 const NODE_PORT: u16 = 30080;
+const NODE_NAME: &str = "node-a";
 
 fn name(protocol: Protocol) -> ServicePortName {
     ServicePortName {
@@ -66,6 +67,7 @@ fn dataplane(topology: &Topology) -> Nftables {
     cfg.cluster_cidr = Some(CLUSTER_CIDR.parse().unwrap());
     cfg.node_port_addresses = vec![NODE_IP.parse().unwrap()];
     cfg.conntrack_command = topology.conntrack_command();
+    cfg.node_name = Some(NODE_NAME.to_string());
     Nftables::new(cfg)
 }
 
@@ -375,5 +377,76 @@ async fn a_udp_flow_leaves_an_endpoint_that_is_removed() -> Result<()> {
     sync(&mut nft, &none, &fewer).await?;
     let (who, _) = answer(waiting.send()?)?;
     ensure!(who != first, "answered by the removed {who}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn traffic_policy_local_keeps_traffic_on_this_node() -> Result<()> {
+    let topology = Topology::new()?;
+    let mut nft = dataplane(&topology);
+    // backend1 runs on this node, backend2 elsewhere.
+    let mut local = state(&[BACKEND1_IP, BACKEND2_IP]);
+    for (port, eps) in local.services.values_mut() {
+        port.external_local = true;
+        for e in eps.iter_mut() {
+            let node = if e.ip.to_string() == BACKEND1_IP {
+                NODE_NAME
+            } else {
+                "node-b"
+            };
+            e.node_name = Some(node.to_string());
+        }
+    }
+    sync(&mut nft, &ProxyState::default(), &local).await?;
+
+    // From outside through the NodePort: only the local backend, and it sees the client.
+    let node_port: SocketAddr = format!("{NODE_IP}:{NODE_PORT}").parse()?;
+    for _ in 0..10 {
+        let (who, peer) = answer(tcp_request(&topology.outside, node_port)?)?;
+        ensure!(
+            who == "backend1",
+            "externalTrafficPolicy Local reached {who}"
+        );
+        ensure!(
+            peer == OUTSIDE_IP,
+            "the client address was not kept: {peer}"
+        );
+    }
+    // ClusterIP traffic still goes everywhere.
+    let mut seen = HashSet::new();
+    for _ in 0..30 {
+        seen.insert(answer(tcp_request(&topology.client, cluster_ip())?)?.0);
+    }
+    ensure!(seen.len() == 2, "ClusterIP reached only {seen:?}");
+
+    // internalTrafficPolicy Local: ClusterIP traffic too stays on this node.
+    let mut internal = local.clone();
+    for (port, _) in internal.services.values_mut() {
+        port.internal_local = true;
+    }
+    sync(&mut nft, &local, &internal).await?;
+    for _ in 0..10 {
+        let (who, _) = answer(tcp_request(&topology.client, cluster_ip())?)?;
+        ensure!(
+            who == "backend1",
+            "internalTrafficPolicy Local reached {who}"
+        );
+    }
+
+    // No endpoint on this node: NodePort traffic is dropped rather than sent elsewhere.
+    let mut remote_only = local.clone();
+    for (_, eps) in remote_only.services.values_mut() {
+        eps.retain(|e| e.ip.to_string() == BACKEND2_IP);
+    }
+    sync(&mut nft, &internal, &remote_only).await?;
+    match tcp_request(&topology.outside, node_port)? {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+        other => bail!("expected a drop (timeout), got {other:?}"),
+    }
+    let (who, _) = answer(tcp_request(&topology.client, cluster_ip())?)?;
+    ensure!(
+        who == "backend2",
+        "ClusterIP (Cluster policy) answered by {who}"
+    );
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct NftablesConfig {
     /// Pod addresses. Traffic to a ClusterIP from outside it is masqueraded; without it,
     /// ClusterIP traffic keeps its source.
     pub cluster_cidr: Option<Ipv4Cidr>,
+    /// This node's name: endpoints on it serve the `Local` traffic policies.
+    pub node_name: Option<String>,
     /// The node addresses NodePorts answer on.
     pub node_port_addresses: Vec<Ipv4Addr>,
     /// The packet-mark bit that asks for masquerading in postrouting.
@@ -62,6 +64,7 @@ impl NftablesConfig {
             table: table.into(),
             nft_command: vec!["nft".to_string()],
             cluster_cidr: None,
+            node_name: None,
             node_port_addresses: Vec::new(),
             masquerade_mark: 0x4000,
             conntrack_command: vec!["conntrack".to_string()],

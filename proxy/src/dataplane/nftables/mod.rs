@@ -32,8 +32,8 @@ type Wanted = BTreeMap<ServicePortName, String>;
 /// costs in proportion to the change, not to the number of Services.
 #[derive(Debug, Default)]
 struct Programmed {
-    /// Chain of every programmed service port and its rule count.
-    chains: BTreeMap<ServicePortName, (String, usize)>,
+    /// Chains of every programmed service port (cluster chain first) and their rule count.
+    chains: BTreeMap<ServicePortName, Chains>,
     rules: usize,
     wants: HashMap<Key, Wanted>,
     keys_of: HashMap<ServicePortName, Vec<Key>>,
@@ -127,18 +127,26 @@ fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
 }
 
 /// The elements one service port wants (none if this backend does not program it).
-fn wanted_elements(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Elements {
+fn wanted_elements(
+    cfg: &NftablesConfig,
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Elements {
     let mut elements = Elements::new();
-    ruleset::service_elements(name, port, endpoints, &mut elements);
+    ruleset::service_elements(cfg, name, port, endpoints, &mut elements);
     elements
 }
+
+/// A service port's chains (cluster chain first) and their rule count.
+type Chains = (Vec<String>, usize);
 
 /// How the record changes once a transaction is committed.
 #[derive(Debug)]
 enum Delta {
     Full(Programmed),
     Incremental {
-        chains: Vec<(ServicePortName, Option<(String, usize)>)>,
+        chains: Vec<(ServicePortName, Option<Chains>)>,
         wants: Vec<(Key, Wanted)>,
         keys_of: Vec<(ServicePortName, Vec<Key>)>,
         sets: Vec<(ServicePortName, Vec<AffinitySet>)>,
@@ -255,7 +263,6 @@ impl Nftables {
             if !ruleset::programs(port) {
                 continue;
             }
-            let chain = chain_name(name);
             let sets = ruleset::affinity_sets(name, port, endpoints);
             for set in &sets {
                 let _ = writeln!(text, "add set {t} {}", set.declaration());
@@ -266,14 +273,19 @@ impl Nftables {
             if let Some(record) = UdpRecord::new(name, port, endpoints) {
                 programmed.udp.insert(name.clone(), record);
             }
-            let rules = ruleset::service_rules(&self.cfg, name, port, endpoints);
-            let _ = writeln!(text, "add chain {t} {chain}");
-            for rule in &rules {
-                let _ = writeln!(text, "add rule {t} {chain} {rule}");
+            let mut names = Vec::new();
+            let mut count = 0;
+            for (chain, rules) in ruleset::service_chains(&self.cfg, name, port, endpoints) {
+                let _ = writeln!(text, "add chain {t} {chain}");
+                for rule in &rules {
+                    let _ = writeln!(text, "add rule {t} {chain} {rule}");
+                }
+                count += rules.len();
+                names.push(chain);
             }
-            programmed.rules += rules.len();
-            programmed.chains.insert(name.clone(), (chain, rules.len()));
-            let elements = wanted_elements(name, port, endpoints);
+            programmed.rules += count;
+            programmed.chains.insert(name.clone(), (names, count));
+            let elements = wanted_elements(&self.cfg, name, port, endpoints);
             let mut keys = Vec::with_capacity(elements.len());
             for (key, value) in elements {
                 programmed
@@ -339,14 +351,27 @@ impl Nftables {
             let mut keys = Vec::new();
             match wanted {
                 Some((port, endpoints)) => {
-                    let chain = chain_name(name);
-                    let rules = ruleset::service_rules(&self.cfg, name, port, endpoints);
+                    let service_chains = ruleset::service_chains(&self.cfg, name, port, endpoints);
                     let new_sets = ruleset::affinity_sets(name, port, endpoints);
+                    let old_names: &[String] = old.chains.get(name).map_or(&[], |(n, _)| n);
                     // `add chain` is a no-op for an existing chain; `flush` empties it.
-                    let _ = writeln!(chains_text, "add chain {t} {chain}");
-                    let _ = writeln!(chains_text, "flush chain {t} {chain}");
-                    // Only this chain uses a service port's sets: once it is flushed, the
-                    // sets that went (or changed timeout) can go, and new ones come in.
+                    for (chain, _) in &service_chains {
+                        let _ = writeln!(chains_text, "add chain {t} {chain}");
+                        let _ = writeln!(chains_text, "flush chain {t} {chain}");
+                    }
+                    let gone: Vec<String> = old_names
+                        .iter()
+                        .filter(|c| !service_chains.iter().any(|(n, _)| n == *c))
+                        .cloned()
+                        .collect();
+                    for chain in &gone {
+                        let _ = writeln!(chains_text, "flush chain {t} {chain}");
+                    }
+                    if !gone.is_empty() {
+                        removed.push((gone, Vec::new()));
+                    }
+                    // Only this service port's chains use its sets: once they are flushed,
+                    // the sets that went (or changed timeout) can go, and new ones come in.
                     for set in old_sets.iter().filter(|s| !new_sets.contains(s)) {
                         let _ = writeln!(chains_text, "delete set {t} {}", set.name);
                     }
@@ -356,11 +381,17 @@ impl Nftables {
                     if new_sets != *old_sets {
                         sets.push((name.clone(), new_sets));
                     }
-                    for rule in &rules {
-                        let _ = writeln!(chains_text, "add rule {t} {chain} {rule}");
+                    let mut names = Vec::new();
+                    let mut count = 0;
+                    for (chain, rules) in service_chains {
+                        for rule in &rules {
+                            let _ = writeln!(chains_text, "add rule {t} {chain} {rule}");
+                        }
+                        count += rules.len();
+                        names.push(chain);
                     }
-                    chains.push((name.clone(), Some((chain, rules.len()))));
-                    for (key, value) in wanted_elements(name, port, endpoints) {
+                    chains.push((name.clone(), Some((names, count))));
+                    for (key, value) in wanted_elements(&self.cfg, name, port, endpoints) {
                         touched
                             .entry(key.clone())
                             .or_insert_with(|| old.wants.get(&key).cloned().unwrap_or_default())
@@ -369,8 +400,8 @@ impl Nftables {
                     }
                 }
                 None => {
-                    if let Some((chain, _)) = old.chains.get(name) {
-                        removed.push((chain.clone(), old_sets.clone()));
+                    if let Some((names, _)) = old.chains.get(name) {
+                        removed.push((names.clone(), old_sets.clone()));
                         chains.push((name.clone(), None));
                         if !old_sets.is_empty() {
                             sets.push((name.clone(), Vec::new()));
@@ -400,12 +431,16 @@ impl Nftables {
         let mut text = String::new();
         ruleset::element_commands(&self.cfg, "delete", stale.iter(), &mut text);
         text.push_str(&chains_text);
-        for (chain, chain_sets) in removed {
-            let _ = writeln!(text, "flush chain {t} {chain}");
+        for (names, chain_sets) in removed {
+            for chain in &names {
+                let _ = writeln!(text, "flush chain {t} {chain}");
+            }
             for set in chain_sets {
                 let _ = writeln!(text, "delete set {t} {}", set.name);
             }
-            let _ = writeln!(text, "delete chain {t} {chain}");
+            for chain in &names {
+                let _ = writeln!(text, "delete chain {t} {chain}");
+            }
         }
         ruleset::element_commands(&self.cfg, "add", fresh.iter(), &mut text);
         Plan {
@@ -524,7 +559,9 @@ mod tests {
 
     /// A backend that believes `state` is programmed.
     fn synced(state: &ProxyState) -> Nftables {
-        let mut nft = Nftables::new(NftablesConfig::new("t"));
+        let mut cfg = NftablesConfig::new("t");
+        cfg.node_name = Some("here".into());
+        let mut nft = Nftables::new(cfg);
         let plan = nft.plan(state, &state.services.keys().cloned().collect());
         nft.commit(plan);
         nft
@@ -676,7 +713,16 @@ mod tests {
 
         let mut nft = synced(&s0);
         let mut previous = s0.clone();
-        for next in [s1, s2, s3, s4, s5, s0] {
+        let mut s6 = s5.clone();
+        {
+            let (p, eps) = s6.services.get_mut(&name("c")).unwrap();
+            p.external_local = true;
+            p.node_port = Some(30080);
+            eps[0].node_name = Some("here".into());
+        }
+        let mut s7 = s6.clone();
+        s7.services.get_mut(&name("c")).unwrap().1[0].node_name = None;
+        for next in [s1, s2, s3, s4, s5, s6, s7, s0] {
             let plan = nft.plan(&next, &changed_service_ports(&previous, &next));
             nft.commit(plan);
             let rebuilt = synced(&next);

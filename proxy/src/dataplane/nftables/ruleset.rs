@@ -179,66 +179,162 @@ pub fn affinity_sets(
         .collect()
 }
 
-/// The rules of a service port's chain (empty when it has no usable endpoints: its
-/// addresses then lead to the reject chain instead).
-pub fn service_rules(
+/// The chain for traffic to a service port's external addresses and NodePort, when its
+/// endpoints differ from the cluster chain's (a `Local` traffic policy).
+pub fn ext_chain_name(name: &ServicePortName) -> String {
+    let chain = chain_name(name);
+    format!("ext-{}", chain.strip_prefix("svc-").unwrap_or(&chain))
+}
+
+/// Which endpoints each kind of traffic goes to, after the traffic policies.
+struct Split {
+    /// Every usable endpoint.
+    all: Vec<(Ipv4Addr, u16)>,
+    /// For ClusterIP traffic (this node's only, with `internalTrafficPolicy: Local`).
+    cluster: Vec<(Ipv4Addr, u16)>,
+    /// For external addresses and the NodePort (this node's only, with
+    /// `externalTrafficPolicy: Local`).
+    external: Vec<(Ipv4Addr, u16)>,
+    /// Whether external traffic needs a chain of its own.
+    ext_chain: bool,
+}
+
+fn has_external(port: &ServicePort) -> bool {
+    port.node_port.is_some()
+        || v4(&port.external_ips).next().is_some()
+        || v4(&port.load_balancer_ips).next().is_some()
+}
+
+fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Split {
+    let all = endpoints_v4(endpoints);
+    let local = || {
+        let on_node: Vec<Endpoint> = endpoints
+            .iter()
+            .filter(|e| cfg.node_name.is_some() && e.node_name == cfg.node_name)
+            .cloned()
+            .collect();
+        // Usable among this node's endpoints: a terminating local endpoint still serves
+        // when no local one is ready.
+        endpoints_v4(&on_node)
+    };
+    let cluster = if port.internal_local {
+        local()
+    } else {
+        all.clone()
+    };
+    let external = if port.external_local {
+        local()
+    } else {
+        all.clone()
+    };
+    let ext_chain = has_external(port) && !external.is_empty() && external != cluster;
+    Split {
+        all,
+        cluster,
+        external,
+        ext_chain,
+    }
+}
+
+/// DNAT rules choosing among `eps` (a subset of `all`, whose affinity sets are `sets`).
+fn dnat_rules(
+    proto: &str,
+    sets: &[AffinitySet],
+    all: &[(Ipv4Addr, u16)],
+    eps: &[(Ipv4Addr, u16)],
+    rules: &mut Vec<String>,
+) {
+    let set_of = |ep: &(Ipv4Addr, u16)| all.iter().position(|a| a == ep).and_then(|i| sets.get(i));
+    // With affinity, a client seen recently goes back to its endpoint (refreshing its
+    // timeout); every pick records the client in the chosen endpoint's set.
+    let remember = |ep: &(Ipv4Addr, u16)| {
+        set_of(ep)
+            .map(|s| format!("update @{} {{ ip saddr }} ", s.name))
+            .unwrap_or_default()
+    };
+    for ep in eps {
+        if let Some(set) = set_of(ep) {
+            rules.push(format!(
+                "ip saddr @{} {}meta l4proto {proto} dnat to {}:{}",
+                set.name,
+                remember(ep),
+                ep.0,
+                ep.1
+            ));
+        }
+    }
+    let n = eps.len();
+    for (i, ep) in eps.iter().enumerate() {
+        // Rule i sees the traffic the earlier rules left, and takes 1/(n-i) of it: each
+        // endpoint gets 1/n overall.
+        let pick = if i + 1 < n {
+            format!("numgen random mod {} == 0 ", n - i)
+        } else {
+            String::new()
+        };
+        rules.push(format!(
+            "{pick}{}meta l4proto {proto} dnat to {}:{}",
+            remember(ep),
+            ep.0,
+            ep.1
+        ));
+    }
+}
+
+/// A service port's chains and their rules: the cluster chain (always; empty when no
+/// endpoint serves ClusterIP traffic) and, with a `Local` traffic policy that makes
+/// external traffic go elsewhere, the external chain.
+pub fn service_chains(
+    cfg: &NftablesConfig,
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Vec<(String, Vec<String>)> {
+    let sets = affinity_sets(name, port, endpoints);
+    let split = split(cfg, port, endpoints);
+    let proto = name.protocol.as_str();
+    let mut cluster = Vec::new();
+    if !split.cluster.is_empty() {
+        if let Some(cidr) = cfg.cluster_cidr {
+            cluster.push(format!(
+                "ip saddr != {cidr} meta mark set meta mark | {:#x}",
+                cfg.masquerade_mark
+            ));
+        }
+        dnat_rules(proto, &sets, &split.all, &split.cluster, &mut cluster);
+    }
+    let mut chains = vec![(chain_name(name), cluster)];
+    if split.ext_chain {
+        // No masquerade mark with `externalTrafficPolicy: Local`: the client's address is
+        // kept, which is the point of the policy. (With `Cluster`, the external-keys and
+        // nodeport-keys sets mark it.)
+        let mut external = Vec::new();
+        dnat_rules(proto, &sets, &split.all, &split.external, &mut external);
+        chains.push((ext_chain_name(name), external));
+    }
+    chains
+}
+
+/// The rules of a service port's cluster chain (empty when no endpoint serves ClusterIP
+/// traffic: its addresses then lead to the reject chain, or to a drop).
+#[cfg(test)]
+fn service_rules(
     cfg: &NftablesConfig,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Vec<String> {
-    let sets = affinity_sets(name, port, endpoints);
-    let endpoints = endpoints_v4(endpoints);
-    if endpoints.is_empty() {
-        return Vec::new();
-    }
-    let proto = name.protocol.as_str();
-    let mut rules = Vec::with_capacity(2 * endpoints.len() + 1);
-    if let Some(cidr) = cfg.cluster_cidr {
-        rules.push(format!(
-            "ip saddr != {cidr} meta mark set meta mark | {:#x}",
-            cfg.masquerade_mark
-        ));
-    }
-    // With affinity, a client seen recently goes back to its endpoint (refreshing its
-    // timeout); every pick records the client in the chosen endpoint's set.
-    let remember = |i: usize| {
-        sets.get(i)
-            .map(|s| format!("update @{} {{ ip saddr }} ", s.name))
-            .unwrap_or_default()
-    };
-    for (i, (ip, p)) in endpoints.iter().enumerate() {
-        if let Some(set) = sets.get(i) {
-            rules.push(format!(
-                "ip saddr @{} {}meta l4proto {proto} dnat to {ip}:{p}",
-                set.name,
-                remember(i)
-            ));
-        }
-    }
-    let n = endpoints.len();
-    for (i, (ip, p)) in endpoints.iter().enumerate() {
-        // Rule i sees the traffic the earlier rules left, and takes 1/(n-i) of it: each
-        // endpoint gets 1/n overall.
-        if i + 1 < n {
-            rules.push(format!(
-                "numgen random mod {} == 0 {}meta l4proto {proto} dnat to {ip}:{p}",
-                n - i,
-                remember(i)
-            ));
-        } else {
-            rules.push(format!(
-                "{}meta l4proto {proto} dnat to {ip}:{p}",
-                remember(i)
-            ));
-        }
-    }
-    rules
+    service_chains(cfg, name, port, endpoints)
+        .into_iter()
+        .next()
+        .map(|(_, rules)| rules)
+        .unwrap_or_default()
 }
 
 /// Adds the elements one service port contributes. A key already claimed by an earlier
 /// service port (two Services on one externalIP and port) stays with the first.
 pub fn service_elements(
+    cfg: &NftablesConfig,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
@@ -248,11 +344,32 @@ pub fn service_elements(
         return;
     }
     let proto = name.protocol.as_str();
-    let endpoints = endpoints_v4(endpoints);
+    let split = split(cfg, port, endpoints);
+    let endpoints = split.all;
+    // With endpoints elsewhere but none for this kind of traffic here (a `Local` policy),
+    // traffic is dropped, as kube-proxy does; with none at all it is rejected.
+    let cluster_target = if split.cluster.is_empty() {
+        "drop".to_string()
+    } else {
+        format!("goto {}", chain_name(name))
+    };
+    let external_target = if split.external.is_empty() {
+        "drop".to_string()
+    } else if split.ext_chain {
+        format!("goto {}", ext_chain_name(name))
+    } else {
+        format!("goto {}", chain_name(name))
+    };
+    let mark_external = !port.external_local;
     let target = if endpoints.is_empty() {
         "goto reject-service".to_string()
     } else {
-        format!("goto {}", chain_name(name))
+        cluster_target
+    };
+    let external_target = if endpoints.is_empty() {
+        target.clone()
+    } else {
+        external_target
     };
     let (services, nodeports) = if endpoints.is_empty() {
         (
@@ -271,17 +388,17 @@ pub fn service_elements(
     }
     for ip in v4(&port.external_ips).chain(v4(&port.load_balancer_ips)) {
         let key = format!("{ip} . {proto} . {}", port.port);
-        if !endpoints.is_empty() {
+        if !endpoints.is_empty() && mark_external {
             put(Collection::ExternalKeys, key.clone(), "");
         }
-        put(services, key, &target);
+        put(services, key, &external_target);
     }
     if let Some(node_port) = port.node_port {
         let key = format!("{proto} . {node_port}");
-        if !endpoints.is_empty() {
+        if !endpoints.is_empty() && mark_external {
             put(Collection::NodePortKeys, key.clone(), "");
         }
-        put(nodeports, key, &target);
+        put(nodeports, key, &external_target);
     }
     for (ip, _) in &endpoints {
         put(Collection::Hairpin, format!("{ip} . {ip}"), "");
@@ -553,6 +670,86 @@ mod tests {
         assert!(affinity_sets(&n, &port(), &eps).is_empty());
     }
 
+    fn on(ip: &str, node: &str) -> Endpoint {
+        let mut e = ep(ip, true, false);
+        e.node_name = Some(node.into());
+        e
+    }
+
+    #[test]
+    fn external_traffic_policy_local_uses_this_nodes_endpoints_unmarked() {
+        let mut cfg = cfg();
+        cfg.node_name = Some("here".into());
+        let mut local = port();
+        local.external_local = true;
+        let n = name("http", Protocol::Tcp);
+        let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
+        let chains = service_chains(&cfg, &n, &local, &eps);
+        assert_eq!(chains.len(), 2);
+        assert_eq!(chains[0].0, "svc-default/web/tcp/http");
+        assert_eq!(
+            chains[0].1.len(),
+            3,
+            "the cluster chain keeps both endpoints"
+        );
+        assert_eq!(
+            chains[1],
+            (
+                "ext-default/web/tcp/http".to_string(),
+                vec!["meta l4proto tcp dnat to 10.244.1.5:8080".to_string()]
+            )
+        );
+        let mut out = Elements::new();
+        service_elements(&cfg, &n, &local, &eps, &mut out);
+        let ext = "goto ext-default/web/tcp/http".to_string();
+        assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], ext);
+        assert_eq!(
+            out[&(Collection::ServiceIps, "192.0.2.7 . tcp . 80".into())],
+            ext
+        );
+        assert_eq!(
+            out[&(Collection::ServiceIps, "10.96.0.20 . tcp . 80".into())],
+            "goto svc-default/web/tcp/http"
+        );
+        assert!(
+            !out.keys()
+                .any(|(c, _)| matches!(c, Collection::NodePortKeys | Collection::ExternalKeys))
+        );
+
+        // No endpoint on this node: external traffic is dropped, not sent elsewhere.
+        let mut out = Elements::new();
+        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], "drop");
+        assert_eq!(
+            service_chains(&cfg, &n, &local, &[on("10.244.2.6", "there")]).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn internal_traffic_policy_local_limits_cluster_traffic_to_this_node() {
+        let mut cfg = cfg();
+        cfg.node_name = Some("here".into());
+        let mut local = port();
+        local.internal_local = true;
+        let n = name("http", Protocol::Tcp);
+        let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
+        let chains = service_chains(&cfg, &n, &local, &eps);
+        assert_eq!(
+            chains[0].1[1..],
+            ["meta l4proto tcp dnat to 10.244.1.5:8080"]
+        );
+        // External traffic (Cluster policy) still reaches every endpoint, through its own chain.
+        assert_eq!(chains[1].0, "ext-default/web/tcp/http");
+        assert_eq!(chains[1].1.len(), 2);
+        let mut out = Elements::new();
+        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        assert_eq!(
+            out[&(Collection::ServiceIps, "10.96.0.20 . tcp . 80".into())],
+            "drop"
+        );
+    }
+
     #[test]
     fn without_a_cluster_cidr_cluster_ip_traffic_is_not_marked() {
         let mut cfg = cfg();
@@ -570,7 +767,13 @@ mod tests {
     fn a_served_port_maps_its_addresses_and_node_port_to_its_chain() {
         let mut out = Elements::new();
         let n = name("http", Protocol::Tcp);
-        service_elements(&n, &port(), &[ep("10.244.1.5", true, false)], &mut out);
+        service_elements(
+            &cfg(),
+            &n,
+            &port(),
+            &[ep("10.244.1.5", true, false)],
+            &mut out,
+        );
         let goto = "goto svc-default/web/tcp/http".to_string();
         let expected: Elements = [
             (
@@ -604,7 +807,13 @@ mod tests {
     fn a_port_without_endpoints_is_rejected() {
         let mut out = Elements::new();
         let n = name("http", Protocol::Tcp);
-        service_elements(&n, &port(), &[ep("10.244.1.5", false, false)], &mut out);
+        service_elements(
+            &cfg(),
+            &n,
+            &port(),
+            &[ep("10.244.1.5", false, false)],
+            &mut out,
+        );
         let expected: Elements = [
             (
                 (
@@ -636,8 +845,15 @@ mod tests {
         let mut out = Elements::new();
         let mut other = name("http", Protocol::Tcp);
         other.name = "a-first".into();
-        service_elements(&other, &port(), &[ep("10.244.9.9", true, false)], &mut out);
         service_elements(
+            &cfg(),
+            &other,
+            &port(),
+            &[ep("10.244.9.9", true, false)],
+            &mut out,
+        );
+        service_elements(
+            &cfg(),
             &name("http", Protocol::Tcp),
             &port(),
             &[ep("10.244.1.5", true, false)],
