@@ -9,6 +9,7 @@ mod cni;
 mod exec_client;
 mod pods;
 mod procs;
+mod proxy;
 mod rollout;
 mod scheduler;
 mod streams;
@@ -58,6 +59,19 @@ pub enum Which {
         #[arg(long, default_value_t = 20)]
         ref_runs: usize,
     },
+    /// Proxy (root): nftables full sync and one-Service change at each scale, against raw
+    /// `nft -f` of the equivalent kube-proxy-shaped ruleset, in a throwaway netns.
+    Proxy {
+        /// Numbers of Services (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        services: Vec<usize>,
+        /// Endpoints per Service.
+        #[arg(long, default_value_t = 5)]
+        endpoints: usize,
+        /// Runs of each one-Service change (the median is shown).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
     /// Scheduler: pods/s and create → bound latency for a burst of pods (mixed requests,
     /// node affinity, tolerations) on simulated nodes registered as Node objects.
     Scheduler {
@@ -105,6 +119,11 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             log_mib,
             download_mib,
         } => streams::run(execs, log_mib, download_mib).await,
+        Which::Proxy {
+            services,
+            endpoints,
+            repeats,
+        } => proxy::run(services, endpoints, repeats).await,
         Which::Rollout { replicas, nodes } => rollout::run(replicas, nodes).await,
         Which::Cni { pods, rounds } => {
             tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?

@@ -1,0 +1,902 @@
+//! The nftables backend: one `ip` table of our own, written with `nft -f -`.
+//!
+//! The first sync (and any sync after a failed one) replaces the whole table in one
+//! transaction. Later syncs rewrite only the chains of the changed service ports and add or
+//! delete only the map and set elements that differ, again in one transaction.
+
+mod config;
+mod exec;
+mod ruleset;
+
+pub use config::{Ipv4Cidr, NftablesConfig};
+pub use ruleset::{Collection, chain_name};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
+
+use super::conntrack::{self, Flush};
+use super::{Dataplane, DataplaneError, SyncStats};
+use ruleset::{AffinitySet, Elements, SKELETON_RULES};
+
+/// An element of one of the table's collections.
+type Key = (Collection, String);
+/// The service ports that want an element, with the value each wants. The programmed value
+/// is the first one's, so when two Services claim one address and port the result does not
+/// depend on the order of events.
+type Wanted = BTreeMap<ServicePortName, String>;
+
+/// What the kernel holds, as far as this backend knows, indexed so that an incremental sync
+/// costs in proportion to the change, not to the number of Services.
+#[derive(Debug, Default)]
+struct Programmed {
+    /// Chains of every programmed service port (cluster chain first) and their rule count.
+    chains: BTreeMap<ServicePortName, Chains>,
+    rules: usize,
+    wants: HashMap<Key, Wanted>,
+    keys_of: HashMap<ServicePortName, Vec<Key>>,
+    /// Affinity sets of the service ports that have them.
+    sets: HashMap<ServicePortName, Vec<AffinitySet>>,
+    /// UDP service ports: what their stale conntrack entries would be found by.
+    udp: HashMap<ServicePortName, UdpRecord>,
+}
+
+/// A programmed UDP service port's addresses and usable endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UdpRecord {
+    addresses: Vec<Ipv4Addr>,
+    port: u16,
+    node_port: Option<u16>,
+    endpoints: Vec<Ipv4Addr>,
+}
+
+impl UdpRecord {
+    fn new(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Option<Self> {
+        if name.protocol != crate::model::Protocol::Udp || !ruleset::programs(port) {
+            return None;
+        }
+        let v4 = |ips: &[IpAddr]| -> Vec<Ipv4Addr> {
+            ips.iter()
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect()
+        };
+        let mut addresses = v4(&port.cluster_ips);
+        addresses.extend(v4(&port.external_ips));
+        addresses.extend(v4(&port.load_balancer_ips));
+        let mut eps: Vec<Ipv4Addr> = ruleset::endpoints_v4(endpoints)
+            .into_iter()
+            .map(|(ip, _)| ip)
+            .collect();
+        eps.sort();
+        eps.dedup();
+        Some(UdpRecord {
+            addresses,
+            port: port.port,
+            node_port: port.node_port,
+            endpoints: eps,
+        })
+    }
+}
+
+/// The conntrack deletions a UDP service port's change calls for: flows NATed to endpoints
+/// that are gone, and flows that reached the service while it had no endpoints.
+fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
+    let mut flushes = Vec::new();
+    let new_endpoints: &[Ipv4Addr] = new.map_or(&[], |n| &n.endpoints);
+    if let Some(old) = old {
+        for &endpoint in old.endpoints.iter().filter(|e| !new_endpoints.contains(e)) {
+            for &address in &old.addresses {
+                flushes.push(Flush::ToEndpoint {
+                    address: Some(address),
+                    port: Some(old.port),
+                    endpoint,
+                });
+            }
+            if let Some(node_port) = old.node_port {
+                flushes.push(Flush::ToEndpoint {
+                    address: None,
+                    port: Some(node_port),
+                    endpoint,
+                });
+            }
+        }
+    }
+    if let Some(new) = new
+        && !new.endpoints.is_empty()
+        && old.is_none_or(|o| o.endpoints.is_empty())
+    {
+        for &address in &new.addresses {
+            flushes.push(Flush::ToService {
+                address: Some(address),
+                port: Some(new.port),
+            });
+        }
+        if let Some(node_port) = new.node_port {
+            flushes.push(Flush::ToService {
+                address: None,
+                port: Some(node_port),
+            });
+        }
+    }
+    flushes
+}
+
+/// The elements one service port wants (none if this backend does not program it).
+fn wanted_elements(
+    cfg: &NftablesConfig,
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Elements {
+    let mut elements = Elements::new();
+    ruleset::service_elements(cfg, name, port, endpoints, &mut elements);
+    elements
+}
+
+/// A service port's chains (cluster chain first) and their rule count.
+type Chains = (Vec<String>, usize);
+
+/// How the record changes once a transaction is committed.
+#[derive(Debug)]
+enum Delta {
+    Full(Programmed),
+    Incremental {
+        chains: Vec<(ServicePortName, Option<Chains>)>,
+        wants: Vec<(Key, Wanted)>,
+        keys_of: Vec<(ServicePortName, Vec<Key>)>,
+        sets: Vec<(ServicePortName, Vec<AffinitySet>)>,
+        udp: Vec<(ServicePortName, Option<UdpRecord>)>,
+    },
+}
+
+/// A transaction and how the record changes once it is committed.
+#[derive(Debug)]
+pub struct Plan {
+    pub text: String,
+    pub full: bool,
+    /// Stale UDP flows to delete once the transaction is committed.
+    pub conntrack: Vec<Flush>,
+    delta: Delta,
+}
+
+/// The nftables [`Dataplane`].
+#[derive(Debug)]
+pub struct Nftables {
+    cfg: NftablesConfig,
+    /// `None` until a full sync succeeded, and again after any failure.
+    programmed: Option<Programmed>,
+}
+
+impl Nftables {
+    pub fn new(cfg: NftablesConfig) -> Self {
+        Nftables {
+            cfg,
+            programmed: None,
+        }
+    }
+
+    pub fn config(&self) -> &NftablesConfig {
+        &self.cfg
+    }
+
+    /// The transaction the next sync would run: pure, so it is tested without a kernel.
+    pub fn plan(&self, state: &ProxyState, changed: &BTreeSet<ServicePortName>) -> Plan {
+        match &self.programmed {
+            None => self.plan_full(state),
+            Some(old) => self.plan_incremental(old, state, changed),
+        }
+    }
+
+    /// Records that `plan` is what the kernel now holds.
+    fn commit(&mut self, plan: Plan) {
+        match plan.delta {
+            Delta::Full(programmed) => self.programmed = Some(programmed),
+            Delta::Incremental {
+                chains,
+                wants,
+                keys_of,
+                sets,
+                udp,
+            } => {
+                let Some(p) = self.programmed.as_mut() else {
+                    return;
+                };
+                for (name, chain) in chains {
+                    let old = match chain {
+                        Some(chain) => {
+                            p.rules += chain.1;
+                            p.chains.insert(name, chain)
+                        }
+                        None => p.chains.remove(&name),
+                    };
+                    p.rules -= old.map_or(0, |(_, n)| n);
+                }
+                for (key, wanted) in wants {
+                    if wanted.is_empty() {
+                        p.wants.remove(&key);
+                    } else {
+                        p.wants.insert(key, wanted);
+                    }
+                }
+                for (name, keys) in keys_of {
+                    if keys.is_empty() {
+                        p.keys_of.remove(&name);
+                    } else {
+                        p.keys_of.insert(name, keys);
+                    }
+                }
+                for (name, record) in udp {
+                    match record {
+                        Some(record) => p.udp.insert(name, record),
+                        None => p.udp.remove(&name),
+                    };
+                }
+                for (name, service_sets) in sets {
+                    if service_sets.is_empty() {
+                        p.sets.remove(&name);
+                    } else {
+                        p.sets.insert(name, service_sets);
+                    }
+                }
+            }
+        }
+    }
+
+    fn plan_full(&self, state: &ProxyState) -> Plan {
+        let t = format!("ip {}", self.cfg.table);
+        let mut text = String::with_capacity(128 * state.services.len() + 4096);
+        // `add` then `delete` removes a table left by an earlier run whether or not there is
+        // one; the kernel applies the whole file atomically, so traffic never sees a gap.
+        let _ = writeln!(text, "add table {t}");
+        let _ = writeln!(text, "delete table {t}");
+        ruleset::skeleton(&self.cfg, &mut text);
+        let mut programmed = Programmed {
+            rules: SKELETON_RULES,
+            ..Programmed::default()
+        };
+        for (name, (port, endpoints)) in &state.services {
+            if !ruleset::programs(port) {
+                continue;
+            }
+            let sets = ruleset::affinity_sets(name, port, endpoints);
+            for set in &sets {
+                let _ = writeln!(text, "add set {t} {}", set.declaration());
+            }
+            if !sets.is_empty() {
+                programmed.sets.insert(name.clone(), sets);
+            }
+            if let Some(record) = UdpRecord::new(name, port, endpoints) {
+                programmed.udp.insert(name.clone(), record);
+            }
+            let mut names = Vec::new();
+            let mut count = 0;
+            for (chain, rules) in ruleset::service_chains(&self.cfg, name, port, endpoints) {
+                let _ = writeln!(text, "add chain {t} {chain}");
+                for rule in &rules {
+                    let _ = writeln!(text, "add rule {t} {chain} {rule}");
+                }
+                count += rules.len();
+                names.push(chain);
+            }
+            programmed.rules += count;
+            programmed.chains.insert(name.clone(), (names, count));
+            let elements = wanted_elements(&self.cfg, name, port, endpoints);
+            let mut keys = Vec::with_capacity(elements.len());
+            for (key, value) in elements {
+                programmed
+                    .wants
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(name.clone(), value);
+                keys.push(key);
+            }
+            programmed.keys_of.insert(name.clone(), keys);
+        }
+        let elements = programmed
+            .wants
+            .iter()
+            .filter_map(|(key, wanted)| wanted.values().next().map(|v| (key, v)));
+        ruleset::element_commands(&self.cfg, "add", elements, &mut text);
+        Plan {
+            text,
+            full: true,
+            conntrack: Vec::new(),
+            delta: Delta::Full(programmed),
+        }
+    }
+
+    fn plan_incremental(
+        &self,
+        old: &Programmed,
+        state: &ProxyState,
+        changed: &BTreeSet<ServicePortName>,
+    ) -> Plan {
+        let t = format!("ip {}", self.cfg.table);
+        let mut chains_text = String::new();
+        let mut removed = Vec::new();
+        let mut chains = Vec::new();
+        // The wants of every key a changed service port had or has, after the change.
+        let mut touched: HashMap<Key, Wanted> = HashMap::new();
+        let mut keys_of = Vec::new();
+        let mut sets = Vec::new();
+        let mut udp = Vec::new();
+        let mut flushes = Vec::new();
+        let no_sets = Vec::new();
+        for name in changed {
+            let old_sets = old.sets.get(name).unwrap_or(&no_sets);
+            let old_udp = old.udp.get(name);
+            let new_udp = state
+                .services
+                .get(name)
+                .and_then(|(port, endpoints)| UdpRecord::new(name, port, endpoints));
+            flushes.extend(udp_flushes(old_udp, new_udp.as_ref()));
+            if old_udp != new_udp.as_ref() {
+                udp.push((name.clone(), new_udp));
+            }
+            for key in old.keys_of.get(name).into_iter().flatten() {
+                touched
+                    .entry(key.clone())
+                    .or_insert_with(|| old.wants.get(key).cloned().unwrap_or_default())
+                    .remove(name);
+            }
+            let wanted = state
+                .services
+                .get(name)
+                .filter(|(port, _)| ruleset::programs(port));
+            let mut keys = Vec::new();
+            match wanted {
+                Some((port, endpoints)) => {
+                    let service_chains = ruleset::service_chains(&self.cfg, name, port, endpoints);
+                    let new_sets = ruleset::affinity_sets(name, port, endpoints);
+                    let old_names: &[String] = old.chains.get(name).map_or(&[], |(n, _)| n);
+                    // `add chain` is a no-op for an existing chain; `flush` empties it.
+                    for (chain, _) in &service_chains {
+                        let _ = writeln!(chains_text, "add chain {t} {chain}");
+                        let _ = writeln!(chains_text, "flush chain {t} {chain}");
+                    }
+                    let gone: Vec<String> = old_names
+                        .iter()
+                        .filter(|c| !service_chains.iter().any(|(n, _)| n == *c))
+                        .cloned()
+                        .collect();
+                    for chain in &gone {
+                        let _ = writeln!(chains_text, "flush chain {t} {chain}");
+                    }
+                    if !gone.is_empty() {
+                        removed.push((gone, Vec::new()));
+                    }
+                    // Only this service port's chains use its sets: once they are flushed,
+                    // the sets that went (or changed timeout) can go, and new ones come in.
+                    for set in old_sets.iter().filter(|s| !new_sets.contains(s)) {
+                        let _ = writeln!(chains_text, "delete set {t} {}", set.name);
+                    }
+                    for set in new_sets.iter().filter(|s| !old_sets.contains(s)) {
+                        let _ = writeln!(chains_text, "add set {t} {}", set.declaration());
+                    }
+                    if new_sets != *old_sets {
+                        sets.push((name.clone(), new_sets));
+                    }
+                    let mut names = Vec::new();
+                    let mut count = 0;
+                    for (chain, rules) in service_chains {
+                        for rule in &rules {
+                            let _ = writeln!(chains_text, "add rule {t} {chain} {rule}");
+                        }
+                        count += rules.len();
+                        names.push(chain);
+                    }
+                    chains.push((name.clone(), Some((names, count))));
+                    for (key, value) in wanted_elements(&self.cfg, name, port, endpoints) {
+                        touched
+                            .entry(key.clone())
+                            .or_insert_with(|| old.wants.get(&key).cloned().unwrap_or_default())
+                            .insert(name.clone(), value);
+                        keys.push(key);
+                    }
+                }
+                None => {
+                    if let Some((names, _)) = old.chains.get(name) {
+                        removed.push((names.clone(), old_sets.clone()));
+                        chains.push((name.clone(), None));
+                        if !old_sets.is_empty() {
+                            sets.push((name.clone(), Vec::new()));
+                        }
+                    }
+                }
+            }
+            keys_of.push((name.clone(), keys));
+        }
+
+        let mut stale = Elements::new();
+        let mut fresh = Elements::new();
+        for (key, wanted) in &touched {
+            let before = old.wants.get(key).and_then(|w| w.values().next());
+            let after = wanted.values().next();
+            if before != after {
+                if before.is_some() {
+                    stale.insert(key.clone(), String::new());
+                }
+                if let Some(value) = after {
+                    fresh.insert(key.clone(), value.clone());
+                }
+            }
+        }
+
+        // Elements first: nothing may point at a chain when it is flushed or deleted.
+        let mut text = String::new();
+        ruleset::element_commands(&self.cfg, "delete", stale.iter(), &mut text);
+        text.push_str(&chains_text);
+        for (names, chain_sets) in removed {
+            for chain in &names {
+                let _ = writeln!(text, "flush chain {t} {chain}");
+            }
+            for set in chain_sets {
+                let _ = writeln!(text, "delete set {t} {}", set.name);
+            }
+            for chain in &names {
+                let _ = writeln!(text, "delete chain {t} {chain}");
+            }
+        }
+        ruleset::element_commands(&self.cfg, "add", fresh.iter(), &mut text);
+        Plan {
+            text,
+            full: false,
+            conntrack: flushes,
+            delta: Delta::Incremental {
+                chains,
+                wants: touched.into_iter().collect(),
+                keys_of,
+                sets,
+                udp,
+            },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Dataplane for Nftables {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    async fn sync(
+        &mut self,
+        state: &ProxyState,
+        changed: &BTreeSet<ServicePortName>,
+    ) -> Result<SyncStats, DataplaneError> {
+        let mut plan = self.plan(state, changed);
+        if !plan.text.is_empty() {
+            // Whatever happens, the kernel's state is unknown until this succeeds: a failed
+            // transaction (or a cancelled sync) leads to a full rewrite next time.
+            let record = self.programmed.take();
+            exec::run_nft(&self.cfg.nft_command, &plan.text).await?;
+            self.programmed = record;
+        }
+        tracing::debug!(
+            table = %self.cfg.table,
+            full = plan.full,
+            bytes = plan.text.len(),
+            "nftables synced"
+        );
+        let full = plan.full;
+        let flushes = std::mem::take(&mut plan.conntrack);
+        self.commit(plan);
+        if !flushes.is_empty()
+            && let Err(e) = conntrack::delete(&self.cfg.conntrack_command, &flushes).await
+        {
+            // The rules are in place; a flow that keeps its stale NAT is the lesser harm
+            // than undoing the sync.
+            tracing::warn!(error = %e, "deleting stale UDP conntrack entries");
+        }
+        Ok(SyncStats {
+            rules: self.programmed.as_ref().map_or(0, |p| p.rules),
+            full,
+        })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), DataplaneError> {
+        let t = format!("ip {}", self.cfg.table);
+        self.programmed = None;
+        exec::run_nft(
+            &self.cfg.nft_command,
+            &format!("add table {t}\ndelete table {t}\n"),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Endpoint, Protocol, ServicePort, changed_service_ports};
+
+    fn name(n: &str) -> ServicePortName {
+        ServicePortName {
+            namespace: "default".into(),
+            name: n.into(),
+            port: "http".into(),
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    fn port(ip: &str) -> ServicePort {
+        ServicePort {
+            cluster_ips: vec![ip.parse().unwrap()],
+            port: 80,
+            node_port: None,
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            affinity: None,
+            external_local: false,
+            internal_local: false,
+        }
+    }
+
+    fn ep(ip: &str) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 8080,
+            ready: true,
+            serving: true,
+            terminating: false,
+            node_name: None,
+        }
+    }
+
+    fn state(services: &[(&str, &str, &[&str])]) -> ProxyState {
+        let mut s = ProxyState::default();
+        for (n, ip, eps) in services {
+            s.services
+                .insert(name(n), (port(ip), eps.iter().map(|e| ep(e)).collect()));
+        }
+        s
+    }
+
+    /// A backend that believes `state` is programmed.
+    fn synced(state: &ProxyState) -> Nftables {
+        let mut cfg = NftablesConfig::new("t");
+        cfg.node_name = Some("here".into());
+        let mut nft = Nftables::new(cfg);
+        let plan = nft.plan(state, &state.services.keys().cloned().collect());
+        nft.commit(plan);
+        nft
+    }
+
+    #[test]
+    fn the_first_sync_replaces_the_whole_table() {
+        let s = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1", "10.244.0.2"]),
+            ("b", "10.96.0.2", &[]),
+        ]);
+        let nft = Nftables::new(NftablesConfig::new("t"));
+        let plan = nft.plan(&s, &BTreeSet::new());
+        assert!(plan.full);
+        assert!(
+            plan.text
+                .starts_with("add table ip t\ndelete table ip t\nadd table ip t\n")
+        );
+        assert!(
+            plan.text
+                .contains("add chain ip t svc-default/a/tcp/http\n")
+        );
+        assert!(plan.text.contains(
+            "add rule ip t svc-default/a/tcp/http numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.1:8080\n"
+        ));
+        assert!(plan.text.contains(
+            "add element ip t service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n"
+        ));
+        assert!(plan.text.contains(
+            "add element ip t no-endpoint-services { 10.96.0.2 . tcp . 80 : goto reject-service }\n"
+        ));
+        let mut nft = nft;
+        nft.commit(plan);
+        assert_eq!(nft.programmed.unwrap().rules, SKELETON_RULES + 2);
+    }
+
+    #[test]
+    fn an_unchanged_state_needs_no_transaction() {
+        let s = state(&[("a", "10.96.0.1", &["10.244.0.1"])]);
+        let nft = synced(&s);
+        assert_eq!(nft.plan(&s, &BTreeSet::new()).text, "");
+    }
+
+    #[test]
+    fn an_endpoint_change_rewrites_one_chain_and_the_changed_elements() {
+        let old = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1"]),
+            ("b", "10.96.0.2", &["10.244.0.9"]),
+        ]);
+        let new = state(&[
+            ("a", "10.96.0.1", &["10.244.0.3"]),
+            ("b", "10.96.0.2", &["10.244.0.9"]),
+        ]);
+        let nft = synced(&old);
+        let plan = nft.plan(&new, &changed_service_ports(&old, &new));
+        assert!(!plan.full);
+        assert_eq!(
+            plan.text,
+            "delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
+             add chain ip t svc-default/a/tcp/http\n\
+             flush chain ip t svc-default/a/tcp/http\n\
+             add rule ip t svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.3:8080\n\
+             add element ip t hairpin { 10.244.0.3 . 10.244.0.3 }\n"
+        );
+    }
+
+    #[test]
+    fn losing_every_endpoint_moves_the_address_to_the_reject_map() {
+        let old = state(&[("a", "10.96.0.1", &["10.244.0.1"])]);
+        let new = state(&[("a", "10.96.0.1", &[])]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        assert_eq!(
+            plan.text,
+            "delete element ip t service-ips { 10.96.0.1 . tcp . 80 }\n\
+             delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
+             add chain ip t svc-default/a/tcp/http\n\
+             flush chain ip t svc-default/a/tcp/http\n\
+             add element ip t no-endpoint-services { 10.96.0.1 . tcp . 80 : goto reject-service }\n"
+        );
+    }
+
+    #[test]
+    fn a_removed_service_loses_its_elements_before_its_chain() {
+        let old = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1"]),
+            ("b", "10.96.0.2", &["10.244.0.2"]),
+        ]);
+        let new = state(&[("b", "10.96.0.2", &["10.244.0.2"])]);
+        let mut nft = synced(&old);
+        let plan = nft.plan(&new, &changed_service_ports(&old, &new));
+        assert_eq!(
+            plan.text,
+            "delete element ip t service-ips { 10.96.0.1 . tcp . 80 }\n\
+             delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
+             flush chain ip t svc-default/a/tcp/http\n\
+             delete chain ip t svc-default/a/tcp/http\n"
+        );
+        nft.commit(plan);
+        let programmed = nft.programmed.unwrap();
+        assert_eq!(programmed.chains.len(), 1);
+        assert_eq!(programmed.rules, SKELETON_RULES + 1);
+        assert_eq!(programmed.wants.len(), 2);
+    }
+
+    #[test]
+    fn an_endpoint_shared_by_two_services_keeps_its_hairpin_element() {
+        let old = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1"]),
+            ("b", "10.96.0.2", &["10.244.0.1"]),
+        ]);
+        let new = state(&[("b", "10.96.0.2", &["10.244.0.1"])]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        assert!(!plan.text.contains("hairpin"));
+    }
+
+    fn effective(p: &Programmed) -> Elements {
+        p.wants
+            .iter()
+            .filter_map(|(k, w)| w.values().next().map(|v| (k.clone(), v.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn incremental_syncs_keep_the_same_record_as_a_full_rebuild() {
+        let shared = |s: &mut ProxyState, n: &str| {
+            let entry = s.services.get_mut(&name(n)).unwrap();
+            entry.0.external_ips = vec!["192.0.2.1".parse().unwrap()];
+        };
+        let mut s0 = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1"]),
+            ("b", "10.96.0.2", &["10.244.0.1"]),
+        ]);
+        shared(&mut s0, "a");
+        shared(&mut s0, "b");
+        let mut s1 = s0.clone();
+        s1.services.remove(&name("a"));
+        let mut s2 = s1.clone();
+        s2.services.insert(name("a"), (port("10.96.0.1"), vec![]));
+        shared(&mut s2, "a");
+        let mut s3 = state(&[("c", "10.96.0.3", &["10.244.0.3", "10.244.0.4"])]);
+        s3.services.get_mut(&name("c")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let mut s4 = state(&[("c", "10.96.0.3", &["10.244.0.4", "10.244.0.5"])]);
+        s4.services.get_mut(&name("c")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let mut s5 = s4.clone();
+        s5.services.get_mut(&name("c")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(90));
+
+        let mut nft = synced(&s0);
+        let mut previous = s0.clone();
+        let mut s6 = s5.clone();
+        {
+            let (p, eps) = s6.services.get_mut(&name("c")).unwrap();
+            p.external_local = true;
+            p.node_port = Some(30080);
+            eps[0].node_name = Some("here".into());
+        }
+        let mut s7 = s6.clone();
+        s7.services.get_mut(&name("c")).unwrap().1[0].node_name = None;
+        for next in [s1, s2, s3, s4, s5, s6, s7, s0] {
+            let plan = nft.plan(&next, &changed_service_ports(&previous, &next));
+            nft.commit(plan);
+            let rebuilt = synced(&next);
+            let (inc, full) = (
+                nft.programmed.as_ref().unwrap(),
+                rebuilt.programmed.as_ref().unwrap(),
+            );
+            assert_eq!(effective(inc), effective(full));
+            assert_eq!(inc.chains, full.chains);
+            assert_eq!(inc.sets, full.sets);
+            assert_eq!(inc.udp, full.udp);
+            assert_eq!(inc.rules, full.rules);
+            previous = next;
+        }
+    }
+
+    #[test]
+    fn a_shared_external_address_passes_to_the_next_service_when_the_first_goes() {
+        let mut old = state(&[
+            ("a", "10.96.0.1", &["10.244.0.1"]),
+            ("b", "10.96.0.2", &["10.244.0.2"]),
+        ]);
+        for n in ["a", "b"] {
+            old.services.get_mut(&name(n)).unwrap().0.external_ips =
+                vec!["192.0.2.1".parse().unwrap()];
+        }
+        let mut new = old.clone();
+        new.services.remove(&name("a"));
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        assert!(
+            plan.text.contains("delete element ip t service-ips { "),
+            "{}",
+            plan.text
+        );
+        assert!(
+            plan.text
+                .contains("192.0.2.1 . tcp . 80 : goto svc-default/b/tcp/http"),
+            "{}",
+            plan.text
+        );
+        assert!(
+            !plan.text.contains("external-keys"),
+            "the key stays in the set: {}",
+            plan.text
+        );
+    }
+
+    #[test]
+    fn affinity_sets_follow_the_endpoints_and_go_with_their_service() {
+        let mut old = state(&[("a", "10.96.0.1", &["10.244.0.1", "10.244.0.2"])]);
+        old.services.get_mut(&name("a")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let mut new = state(&[("a", "10.96.0.1", &["10.244.0.2", "10.244.0.3"])]);
+        new.services.get_mut(&name("a")).unwrap().0.affinity =
+            Some(std::time::Duration::from_secs(60));
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        let flush = plan
+            .text
+            .find("flush chain ip t svc-default/a/tcp/http")
+            .unwrap();
+        let delete = plan
+            .text
+            .find("delete set ip t aff-default/a/tcp/http/10.244.0.1/8080\n")
+            .unwrap();
+        let add = plan
+            .text
+            .find("add set ip t aff-default/a/tcp/http/10.244.0.3/8080 {")
+            .unwrap();
+        let rule = plan
+            .text
+            .find("add rule ip t svc-default/a/tcp/http")
+            .unwrap();
+        assert!(
+            flush < delete && delete < add && add < rule,
+            "{}",
+            plan.text
+        );
+        assert!(
+            !plan
+                .text
+                .contains("add set ip t aff-default/a/tcp/http/10.244.0.2/8080"),
+            "kept set re-created: {}",
+            plan.text
+        );
+
+        let gone = ProxyState::default();
+        let plan = synced(&new).plan(&gone, &changed_service_ports(&new, &gone));
+        let delete_set = plan
+            .text
+            .find("delete set ip t aff-default/a/tcp/http/10.244.0.2/8080")
+            .unwrap();
+        let delete_chain = plan
+            .text
+            .find("delete chain ip t svc-default/a/tcp/http")
+            .unwrap();
+        let flush = plan
+            .text
+            .find("flush chain ip t svc-default/a/tcp/http")
+            .unwrap();
+        assert!(
+            flush < delete_set && delete_set < delete_chain,
+            "{}",
+            plan.text
+        );
+    }
+
+    fn udp_state(eps: &[&str]) -> ProxyState {
+        let mut s = ProxyState::default();
+        let mut n = name("dns");
+        n.protocol = Protocol::Udp;
+        let mut p = port("10.96.0.10");
+        p.port = 53;
+        p.node_port = Some(30053);
+        s.services
+            .insert(n, (p, eps.iter().map(|e| ep(e)).collect()));
+        s
+    }
+
+    #[test]
+    fn a_removed_udp_endpoint_has_its_flows_deleted() {
+        let old = udp_state(&["10.244.0.1", "10.244.0.2"]);
+        let new = udp_state(&["10.244.0.2"]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        let endpoint = "10.244.0.1".parse().unwrap();
+        assert_eq!(
+            plan.conntrack,
+            vec![
+                Flush::ToEndpoint {
+                    address: Some("10.96.0.10".parse().unwrap()),
+                    port: Some(53),
+                    endpoint
+                },
+                Flush::ToEndpoint {
+                    address: None,
+                    port: Some(30053),
+                    endpoint
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_udp_service_getting_its_first_endpoint_has_its_flows_deleted() {
+        let old = udp_state(&[]);
+        let new = udp_state(&["10.244.0.1"]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        assert_eq!(
+            plan.conntrack,
+            vec![
+                Flush::ToService {
+                    address: Some("10.96.0.10".parse().unwrap()),
+                    port: Some(53)
+                },
+                Flush::ToService {
+                    address: None,
+                    port: Some(30053)
+                },
+            ]
+        );
+        // Adding a second endpoint touches nothing; TCP never does.
+        let more = udp_state(&["10.244.0.1", "10.244.0.2"]);
+        let mut nft = synced(&new);
+        assert!(
+            nft.plan(&more, &changed_service_ports(&new, &more))
+                .conntrack
+                .is_empty()
+        );
+        let tcp_old = state(&[("a", "10.96.0.1", &["10.244.0.1"])]);
+        let tcp_new = state(&[("a", "10.96.0.1", &[])]);
+        nft = synced(&tcp_old);
+        assert!(
+            nft.plan(&tcp_new, &changed_service_ports(&tcp_old, &tcp_new))
+                .conntrack
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,912 @@
+//! The ruleset as `nft -f` text: the fixed skeleton, one chain per service port, and the
+//! elements of the table's named sets and maps.
+//!
+//! Shape (see docs/decisions.md): per service port there is exactly one chain and a few map
+//! elements — no anonymous sets and no per-endpoint chains, because creating many set
+//! objects in one table is what makes a kube-proxy-style full load slow. Endpoints are chosen
+//! by a cascade of `numgen random mod k == 0` rules (uniform, like iptables' statistic
+//! cascade) that DNAT directly; hairpin traffic is caught in postrouting by one named set of
+//! `endpoint . endpoint` pairs instead of a rule per endpoint.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::model::{Endpoint, ServicePort, ServicePortName, usable_endpoints};
+
+use super::config::NftablesConfig;
+
+/// The table's named sets and maps that hold per-service elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Collection {
+    /// `address . protocol . port : goto service-chain` for ClusterIPs, externalIPs and
+    /// load-balancer addresses.
+    ServiceIps,
+    /// `address . protocol . port` of externalIPs and load-balancer addresses: traffic to
+    /// them comes from outside and is masqueraded.
+    ExternalKeys,
+    /// `protocol . node-port : goto service-chain`.
+    NodePorts,
+    /// `protocol . node-port` of every programmed NodePort, for masquerade marking.
+    NodePortKeys,
+    /// `address . protocol . port : goto reject-service` for services without usable endpoints.
+    NoEndpointServices,
+    /// `protocol . node-port : goto reject-service` for NodePorts without usable endpoints.
+    NoEndpointNodePorts,
+    /// `endpoint . endpoint`: a pod reaching itself through a Service is masqueraded.
+    Hairpin,
+}
+
+impl Collection {
+    pub const ALL: [Collection; 7] = [
+        Collection::ServiceIps,
+        Collection::ExternalKeys,
+        Collection::NodePorts,
+        Collection::NodePortKeys,
+        Collection::NoEndpointServices,
+        Collection::NoEndpointNodePorts,
+        Collection::Hairpin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::ServiceIps => "service-ips",
+            Collection::ExternalKeys => "external-keys",
+            Collection::NodePorts => "service-nodeports",
+            Collection::NodePortKeys => "nodeport-keys",
+            Collection::NoEndpointServices => "no-endpoint-services",
+            Collection::NoEndpointNodePorts => "no-endpoint-nodeports",
+            Collection::Hairpin => "hairpin",
+        }
+    }
+
+    /// The type of the set or map's elements.
+    fn element_type(self) -> &'static str {
+        match self {
+            Collection::ServiceIps | Collection::NoEndpointServices => {
+                "ipv4_addr . inet_proto . inet_service : verdict"
+            }
+            Collection::ExternalKeys => "ipv4_addr . inet_proto . inet_service",
+            Collection::NodePorts | Collection::NoEndpointNodePorts => {
+                "inet_proto . inet_service : verdict"
+            }
+            Collection::NodePortKeys => "inet_proto . inet_service",
+            Collection::Hairpin => "ipv4_addr . ipv4_addr",
+        }
+    }
+
+    fn is_map(self) -> bool {
+        !matches!(
+            self,
+            Collection::ExternalKeys | Collection::NodePortKeys | Collection::Hairpin
+        )
+    }
+}
+
+/// Every element of the table's collections: (collection, key) → value ("" for sets).
+pub type Elements = BTreeMap<(Collection, String), String>;
+
+/// The chain that DNATs one service port's traffic. Names are readable and unique: the parts
+/// are API names that cannot contain `/`; anything nft would not take as an identifier is
+/// replaced and a hash of the original keeps the name unique.
+pub fn chain_name(name: &ServicePortName) -> String {
+    let raw = format!(
+        "svc-{}/{}/{}/{}",
+        name.namespace,
+        name.name,
+        name.protocol.as_str(),
+        name.port
+    );
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean == raw {
+        return raw;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    raw.hash(&mut hasher);
+    format!("{clean}-{:016x}", hasher.finish())
+}
+
+/// The IPv4 addresses of a list (this backend programs the `ip` family only).
+fn v4(ips: &[IpAddr]) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    ips.iter().filter_map(|ip| match ip {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    })
+}
+
+/// The IPv4 endpoints that take new connections.
+pub fn endpoints_v4(endpoints: &[Endpoint]) -> Vec<(Ipv4Addr, u16)> {
+    usable_endpoints(endpoints)
+        .into_iter()
+        .filter_map(|e| match e.ip {
+            IpAddr::V4(ip) => Some((ip, e.port)),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
+/// Whether this backend programs the service port at all (it has an IPv4 cluster IP).
+pub fn programs(port: &ServicePort) -> bool {
+    v4(&port.cluster_ips).next().is_some()
+}
+
+/// A ClientIP-affinity set: the clients recently sent to one endpoint of a service port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AffinitySet {
+    pub name: String,
+    pub timeout_secs: u64,
+}
+
+impl AffinitySet {
+    /// The `add set` body after the table.
+    pub fn declaration(&self) -> String {
+        format!(
+            "{} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}",
+            self.name, self.timeout_secs
+        )
+    }
+}
+
+/// The affinity sets of a service port with `sessionAffinity: ClientIP`, one per usable
+/// endpoint, named after the endpoint so a client stays with it across endpoint changes.
+/// Only Services that ask for affinity pay for these objects.
+pub fn affinity_sets(
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Vec<AffinitySet> {
+    let Some(timeout) = port.affinity else {
+        return Vec::new();
+    };
+    let base = chain_name(name);
+    let base = base.strip_prefix("svc-").unwrap_or(&base);
+    endpoints_v4(endpoints)
+        .into_iter()
+        .map(|(ip, p)| AffinitySet {
+            name: format!("aff-{base}/{ip}/{p}"),
+            timeout_secs: timeout.as_secs().max(1),
+        })
+        .collect()
+}
+
+/// The chain for traffic to a service port's external addresses and NodePort, when its
+/// endpoints differ from the cluster chain's (a `Local` traffic policy).
+pub fn ext_chain_name(name: &ServicePortName) -> String {
+    let chain = chain_name(name);
+    format!("ext-{}", chain.strip_prefix("svc-").unwrap_or(&chain))
+}
+
+/// Which endpoints each kind of traffic goes to, after the traffic policies.
+struct Split {
+    /// Every usable endpoint.
+    all: Vec<(Ipv4Addr, u16)>,
+    /// For ClusterIP traffic (this node's only, with `internalTrafficPolicy: Local`).
+    cluster: Vec<(Ipv4Addr, u16)>,
+    /// For external addresses and the NodePort (this node's only, with
+    /// `externalTrafficPolicy: Local`).
+    external: Vec<(Ipv4Addr, u16)>,
+    /// Whether external traffic needs a chain of its own.
+    ext_chain: bool,
+}
+
+fn has_external(port: &ServicePort) -> bool {
+    port.node_port.is_some()
+        || v4(&port.external_ips).next().is_some()
+        || v4(&port.load_balancer_ips).next().is_some()
+}
+
+fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Split {
+    let all = endpoints_v4(endpoints);
+    let local = || {
+        let on_node: Vec<Endpoint> = endpoints
+            .iter()
+            .filter(|e| cfg.node_name.is_some() && e.node_name == cfg.node_name)
+            .cloned()
+            .collect();
+        // Usable among this node's endpoints: a terminating local endpoint still serves
+        // when no local one is ready.
+        endpoints_v4(&on_node)
+    };
+    let cluster = if port.internal_local {
+        local()
+    } else {
+        all.clone()
+    };
+    let external = if port.external_local {
+        local()
+    } else {
+        all.clone()
+    };
+    let ext_chain = has_external(port) && !external.is_empty() && external != cluster;
+    Split {
+        all,
+        cluster,
+        external,
+        ext_chain,
+    }
+}
+
+/// DNAT rules choosing among `eps` (a subset of `all`, whose affinity sets are `sets`).
+fn dnat_rules(
+    proto: &str,
+    sets: &[AffinitySet],
+    all: &[(Ipv4Addr, u16)],
+    eps: &[(Ipv4Addr, u16)],
+    rules: &mut Vec<String>,
+) {
+    let set_of = |ep: &(Ipv4Addr, u16)| all.iter().position(|a| a == ep).and_then(|i| sets.get(i));
+    // With affinity, a client seen recently goes back to its endpoint (refreshing its
+    // timeout); every pick records the client in the chosen endpoint's set.
+    let remember = |ep: &(Ipv4Addr, u16)| {
+        set_of(ep)
+            .map(|s| format!("update @{} {{ ip saddr }} ", s.name))
+            .unwrap_or_default()
+    };
+    for ep in eps {
+        if let Some(set) = set_of(ep) {
+            rules.push(format!(
+                "ip saddr @{} {}meta l4proto {proto} dnat to {}:{}",
+                set.name,
+                remember(ep),
+                ep.0,
+                ep.1
+            ));
+        }
+    }
+    let n = eps.len();
+    for (i, ep) in eps.iter().enumerate() {
+        // Rule i sees the traffic the earlier rules left, and takes 1/(n-i) of it: each
+        // endpoint gets 1/n overall.
+        let pick = if i + 1 < n {
+            format!("numgen random mod {} == 0 ", n - i)
+        } else {
+            String::new()
+        };
+        rules.push(format!(
+            "{pick}{}meta l4proto {proto} dnat to {}:{}",
+            remember(ep),
+            ep.0,
+            ep.1
+        ));
+    }
+}
+
+/// A service port's chains and their rules: the cluster chain (always; empty when no
+/// endpoint serves ClusterIP traffic) and, with a `Local` traffic policy that makes
+/// external traffic go elsewhere, the external chain.
+pub fn service_chains(
+    cfg: &NftablesConfig,
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Vec<(String, Vec<String>)> {
+    let sets = affinity_sets(name, port, endpoints);
+    let split = split(cfg, port, endpoints);
+    let proto = name.protocol.as_str();
+    let mut cluster = Vec::new();
+    if !split.cluster.is_empty() {
+        if let Some(cidr) = cfg.cluster_cidr {
+            cluster.push(format!(
+                "ip saddr != {cidr} meta mark set meta mark | {:#x}",
+                cfg.masquerade_mark
+            ));
+        }
+        dnat_rules(proto, &sets, &split.all, &split.cluster, &mut cluster);
+    }
+    let mut chains = vec![(chain_name(name), cluster)];
+    if split.ext_chain {
+        // No masquerade mark with `externalTrafficPolicy: Local`: the client's address is
+        // kept, which is the point of the policy. (With `Cluster`, the external-keys and
+        // nodeport-keys sets mark it.)
+        let mut external = Vec::new();
+        dnat_rules(proto, &sets, &split.all, &split.external, &mut external);
+        chains.push((ext_chain_name(name), external));
+    }
+    chains
+}
+
+/// The rules of a service port's cluster chain (empty when no endpoint serves ClusterIP
+/// traffic: its addresses then lead to the reject chain, or to a drop).
+#[cfg(test)]
+fn service_rules(
+    cfg: &NftablesConfig,
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Vec<String> {
+    service_chains(cfg, name, port, endpoints)
+        .into_iter()
+        .next()
+        .map(|(_, rules)| rules)
+        .unwrap_or_default()
+}
+
+/// Adds the elements one service port contributes. A key already claimed by an earlier
+/// service port (two Services on one externalIP and port) stays with the first.
+pub fn service_elements(
+    cfg: &NftablesConfig,
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+    out: &mut Elements,
+) {
+    if !programs(port) {
+        return;
+    }
+    let proto = name.protocol.as_str();
+    let split = split(cfg, port, endpoints);
+    let endpoints = split.all;
+    // With endpoints elsewhere but none for this kind of traffic here (a `Local` policy),
+    // traffic is dropped, as kube-proxy does; with none at all it is rejected.
+    let cluster_target = if split.cluster.is_empty() {
+        "drop".to_string()
+    } else {
+        format!("goto {}", chain_name(name))
+    };
+    let external_target = if split.external.is_empty() {
+        "drop".to_string()
+    } else if split.ext_chain {
+        format!("goto {}", ext_chain_name(name))
+    } else {
+        format!("goto {}", chain_name(name))
+    };
+    let mark_external = !port.external_local;
+    let target = if endpoints.is_empty() {
+        "goto reject-service".to_string()
+    } else {
+        cluster_target
+    };
+    let external_target = if endpoints.is_empty() {
+        target.clone()
+    } else {
+        external_target
+    };
+    let (services, nodeports) = if endpoints.is_empty() {
+        (
+            Collection::NoEndpointServices,
+            Collection::NoEndpointNodePorts,
+        )
+    } else {
+        (Collection::ServiceIps, Collection::NodePorts)
+    };
+    let mut put = |collection: Collection, key: String, value: &str| {
+        out.entry((collection, key))
+            .or_insert_with(|| value.to_string());
+    };
+    for ip in v4(&port.cluster_ips) {
+        put(services, format!("{ip} . {proto} . {}", port.port), &target);
+    }
+    for ip in v4(&port.external_ips).chain(v4(&port.load_balancer_ips)) {
+        let key = format!("{ip} . {proto} . {}", port.port);
+        if !endpoints.is_empty() && mark_external {
+            put(Collection::ExternalKeys, key.clone(), "");
+        }
+        put(services, key, &external_target);
+    }
+    if let Some(node_port) = port.node_port {
+        let key = format!("{proto} . {node_port}");
+        if !endpoints.is_empty() && mark_external {
+            put(Collection::NodePortKeys, key.clone(), "");
+        }
+        put(nodeports, key, &external_target);
+    }
+    for (ip, _) in &endpoints {
+        put(Collection::Hairpin, format!("{ip} . {ip}"), "");
+    }
+}
+
+/// The fixed part: table, collections, hooks and the shared chains.
+pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
+    let t = format!("ip {}", cfg.table);
+    let mark = format!("{:#x}", cfg.masquerade_mark);
+    let _ = writeln!(out, "add table {t}");
+    for c in Collection::ALL {
+        let kind = if c.is_map() { "map" } else { "set" };
+        let _ = writeln!(
+            out,
+            "add {kind} {t} {} {{ type {}; }}",
+            c.name(),
+            c.element_type()
+        );
+    }
+    let _ = writeln!(out, "add set {t} nodeport-ips {{ type ipv4_addr; }}");
+    let base = [
+        ("nat-prerouting", "nat hook prerouting priority dstnat"),
+        ("nat-output", "nat hook output priority -100"),
+        ("nat-postrouting", "nat hook postrouting priority srcnat"),
+        ("filter-input", "filter hook input priority -110"),
+        ("filter-forward", "filter hook forward priority -110"),
+        ("filter-output", "filter hook output priority -110"),
+    ];
+    for (chain, hook) in base {
+        let _ = writeln!(
+            out,
+            "add chain {t} {chain} {{ type {hook}; policy accept; }}"
+        );
+    }
+    for chain in ["services", "endpoints-check", "reject-service"] {
+        let _ = writeln!(out, "add chain {t} {chain}");
+    }
+    let rules = [
+        ("nat-prerouting", "jump services".to_string()),
+        ("nat-output", "jump services".to_string()),
+        (
+            "services",
+            format!(
+                "ip daddr . meta l4proto . th dport @external-keys meta mark set meta mark | {mark}"
+            ),
+        ),
+        (
+            "services",
+            "ip daddr . meta l4proto . th dport vmap @service-ips".to_string(),
+        ),
+        (
+            "services",
+            format!(
+                "ip daddr @nodeport-ips meta l4proto . th dport @nodeport-keys meta mark set meta mark | {mark}"
+            ),
+        ),
+        (
+            "services",
+            "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports".to_string(),
+        ),
+        (
+            "nat-postrouting",
+            "ct status dnat ip saddr . ip daddr @hairpin masquerade".to_string(),
+        ),
+        (
+            "nat-postrouting",
+            format!(
+                "meta mark & {mark} == {mark} meta mark set meta mark ^ {mark} masquerade fully-random"
+            ),
+        ),
+        (
+            "filter-input",
+            "ct state new jump endpoints-check".to_string(),
+        ),
+        (
+            "filter-forward",
+            "ct state new jump endpoints-check".to_string(),
+        ),
+        (
+            "filter-output",
+            "ct state new jump endpoints-check".to_string(),
+        ),
+        (
+            "endpoints-check",
+            "ip daddr . meta l4proto . th dport vmap @no-endpoint-services".to_string(),
+        ),
+        (
+            "endpoints-check",
+            "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"
+                .to_string(),
+        ),
+        // ICMP port unreachable: a client sees "connection refused" at once instead of
+        // waiting for a timeout.
+        (
+            "reject-service",
+            "reject with icmp type port-unreachable".to_string(),
+        ),
+    ];
+    for (chain, rule) in rules {
+        let _ = writeln!(out, "add rule {t} {chain} {rule}");
+    }
+    if !cfg.node_port_addresses.is_empty() {
+        let ips: Vec<String> = cfg
+            .node_port_addresses
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        let _ = writeln!(out, "add element {t} nodeport-ips {{ {} }}", ips.join(", "));
+    }
+}
+
+/// The number of rules [`skeleton`] writes.
+pub const SKELETON_RULES: usize = 14;
+
+/// `add element` / `delete element` commands, one per collection.
+pub fn element_commands<'a>(
+    cfg: &NftablesConfig,
+    verb: &str,
+    elements: impl Iterator<Item = (&'a (Collection, String), &'a String)>,
+    out: &mut String,
+) {
+    let mut by_collection: BTreeMap<Collection, Vec<String>> = BTreeMap::new();
+    for ((collection, key), value) in elements {
+        let item = if collection.is_map() && verb == "add" {
+            format!("{key} : {value}")
+        } else {
+            key.clone()
+        };
+        by_collection.entry(*collection).or_default().push(item);
+    }
+    for (collection, items) in by_collection {
+        let _ = writeln!(
+            out,
+            "{verb} element ip {} {} {{ {} }}",
+            cfg.table,
+            collection.name(),
+            items.join(", ")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+
+    fn name(port: &str, protocol: Protocol) -> ServicePortName {
+        ServicePortName {
+            namespace: "default".into(),
+            name: "web".into(),
+            port: port.into(),
+            protocol,
+        }
+    }
+
+    fn ep(ip: &str, ready: bool, terminating: bool) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 8080,
+            ready,
+            serving: true,
+            terminating,
+            node_name: None,
+        }
+    }
+
+    fn port() -> ServicePort {
+        ServicePort {
+            cluster_ips: vec!["10.96.0.20".parse().unwrap(), "fd00::20".parse().unwrap()],
+            port: 80,
+            node_port: Some(30080),
+            external_ips: vec!["192.0.2.7".parse().unwrap()],
+            load_balancer_ips: vec![],
+            affinity: None,
+            external_local: false,
+            internal_local: false,
+        }
+    }
+
+    fn cfg() -> NftablesConfig {
+        let mut cfg = NftablesConfig::new("skiff-test");
+        cfg.cluster_cidr = Some("10.244.0.0/16".parse().unwrap());
+        cfg.node_port_addresses = vec!["192.168.1.10".parse().unwrap()];
+        cfg
+    }
+
+    #[test]
+    fn chain_names_are_readable_and_sanitised() {
+        assert_eq!(
+            chain_name(&name("http", Protocol::Tcp)),
+            "svc-default/web/tcp/http"
+        );
+        assert_eq!(chain_name(&name("", Protocol::Udp)), "svc-default/web/udp/");
+        let odd = chain_name(&name("a:b", Protocol::Tcp));
+        assert!(odd.starts_with("svc-default/web/tcp/a_b-"));
+        assert_ne!(odd, chain_name(&name("a;b", Protocol::Tcp)));
+    }
+
+    #[test]
+    fn endpoints_are_chosen_by_a_uniform_numgen_cascade() {
+        let rules = service_rules(
+            &cfg(),
+            &name("http", Protocol::Tcp),
+            &port(),
+            &[
+                ep("10.244.1.5", true, false),
+                ep("10.244.2.6", true, false),
+                ep("10.244.3.7", true, false),
+            ],
+        );
+        assert_eq!(
+            rules,
+            vec![
+                "ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
+                "numgen random mod 3 == 0 meta l4proto tcp dnat to 10.244.1.5:8080",
+                "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.2.6:8080",
+                "meta l4proto tcp dnat to 10.244.3.7:8080",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_ready_endpoints_serve_and_terminating_ones_when_none_is_ready() {
+        let n = name("dns", Protocol::Udp);
+        let rules = service_rules(
+            &cfg(),
+            &n,
+            &port(),
+            &[ep("10.244.1.5", true, false), ep("10.244.2.6", false, true)],
+        );
+        assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.1.5:8080"]);
+        let rules = service_rules(&cfg(), &n, &port(), &[ep("10.244.2.6", false, true)]);
+        assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.2.6:8080"]);
+    }
+
+    #[test]
+    fn client_ip_affinity_sends_a_known_client_back_to_its_endpoint() {
+        let mut with_affinity = port();
+        with_affinity.affinity = Some(std::time::Duration::from_secs(600));
+        let n = name("http", Protocol::Tcp);
+        let eps = [ep("10.244.1.5", true, false), ep("10.244.2.6", true, false)];
+        let sets = affinity_sets(&n, &with_affinity, &eps);
+        assert_eq!(
+            sets.iter().map(|s| s.declaration()).collect::<Vec<_>>(),
+            vec![
+                "aff-default/web/tcp/http/10.244.1.5/8080 { type ipv4_addr; flags dynamic,timeout; timeout 600s; }",
+                "aff-default/web/tcp/http/10.244.2.6/8080 { type ipv4_addr; flags dynamic,timeout; timeout 600s; }",
+            ]
+        );
+        let rules = service_rules(&cfg(), &n, &with_affinity, &eps);
+        let a = "aff-default/web/tcp/http/10.244.1.5/8080";
+        let b = "aff-default/web/tcp/http/10.244.2.6/8080";
+        assert_eq!(
+            rules[1..],
+            [
+                format!(
+                    "ip saddr @{a} update @{a} {{ ip saddr }} meta l4proto tcp dnat to 10.244.1.5:8080"
+                ),
+                format!(
+                    "ip saddr @{b} update @{b} {{ ip saddr }} meta l4proto tcp dnat to 10.244.2.6:8080"
+                ),
+                format!(
+                    "numgen random mod 2 == 0 update @{a} {{ ip saddr }} meta l4proto tcp dnat to 10.244.1.5:8080"
+                ),
+                format!("update @{b} {{ ip saddr }} meta l4proto tcp dnat to 10.244.2.6:8080"),
+            ]
+        );
+        assert!(affinity_sets(&n, &port(), &eps).is_empty());
+    }
+
+    fn on(ip: &str, node: &str) -> Endpoint {
+        let mut e = ep(ip, true, false);
+        e.node_name = Some(node.into());
+        e
+    }
+
+    #[test]
+    fn external_traffic_policy_local_uses_this_nodes_endpoints_unmarked() {
+        let mut cfg = cfg();
+        cfg.node_name = Some("here".into());
+        let mut local = port();
+        local.external_local = true;
+        let n = name("http", Protocol::Tcp);
+        let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
+        let chains = service_chains(&cfg, &n, &local, &eps);
+        assert_eq!(chains.len(), 2);
+        assert_eq!(chains[0].0, "svc-default/web/tcp/http");
+        assert_eq!(
+            chains[0].1.len(),
+            3,
+            "the cluster chain keeps both endpoints"
+        );
+        assert_eq!(
+            chains[1],
+            (
+                "ext-default/web/tcp/http".to_string(),
+                vec!["meta l4proto tcp dnat to 10.244.1.5:8080".to_string()]
+            )
+        );
+        let mut out = Elements::new();
+        service_elements(&cfg, &n, &local, &eps, &mut out);
+        let ext = "goto ext-default/web/tcp/http".to_string();
+        assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], ext);
+        assert_eq!(
+            out[&(Collection::ServiceIps, "192.0.2.7 . tcp . 80".into())],
+            ext
+        );
+        assert_eq!(
+            out[&(Collection::ServiceIps, "10.96.0.20 . tcp . 80".into())],
+            "goto svc-default/web/tcp/http"
+        );
+        assert!(
+            !out.keys()
+                .any(|(c, _)| matches!(c, Collection::NodePortKeys | Collection::ExternalKeys))
+        );
+
+        // No endpoint on this node: external traffic is dropped, not sent elsewhere.
+        let mut out = Elements::new();
+        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], "drop");
+        assert_eq!(
+            service_chains(&cfg, &n, &local, &[on("10.244.2.6", "there")]).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn internal_traffic_policy_local_limits_cluster_traffic_to_this_node() {
+        let mut cfg = cfg();
+        cfg.node_name = Some("here".into());
+        let mut local = port();
+        local.internal_local = true;
+        let n = name("http", Protocol::Tcp);
+        let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
+        let chains = service_chains(&cfg, &n, &local, &eps);
+        assert_eq!(
+            chains[0].1[1..],
+            ["meta l4proto tcp dnat to 10.244.1.5:8080"]
+        );
+        // External traffic (Cluster policy) still reaches every endpoint, through its own chain.
+        assert_eq!(chains[1].0, "ext-default/web/tcp/http");
+        assert_eq!(chains[1].1.len(), 2);
+        let mut out = Elements::new();
+        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        assert_eq!(
+            out[&(Collection::ServiceIps, "10.96.0.20 . tcp . 80".into())],
+            "drop"
+        );
+    }
+
+    #[test]
+    fn without_a_cluster_cidr_cluster_ip_traffic_is_not_marked() {
+        let mut cfg = cfg();
+        cfg.cluster_cidr = None;
+        let rules = service_rules(
+            &cfg,
+            &name("http", Protocol::Tcp),
+            &port(),
+            &[ep("10.244.1.5", true, false)],
+        );
+        assert_eq!(rules, ["meta l4proto tcp dnat to 10.244.1.5:8080"]);
+    }
+
+    #[test]
+    fn a_served_port_maps_its_addresses_and_node_port_to_its_chain() {
+        let mut out = Elements::new();
+        let n = name("http", Protocol::Tcp);
+        service_elements(
+            &cfg(),
+            &n,
+            &port(),
+            &[ep("10.244.1.5", true, false)],
+            &mut out,
+        );
+        let goto = "goto svc-default/web/tcp/http".to_string();
+        let expected: Elements = [
+            (
+                (Collection::ServiceIps, "10.96.0.20 . tcp . 80".into()),
+                goto.clone(),
+            ),
+            (
+                (Collection::ServiceIps, "192.0.2.7 . tcp . 80".into()),
+                goto.clone(),
+            ),
+            (
+                (Collection::ExternalKeys, "192.0.2.7 . tcp . 80".into()),
+                String::new(),
+            ),
+            ((Collection::NodePorts, "tcp . 30080".into()), goto),
+            (
+                (Collection::NodePortKeys, "tcp . 30080".into()),
+                String::new(),
+            ),
+            (
+                (Collection::Hairpin, "10.244.1.5 . 10.244.1.5".into()),
+                String::new(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_port_without_endpoints_is_rejected() {
+        let mut out = Elements::new();
+        let n = name("http", Protocol::Tcp);
+        service_elements(
+            &cfg(),
+            &n,
+            &port(),
+            &[ep("10.244.1.5", false, false)],
+            &mut out,
+        );
+        let expected: Elements = [
+            (
+                (
+                    Collection::NoEndpointServices,
+                    "10.96.0.20 . tcp . 80".into(),
+                ),
+                "goto reject-service".to_string(),
+            ),
+            (
+                (
+                    Collection::NoEndpointServices,
+                    "192.0.2.7 . tcp . 80".into(),
+                ),
+                "goto reject-service".to_string(),
+            ),
+            (
+                (Collection::NoEndpointNodePorts, "tcp . 30080".into()),
+                "goto reject-service".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(out, expected);
+        assert!(service_rules(&cfg(), &n, &port(), &[ep("10.244.1.5", false, false)]).is_empty());
+    }
+
+    #[test]
+    fn the_first_service_port_keeps_a_shared_key() {
+        let mut out = Elements::new();
+        let mut other = name("http", Protocol::Tcp);
+        other.name = "a-first".into();
+        service_elements(
+            &cfg(),
+            &other,
+            &port(),
+            &[ep("10.244.9.9", true, false)],
+            &mut out,
+        );
+        service_elements(
+            &cfg(),
+            &name("http", Protocol::Tcp),
+            &port(),
+            &[ep("10.244.1.5", true, false)],
+            &mut out,
+        );
+        assert_eq!(
+            out[&(Collection::ServiceIps, "192.0.2.7 . tcp . 80".to_string())],
+            "goto svc-default/a-first/tcp/http"
+        );
+    }
+
+    #[test]
+    fn the_skeleton_hooks_nat_and_filter_and_lists_node_addresses() {
+        let mut out = String::new();
+        skeleton(&cfg(), &mut out);
+        assert!(out.starts_with("add table ip skiff-test\n"));
+        assert!(out.contains(
+            "add chain ip skiff-test nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }"
+        ));
+        assert!(out.contains(
+            "add rule ip skiff-test services ip daddr . meta l4proto . th dport vmap @service-ips"
+        ));
+        assert!(
+            out.contains("add rule ip skiff-test filter-forward ct state new jump endpoints-check")
+        );
+        assert!(out.contains("add element ip skiff-test nodeport-ips { 192.168.1.10 }"));
+        assert_eq!(out.matches("add rule ").count(), SKELETON_RULES);
+    }
+
+    #[test]
+    fn element_commands_group_by_collection() {
+        let mut els = Elements::new();
+        els.insert(
+            (Collection::ServiceIps, "10.96.0.1 . tcp . 80".into()),
+            "goto a".into(),
+        );
+        els.insert(
+            (Collection::ServiceIps, "10.96.0.2 . tcp . 80".into()),
+            "goto b".into(),
+        );
+        els.insert(
+            (Collection::Hairpin, "10.1.1.1 . 10.1.1.1".into()),
+            String::new(),
+        );
+        let mut add = String::new();
+        element_commands(&cfg(), "add", els.iter(), &mut add);
+        assert_eq!(
+            add,
+            "add element ip skiff-test service-ips { 10.96.0.1 . tcp . 80 : goto a, 10.96.0.2 . tcp . 80 : goto b }\n\
+             add element ip skiff-test hairpin { 10.1.1.1 . 10.1.1.1 }\n"
+        );
+        let mut delete = String::new();
+        element_commands(&cfg(), "delete", els.iter(), &mut delete);
+        assert!(delete.starts_with("delete element ip skiff-test service-ips { 10.96.0.1 . tcp . 80, 10.96.0.2 . tcp . 80 }\n"));
+    }
+}
