@@ -6,4 +6,5 @@
 //! that state, changing only what changed; the DNS server answers from the same watches.
 
 pub mod dataplane;
+pub mod dns;
 pub mod model;
