@@ -12,6 +12,7 @@ packages=(
   containerd runc              # the agent runs pods through containerd
   busybox-static               # test images are built from it, locally
   docker-registry              # a local OCI registry for the agent's pull tests
+  bind9-dnsutils               # dig, the resolver client the cluster DNS tests ask with
 )
 
 missing=()

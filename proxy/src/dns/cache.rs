@@ -62,15 +62,21 @@ impl Cache {
         }
         let mut message = entry.message.clone();
         let elapsed = u32::try_from(age.as_secs()).unwrap_or(u32::MAX);
-        for r in message
-            .answers
-            .iter_mut()
-            .chain(message.authorities.iter_mut())
-            .chain(message.additionals.iter_mut())
-        {
-            r.ttl = r.ttl.saturating_sub(elapsed);
+        let remaining = u32::try_from((entry.ttl - age).as_secs()).unwrap_or(u32::MAX);
+        for r in records_mut(&mut message) {
+            // Never promise more than the cache will keep it.
+            r.ttl = r.ttl.saturating_sub(elapsed).min(remaining);
         }
         Some(message)
+    }
+
+    /// Lowers the TTLs of a fresh upstream answer to the cache's cap, as the cached copies
+    /// will be, so clients see no jump between the first answer and later ones.
+    pub fn cap(&self, message: &mut Message) {
+        let max = u32::try_from(self.max_ttl.as_secs()).unwrap_or(u32::MAX);
+        for r in records_mut(message) {
+            r.ttl = r.ttl.min(max);
+        }
     }
 
     /// Keeps `message` (an upstream answer to name/qtype/class) for as long as its TTLs say.
@@ -127,6 +133,14 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn records_mut(message: &mut Message) -> impl Iterator<Item = &mut hickory_proto::rr::Record> {
+    message
+        .answers
+        .iter_mut()
+        .chain(message.authorities.iter_mut())
+        .chain(message.additionals.iter_mut())
 }
 
 /// How long an answer may be kept, or None when it may not.

@@ -87,8 +87,9 @@ impl Forwarder {
         let mut last = ForwardError::NoUpstreams;
         for upstream in &self.upstreams {
             match self.ask(*upstream, name, qtype, class).await {
-                Ok(m) => {
+                Ok(mut m) => {
                     self.cache.put(name, qtype, class, &m);
+                    self.cache.cap(&mut m);
                     return Ok(m);
                 }
                 Err(e) => {
