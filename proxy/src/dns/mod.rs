@@ -6,6 +6,7 @@
 //! hand (tests, benchmarks).
 
 pub mod answer;
+pub mod bench;
 pub mod cache;
 pub mod forward;
 pub mod handler;
