@@ -131,6 +131,9 @@ impl Drop for DnsHandle {
 }
 
 /// Serves cluster DNS for the cluster `client` talks to.
+///
+/// hickory-server logs every query at `info`: a binary that logs at `info` should filter
+/// `hickory_server=warn`.
 pub async fn serve(client: kube::Client, config: DnsConfig) -> Result<DnsHandle, DnsError> {
     let data = Arc::new(RwLock::new(ClusterData::new()));
     let mut handle = serve_with_data(data.clone(), config).await?;
@@ -156,11 +159,6 @@ pub async fn serve_with_data(
     if upstreams.is_empty() {
         tracing::warn!(path = %config.resolv_conf.display(), "no upstream resolvers: names outside the cluster will fail");
     }
-    let forwarder = forward::Forwarder::new(
-        upstreams,
-        config.upstream_timeout,
-        cache::Cache::new(config.cache_max_ttl, config.cache_capacity),
-    );
     let udp = UdpSocket::bind(config.listen)
         .await
         .map_err(|source| DnsError::Bind {
@@ -180,6 +178,22 @@ pub async fn serve_with_data(
             addr: local_addr,
             source,
         })?;
+    // Forwarding to ourselves (a resolv.conf naming this very server) would loop.
+    let is_self = |u: &SocketAddr| {
+        u.port() == local_addr.port()
+            && (u.ip() == local_addr.ip()
+                || (local_addr.ip().is_unspecified() && u.ip().is_loopback()))
+    };
+    let (ours, upstreams): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        upstreams.into_iter().partition(is_self);
+    if !ours.is_empty() {
+        tracing::warn!(?ours, "not forwarding to this server itself");
+    }
+    let forwarder = forward::Forwarder::new(
+        upstreams,
+        config.upstream_timeout,
+        cache::Cache::new(config.cache_max_ttl, config.cache_capacity),
+    );
     let handler = handler::DnsHandler {
         data: data.clone(),
         zone,

@@ -78,6 +78,11 @@ pub struct SliceRecord {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterData {
     namespaces: BTreeSet<String>,
+    /// When Namespaces cannot be read (credentials without that right, like kube-proxy's),
+    /// a namespace counts as existing while it has a Service.
+    namespaces_unknown: bool,
+    /// Services per namespace, for that fallback.
+    services_per_namespace: HashMap<String, usize>,
     services: HashMap<Key, ServiceRecord>,
     /// (namespace, service) → slice name → slice.
     slices: HashMap<Key, BTreeMap<String, SliceRecord>>,
@@ -116,7 +121,16 @@ impl ClusterData {
     }
 
     pub fn has_namespace(&self, ns: &str) -> bool {
-        self.namespaces.contains(ns)
+        if self.namespaces_unknown {
+            self.services_per_namespace.contains_key(ns)
+        } else {
+            self.namespaces.contains(ns)
+        }
+    }
+
+    /// Namespaces cannot be listed: judge a namespace's existence by its Services.
+    pub fn set_namespaces_unknown(&mut self, unknown: bool) {
+        self.namespaces_unknown = unknown;
     }
 
     pub fn service(&self, ns: &str, name: &str) -> Option<&ServiceRecord> {
@@ -165,13 +179,25 @@ impl ClusterData {
                     .insert(key.clone());
             }
         }
-        self.services.insert(key, record);
+        if self.services.insert(key, record).is_none() {
+            *self
+                .services_per_namespace
+                .entry(ns.to_string())
+                .or_default() += 1;
+        }
     }
 
     pub fn remove_service(&mut self, ns: &str, name: &str) {
         let key = (ns.to_string(), name.to_string());
         self.unindex_service(&key);
-        self.services.remove(&key);
+        if self.services.remove(&key).is_some()
+            && let Some(n) = self.services_per_namespace.get_mut(ns)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.services_per_namespace.remove(ns);
+            }
+        }
     }
 
     fn unindex_service(&mut self, key: &Key) {
@@ -432,6 +458,24 @@ mod tests {
         );
         let labels: Vec<String> = r.addresses.iter().map(EndpointAddress::label).collect();
         assert_eq!(labels, ["db-0", "10-0-0-3"]);
+    }
+
+    #[test]
+    fn without_namespaces_a_namespace_exists_while_it_has_services() {
+        let mut d = ClusterData::new();
+        d.set_namespaces_unknown(true);
+        let rec = ServiceRecord {
+            kind: ServiceKind::Headless,
+            ports: vec![],
+        };
+        assert!(!d.has_namespace("ns"));
+        d.upsert_service("ns", "a", rec.clone());
+        d.upsert_service("ns", "a", rec.clone());
+        d.upsert_service("ns", "b", rec);
+        d.remove_service("ns", "a");
+        assert!(d.has_namespace("ns"));
+        d.remove_service("ns", "b");
+        assert!(!d.has_namespace("ns"));
     }
 
     #[test]

@@ -20,6 +20,11 @@ trait Watched: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Sen
     fn apply(data: &mut ClusterData, item: Self::Item);
     fn delete(data: &mut ClusterData, obj: &Self);
     fn replace(data: &mut ClusterData, items: Vec<Self::Item>);
+    /// Whether this error means the kind cannot be read at all and DNS does without it
+    /// (switching the store to that mode).
+    fn forbidden_fallback(_data: &RwLock<ClusterData>, _e: &watcher::Error) -> bool {
+        false
+    }
 }
 
 impl Watched for Namespace {
@@ -37,6 +42,15 @@ impl Watched for Namespace {
     }
     fn replace(data: &mut ClusterData, items: Vec<String>) {
         data.set_namespaces(items);
+    }
+    fn forbidden_fallback(data: &RwLock<ClusterData>, e: &watcher::Error) -> bool {
+        if !is_forbidden(e) {
+            return false;
+        }
+        if let Ok(mut d) = data.write() {
+            d.set_namespaces_unknown(true);
+        }
+        true
     }
 }
 
@@ -105,6 +119,31 @@ pub fn spawn(
     ]
 }
 
+fn mark_synced(d: &mut ClusterData, sync: &SyncState, slot: usize) {
+    if let Ok(mut listed) = sync.listed.lock() {
+        listed[slot] = true;
+        if listed.iter().all(|l| *l) && !d.synced() {
+            d.set_synced(true);
+            tracing::info!("cluster DNS synced");
+        }
+    }
+}
+
+fn mark_listed(data: &RwLock<ClusterData>, sync: &SyncState, slot: usize) {
+    if let Ok(mut d) = data.write() {
+        mark_synced(&mut d, sync, slot);
+    }
+}
+
+/// Whether a watch error is the API server refusing the list outright.
+fn is_forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code == 403,
+        _ => false,
+    }
+}
+
 fn now_serial() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -123,6 +162,11 @@ where
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(e) => e,
+            Err(e) if K::forbidden_fallback(&data, &e) => {
+                tracing::warn!(%kind, error = %e, "cannot watch {kind}: a namespace exists while it has Services");
+                mark_listed(&data, &sync, slot);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(%kind, error = %e, "cluster DNS watch failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -142,13 +186,7 @@ where
             }
             Event::InitDone => {
                 K::replace(&mut d, listing.take().unwrap_or_default());
-                if let Ok(mut listed) = sync.listed.lock() {
-                    listed[slot] = true;
-                    if listed.iter().all(|l| *l) && !d.synced() {
-                        d.set_synced(true);
-                        tracing::info!("cluster DNS synced");
-                    }
-                }
+                mark_synced(&mut d, &sync, slot);
             }
             Event::Apply(obj) => match obj.item() {
                 Some(item) => K::apply(&mut d, item),
@@ -158,5 +196,48 @@ where
             Event::Delete(obj) => K::delete(&mut d, &obj),
         }
         d.touch(now_serial());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn status(code: u16) -> Box<Status> {
+        Status::failure("no", "Forbidden").with_code(code).boxed()
+    }
+
+    #[test]
+    fn forbidden_namespaces_switch_to_judging_by_services() {
+        let data = RwLock::new(ClusterData::new());
+        let other = watcher::Error::WatchFailed(kube::Error::Api(status(500)));
+        assert!(!Namespace::forbidden_fallback(&data, &other));
+        let forbidden = watcher::Error::InitialListFailed(kube::Error::Api(status(403)));
+        // Services and slices never give up.
+        assert!(!Service::forbidden_fallback(&data, &forbidden));
+        assert!(Namespace::forbidden_fallback(&data, &forbidden));
+        let mut d = data.write().unwrap();
+        d.upsert_service(
+            "ns",
+            "a",
+            ServiceRecord {
+                kind: super::super::store::ServiceKind::Headless,
+                ports: vec![],
+            },
+        );
+        assert!(d.has_namespace("ns"));
+    }
+
+    #[test]
+    fn synced_once_every_kind_has_listed() {
+        let data = RwLock::new(ClusterData::new());
+        let sync = SyncState::default();
+        mark_listed(&data, &sync, 0);
+        mark_listed(&data, &sync, 2);
+        assert!(!data.read().unwrap().synced());
+        mark_listed(&data, &sync, 1);
+        assert!(data.read().unwrap().synced());
     }
 }
