@@ -80,9 +80,14 @@ fn upstream_answer(request: &Message, over_tcp: bool) -> Message {
 }
 
 async fn start_upstream() -> Upstream {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // The same port for UDP and TCP; another when the TCP one is taken.
+    let (udp, tcp, addr) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            break (udp, tcp, addr);
+        }
+    };
     let queries = Arc::new(AtomicUsize::new(0));
     let count = queries.clone();
     tokio::spawn(async move {

@@ -159,25 +159,7 @@ pub async fn serve_with_data(
     if upstreams.is_empty() {
         tracing::warn!(path = %config.resolv_conf.display(), "no upstream resolvers: names outside the cluster will fail");
     }
-    let udp = UdpSocket::bind(config.listen)
-        .await
-        .map_err(|source| DnsError::Bind {
-            proto: "UDP",
-            addr: config.listen,
-            source,
-        })?;
-    let local_addr = udp.local_addr().map_err(|source| DnsError::Bind {
-        proto: "UDP",
-        addr: config.listen,
-        source,
-    })?;
-    let tcp = TcpListener::bind(local_addr)
-        .await
-        .map_err(|source| DnsError::Bind {
-            proto: "TCP",
-            addr: local_addr,
-            source,
-        })?;
+    let (udp, tcp, local_addr) = bind(config.listen).await?;
     // Forwarding to ourselves (a resolv.conf naming this very server) would loop.
     let is_self = |u: &SocketAddr| {
         u.port() == local_addr.port()
@@ -218,4 +200,42 @@ pub async fn serve_with_data(
         server: Some(task),
         watches: Vec::new(),
     })
+}
+
+/// A UDP socket and a TCP listener on the same address. With port 0 the UDP port is chosen
+/// first; when its TCP twin is taken, another is tried.
+async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| DnsError::Bind {
+                proto: "UDP",
+                addr: listen,
+                source,
+            })?;
+        let local_addr = udp.local_addr().map_err(|source| DnsError::Bind {
+            proto: "UDP",
+            addr: listen,
+            source,
+        })?;
+        match TcpListener::bind(local_addr).await {
+            Ok(tcp) => return Ok((udp, tcp, local_addr)),
+            Err(e)
+                if listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempts < 20 =>
+            {
+                continue;
+            }
+            Err(source) => {
+                return Err(DnsError::Bind {
+                    proto: "TCP",
+                    addr: local_addr,
+                    source,
+                });
+            }
+        }
+    }
 }
