@@ -13,6 +13,8 @@ packages=(
   busybox-static               # test images are built from it, locally
   docker-registry              # a local OCI registry for the agent's pull tests
   bsdutils                     # `script`: a terminal for the `kubectl exec -it` test
+  bind9-dnsutils               # dig, the resolver client the cluster DNS tests ask with
+  conntrack                    # the proxy deletes stale UDP conntrack entries with it
 )
 
 missing=()

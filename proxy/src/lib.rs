@@ -6,5 +6,6 @@
 //! that state, changing only what changed; the DNS server answers from the same watches.
 
 pub mod dataplane;
+pub mod dns;
 pub mod model;
 pub mod sync;
