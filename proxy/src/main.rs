@@ -1,6 +1,6 @@
 //! `skiff-proxy`: Services on nftables, iptables or IPVS, and cluster DNS.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use skiff_proxy::dataplane::nftables::{Ipv4Cidr, Nftables, NftablesConfig};
 use skiff_proxy::dataplane::{Dataplane, Mode};
+use skiff_proxy::dns::{self, DnsConfig};
 use skiff_proxy::sync::{self, SyncSettings, Trigger};
 
 #[derive(Parser, Debug)]
@@ -25,9 +26,16 @@ struct Args {
     /// Pod addresses; traffic to a ClusterIP from outside them is masqueraded.
     #[arg(long)]
     cluster_cidr: Option<Ipv4Cidr>,
-    /// Where cluster DNS listens (the kube-dns Service's IP reaches it).
+    /// Where cluster DNS listens, `IP` (port 53) or `IP:PORT`; the kube-dns Service's
+    /// IP must reach it. Without it no DNS is served.
     #[arg(long)]
     dns_address: Option<String>,
+    /// The cluster domain DNS answers for.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Where the upstream resolvers for other names are listed.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// Where `/metrics` and `/healthz` are served.
     #[arg(long, default_value = "127.0.0.1:10249")]
     metrics_bind_address: String,
@@ -69,6 +77,17 @@ async fn node_addresses() -> Result<Vec<Ipv4Addr>> {
     Ok(addrs)
 }
 
+/// `IP` or `IP:PORT` (IPv6 in brackets with a port), port 53 by default.
+fn dns_listen(s: &str) -> Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: IpAddr = s
+        .parse()
+        .with_context(|| format!("--dns-address {s:?}: expected IP or IP:PORT"))?;
+    Ok(SocketAddr::new(ip, 53))
+}
+
 async fn client(kubeconfig: &Path) -> Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
@@ -83,7 +102,8 @@ async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // hickory logs every query at info.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn")),
         )
         .init();
     let args = Args::parse();
@@ -102,9 +122,6 @@ async fn main() -> Result<()> {
         dataplane.cleanup().await?;
         return Ok(());
     }
-    if args.dns_address.is_some() {
-        tracing::warn!("--dns-address: cluster DNS is not served by this build yet");
-    }
     tracing::info!(
         node = %args.node_name,
         mode = args.mode.as_str(),
@@ -114,6 +131,24 @@ async fn main() -> Result<()> {
     );
 
     let client = client(&args.kubeconfig).await?;
+    let _dns = match &args.dns_address {
+        Some(addr) => {
+            let listen = dns_listen(addr)?;
+            let config = DnsConfig {
+                listen,
+                domain: args.cluster_domain.clone(),
+                resolv_conf: args.resolv_conf.clone(),
+                nameservers: vec![listen.ip()],
+                ..DnsConfig::default()
+            };
+            let handle = dns::serve(client.clone(), config)
+                .await
+                .with_context(|| format!("serving cluster DNS on {listen}"))?;
+            tracing::info!(addr = %handle.local_addr(), domain = %args.cluster_domain, "cluster DNS");
+            Some(handle)
+        }
+        None => None,
+    };
     let (trigger, notices) = Trigger::new();
     let caches = sync::watch::start(client, trigger.clone());
     let settings = SyncSettings {
