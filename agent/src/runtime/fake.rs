@@ -458,6 +458,13 @@ impl Runtime for FakeRuntime {
             }
             Ok(s.exec.get(&container_name(&c.spec)).cloned())
         })?;
+        // A terminal's first size counts as the first size asked for.
+        if opts.tty
+            && let Some(size) = opts.size
+            && let Ok(mut rec) = self.streams.lock()
+        {
+            rec.resizes.push(size);
+        }
         let (control, driver) = ExecControl::new();
         let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
         let (out_w, out_r) = tokio::io::duplex(64 * 1024);

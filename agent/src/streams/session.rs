@@ -79,7 +79,7 @@ fn stdin_task(mut w: StreamWriter) -> mpsc::Sender<Option<Bytes>> {
 }
 
 /// How long an exec with a terminal waits for the client's first size before it starts.
-const FIRST_SIZE_WAIT: Duration = Duration::from_millis(250);
+const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs an exec session; `None` when the client went away first.
 pub async fn exec(
@@ -91,7 +91,8 @@ pub async fn exec(
     let Pipes { mut input, output } = pipes;
     // kubectl sends the terminal's size first thing; a process started before it arrives
     // sees a 0×0 terminal (`stty size` fails, full-screen programs draw wrong). So the size
-    // is waited for briefly and given to the exec itself.
+    // is waited for (kubectl sends it at once; a loaded client may take a while) and given
+    // to the exec itself. Input other than a size ends the wait and is passed on.
     let mut early = None;
     if opts.tty && opts.size.is_none() {
         match tokio::time::timeout(FIRST_SIZE_WAIT, input.recv()).await {
