@@ -78,12 +78,33 @@ impl Env {
         let mut s = ContainerSpec::new(&id, IMAGE);
         s.command = vec!["sh".into(), "-c".into(), script.into()];
         s.cgroups_path = Some(format!("{}/{id}", self.cgroup_parent));
-        s.log = LogTarget::File(self.log_path(&id));
+        // The agent's own logger, as pods use: it drains both pipes to their end before the
+        // shim's delete returns. (containerd's `file://` copier may be cut off by a delete
+        // that follows the exit closely, losing the last of stderr on a loaded machine.)
+        s.log = LogTarget::Binary {
+            path: PathBuf::from(env!("CARGO_BIN_EXE_skiff-agent")),
+            args: skiff_agent::logs::logger::uri_args(
+                &self.log_path(&id),
+                skiff_agent::logs::Rotation::default(),
+            ),
+        };
         s
     }
 
+    /// The container's output: the text of its CRI log entries, both streams in order.
     fn log(&self, id: &str) -> String {
-        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+        let raw = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();
+        let mut out = String::new();
+        for line in raw.lines() {
+            // "<time> <stream> <P|F> <text>"
+            let mut parts = line.splitn(4, ' ');
+            let (_, _, tag) = (parts.next(), parts.next(), parts.next());
+            out.push_str(parts.next().unwrap_or_default());
+            if tag != Some("P") {
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Creates, starts and waits for the container; returns its exit and its log, and removes it.
