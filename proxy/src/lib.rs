@@ -7,5 +7,7 @@
 
 pub mod dataplane;
 pub mod dns;
+pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod sync;

@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use skiff_proxy::dataplane::nftables::{Ipv4Cidr, Nftables, NftablesConfig};
 use skiff_proxy::dataplane::{Dataplane, Mode};
-use skiff_proxy::dns::{self, DnsConfig};
+use skiff_proxy::dns::{self, DnsConfig, local_address};
+use skiff_proxy::http::{self, TlsFiles};
+use skiff_proxy::metrics::{Health, ProxyMetrics};
 use skiff_proxy::sync::{self, SyncSettings, Trigger};
 
 #[derive(Parser, Debug)]
@@ -36,9 +38,22 @@ struct Args {
     /// Where the upstream resolvers for other names are listed.
     #[arg(long, default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
-    /// Where `/metrics` and `/healthz` are served.
+    /// The dummy device that holds `--dns-address` when no interface has it.
+    #[arg(long, default_value = "skiff-dns0")]
+    dns_interface: String,
+    /// Where `/metrics`, `/healthz` and `/livez` are served: plain HTTP on loopback, TLS
+    /// (`--tls-cert-file`) elsewhere.
     #[arg(long, default_value = "127.0.0.1:10249")]
-    metrics_bind_address: String,
+    metrics_bind_address: SocketAddr,
+    /// Certificate (PEM) for the metrics port off loopback.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// Key (PEM) of `--tls-cert-file`.
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// `/healthz` fails once a change has waited this long (seconds) to be programmed.
+    #[arg(long, default_value_t = 60)]
+    healthz_timeout_seconds: u64,
     /// Node addresses NodePorts answer on (comma-separated); default: every global IPv4
     /// address of the node.
     #[arg(long, value_delimiter = ',')]
@@ -99,6 +114,7 @@ async fn client(kubeconfig: &Path) -> Result<kube::Client> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    skiff_api::prom::mark_start();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -120,6 +136,9 @@ async fn main() -> Result<()> {
     let mut dataplane = Nftables::new(cfg);
     if args.cleanup {
         dataplane.cleanup().await?;
+        local_address::remove(&args.dns_interface)
+            .await
+            .with_context(|| format!("removing {}", args.dns_interface))?;
         return Ok(());
     }
     tracing::info!(
@@ -130,10 +149,32 @@ async fn main() -> Result<()> {
         "starting"
     );
 
+    let health = Health::new(Duration::from_secs(args.healthz_timeout_seconds));
+    let metrics = ProxyMetrics::new(args.mode, health);
+    let tls = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let metrics_addr = http::serve(args.metrics_bind_address, tls, metrics.clone())
+        .await
+        .context("serving /metrics and /healthz")?;
+    tracing::info!(addr = %metrics_addr, "serving /metrics, /healthz and /livez");
+
     let client = client(&args.kubeconfig).await?;
     let _dns = match &args.dns_address {
         Some(addr) => {
             let listen = dns_listen(addr)?;
+            if !listen.ip().is_unspecified()
+                && !listen.ip().is_loopback()
+                && local_address::ensure(listen.ip(), &args.dns_interface)
+                    .await
+                    .with_context(|| format!("holding {} on {}", listen.ip(), args.dns_interface))?
+            {
+                tracing::info!(addr = %listen.ip(), link = %args.dns_interface, "DNS address added");
+            }
             let config = DnsConfig {
                 listen,
                 domain: args.cluster_domain.clone(),
@@ -155,7 +196,7 @@ async fn main() -> Result<()> {
         min_interval: Duration::from_millis(args.min_sync_period_ms),
         ..SyncSettings::default()
     };
-    let mut observer = ();
+    let mut observer = metrics;
     let sync_loop = sync::run(
         &mut dataplane,
         move || caches.snapshot(),

@@ -16,7 +16,7 @@ use skiff_proxy::sync::{self, SyncSettings, Trigger};
 use skiff_tests::{ControlPlane, workspace_bin};
 use support::*;
 
-const CLUSTER_IP: &str = "10.96.0.10";
+const CLUSTER_IP: &str = "10.96.0.80";
 
 fn manifests(backend: &str) -> String {
     format!(

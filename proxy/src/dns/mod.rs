@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cache;
 pub mod forward;
 pub mod handler;
+pub mod local_address;
 pub mod store;
 pub mod watch;
 

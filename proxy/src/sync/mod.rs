@@ -51,8 +51,13 @@ impl Trigger {
     }
 }
 
-/// Called after every sync attempt, for metrics.
+/// Told what the loop does, for metrics and health.
 pub trait SyncObserver: Send {
+    /// A change notice woke the loop: a sync is due.
+    fn queued(&mut self) {}
+    /// The notice needed no change to the kernel.
+    fn unchanged(&mut self) {}
+    /// A sync attempt ended.
     fn synced(&mut self, _elapsed: Duration, _result: Result<&SyncStats, &str>) {}
 }
 
@@ -76,6 +81,8 @@ pub async fn run(
             tokio::time::sleep(settings.retry_interval).await;
         } else if notices.recv().await.is_none() {
             return;
+        } else {
+            observer.queued();
         }
         if let Some(last) = last_sync {
             tokio::time::sleep_until(last + settings.min_interval).await;
@@ -89,6 +96,7 @@ pub async fn run(
         };
         if programmed.is_some() && changed.is_empty() {
             retry = false;
+            observer.unchanged();
             continue;
         }
         let start = Instant::now();

@@ -39,19 +39,31 @@ impl Caches {
 pub fn start(client: Client, trigger: Trigger) -> Caches {
     let services_ready = Arc::new(AtomicBool::new(false));
     let slices_ready = Arc::new(AtomicBool::new(false));
+    // kube-proxy leaves Services labelled for another proxy alone; skiff's node-local DNS
+    // Service (kube-dns) is one of them.
     let services = spawn_reflector::<Service>(
         Api::all(client.clone()),
+        watcher::Config::default().labels(&format!("!{SERVICE_PROXY_NAME}")),
         trigger.clone(),
         services_ready.clone(),
         slices_ready.clone(),
     );
-    let slices =
-        spawn_reflector::<EndpointSlice>(Api::all(client), trigger, slices_ready, services_ready);
+    let slices = spawn_reflector::<EndpointSlice>(
+        Api::all(client),
+        watcher::Config::default(),
+        trigger,
+        slices_ready,
+        services_ready,
+    );
     Caches { services, slices }
 }
 
+/// The label naming a Service's proxy when it is not the default one.
+pub const SERVICE_PROXY_NAME: &str = "service.kubernetes.io/service-proxy-name";
+
 fn spawn_reflector<K>(
     api: Api<K>,
+    config: watcher::Config,
     trigger: Trigger,
     ready: Arc<AtomicBool>,
     other_ready: Arc<AtomicBool>,
@@ -66,10 +78,7 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher::watcher(api, watcher::Config::default()).default_backoff(),
-    );
+    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff());
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {

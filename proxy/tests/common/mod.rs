@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::net::SocketAddr;
 
 /// What dig printed, by section.
@@ -35,7 +37,20 @@ impl Dig {
 }
 
 pub async fn dig(server: SocketAddr, args: &[&str]) -> Dig {
-    let out = tokio::process::Command::new("dig")
+    dig_in(None, server, args).await
+}
+
+/// `dig`, run inside network namespace `netns` when one is given.
+pub async fn dig_in(netns: Option<&str>, server: SocketAddr, args: &[&str]) -> Dig {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "dig"]);
+            c
+        }
+        None => tokio::process::Command::new("dig"),
+    };
+    let out = cmd
         .arg(format!("@{}", server.ip()))
         .arg("-p")
         .arg(server.port().to_string())
