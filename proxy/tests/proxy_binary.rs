@@ -24,6 +24,7 @@ use support::in_netns;
 const DNS_IP: &str = "10.96.0.10";
 const WEB_IP: &str = "10.96.0.81";
 const OTHER_IP: &str = "10.96.0.82";
+const DB_IP: &str = "10.96.0.83";
 const METRICS: &str = "127.0.0.1:10249";
 
 fn run(args: &[&str]) -> Result<String> {
@@ -95,6 +96,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.node));
         let _ = run(&["ip", "link", "del", &self.host_link]);
         let _ = run(&["ip", "netns", "del", &self.node]);
         let _ = run(&["ip", "netns", "del", &self.upstream]);
@@ -154,6 +156,17 @@ ports: [{{name: http, port: 8080, protocol: TCP}}]
 endpoints:
 - addresses: ["10.244.9.9"]
   conditions: {{ready: true}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: other}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: db, namespace: other}}
+spec:
+  clusterIP: {DB_IP}
+  ports: [{{name: sql, port: 5432}}]
 ---
 apiVersion: v1
 kind: Service
@@ -311,6 +324,27 @@ async fn the_binary_programs_its_node_answers_dns_on_the_kube_dns_address_and_re
         1,
         "the second answer is cached"
     );
+
+    // Short names, through the C library's resolver and the resolv.conf the agent writes
+    // for a pod in `default` (`ip netns exec` mounts /etc/netns/NS/resolv.conf over
+    // /etc/resolv.conf).
+    let etc = format!("/etc/netns/{}", net.node);
+    std::fs::create_dir_all(&etc)?;
+    std::fs::write(
+        format!("{etc}/resolv.conf"),
+        format!(
+            "search default.svc.cluster.local svc.cluster.local cluster.local\n\
+             nameserver {DNS_IP}\noptions ndots:5\n"
+        ),
+    )?;
+    for (name, want) in [
+        ("web", WEB_IP),
+        ("db.other", DB_IP),
+        ("web.default.svc", WEB_IP),
+    ] {
+        let out = run(&["ip", "netns", "exec", &net.node, "getent", "hosts", name])?;
+        assert!(out.starts_with(want), "getent hosts {name}: {out}");
+    }
 
     // SIGTERM leaves the rules (Services keep working across a restart); --cleanup removes
     // the table and the dummy device.
