@@ -10,6 +10,9 @@ use crate::dataplane::nftables::Ipv4Cidr;
 pub struct IpvsConfig {
     /// The dummy device the service addresses are bound to (created when missing).
     pub device: String,
+    /// Its link type: `dummy`, as kube-proxy's. Any type whose addresses are local and that
+    /// routes nothing will do (`ifb` on a kernel built without the dummy driver).
+    pub device_kind: String,
     /// The IPVS scheduler of every virtual server (`rr`, `wrr`, `lc`, `sh`, …).
     pub scheduler: String,
     /// The network namespace to program (a path such as `/run/netns/NAME`); `None` is this
@@ -43,6 +46,7 @@ impl IpvsConfig {
         let one = |s: &str| vec![s.to_string()];
         IpvsConfig {
             device: "skiff-ipvs0".to_string(),
+            device_kind: "dummy".to_string(),
             scheduler: "rr".to_string(),
             netns: None,
             ip_command: one("ip"),

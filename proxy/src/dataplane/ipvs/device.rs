@@ -11,14 +11,14 @@ use super::netlink::failed;
 
 /// Creates the device when it is missing. It stays down, as kube-proxy's does: its
 /// addresses are local all the same, and it never answers ARP.
-pub async fn ensure(ip: &[String], device: &str) -> Result<(), DataplaneError> {
+pub async fn ensure(ip: &[String], device: &str, kind: &str) -> Result<(), DataplaneError> {
     if exec::run(ip, &["link", "show", "dev", device], None)
         .await?
         .success
     {
         return Ok(());
     }
-    exec::check(ip, &["link", "add", device, "type", "dummy"], None).await?;
+    exec::check(ip, &["link", "add", device, "type", kind], None).await?;
     Ok(())
 }
 
@@ -78,13 +78,7 @@ pub async fn change(
     if out.success {
         return Ok(());
     }
-    let real: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("RTNETLINK") || l.contains("Error"))
-        .filter(|l| !l.contains("File exists") && !l.contains("Cannot assign requested address"))
-        .take(8)
-        .collect();
+    let real = real_errors(&out.stderr);
     if real.is_empty() {
         return Ok(());
     }
@@ -92,6 +86,23 @@ pub async fn change(
         "changing the addresses of {device}: {}",
         real.join("\n")
     )))
+}
+
+/// The lines of `ip -force -batch` errors other than "already there" and "already gone"
+/// (worded differently by iproute2 versions).
+fn real_errors(stderr: &str) -> Vec<&str> {
+    const BENIGN: [&str; 4] = [
+        "File exists",
+        "Address already assigned",
+        "Cannot assign requested address",
+        "Address not found",
+    ];
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Command failed"))
+        .filter(|l| !BENIGN.iter().any(|b| l.contains(b)))
+        .take(8)
+        .collect()
 }
 
 /// Deletes the device and with it every address on it.
@@ -127,5 +138,9 @@ mod tests {
             ),
             "address del 10.96.0.1/32 dev skiff-ipvs0\naddress add 10.96.0.2/32 dev skiff-ipvs0\n"
         );
+        let stderr = "Error: ipv4: Address already assigned.\nCommand failed -:2\n\
+                      Error: ipv4: Address not found.\nCommand failed -:3\n\
+                      Cannot find device \"nosuch\"\nCommand failed -:4\n";
+        assert_eq!(real_errors(stderr), vec!["Cannot find device \"nosuch\""]);
     }
 }

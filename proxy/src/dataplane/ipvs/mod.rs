@@ -22,7 +22,7 @@ pub use netlink::{Dest, Request, Service, ServiceKey, ServiceSpec};
 pub use plan::{KernelView, Plan, Record, Wanted};
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{ProxyState, ServicePortName};
 
@@ -159,6 +159,40 @@ impl Ipvs {
         Ok(())
     }
 
+    /// Creates the dummy device, makes the ipsets hold exactly `entries` and writes the
+    /// iptables rules and the jumps to them: the part of a full sync that needs no IPVS.
+    pub async fn program_companion(&self, entries: &BTreeSet<Entry>) -> Result<(), DataplaneError> {
+        device::ensure(
+            &self.cfg.ip_command,
+            &self.cfg.device,
+            &self.cfg.device_kind,
+        )
+        .await?;
+        // Sets before rules: the rules name them.
+        self.ipset_restore(&companion::ipset_full(entries)).await?;
+        exec::check(
+            &self.cfg.iptables_restore_command,
+            &["-w", "--noflush"],
+            Some(&companion::iptables_rules(&self.cfg)),
+        )
+        .await?;
+        self.ensure_jumps().await
+    }
+
+    /// Binds and unbinds service addresses on the dummy device.
+    pub async fn change_addresses(
+        &self,
+        add: &[Ipv4Addr],
+        del: &[Ipv4Addr],
+    ) -> Result<(), DataplaneError> {
+        device::change(&self.cfg.ip_command, &self.cfg.device, add, del).await
+    }
+
+    /// The addresses on the dummy device (none when it does not exist).
+    pub async fn device_addresses(&self) -> Result<Vec<Ipv4Addr>, DataplaneError> {
+        device::addresses(&self.cfg.ip_command, &self.cfg.device).await
+    }
+
     async fn set_sysctls(&self) {
         let mut args = vec!["-w"];
         args.extend(SYSCTLS);
@@ -175,23 +209,15 @@ impl Ipvs {
     ) -> Result<Record, DataplaneError> {
         let kernel = if record.is_none() {
             self.set_sysctls().await;
-            device::ensure(&self.cfg.ip_command, &self.cfg.device).await?;
             Some(self.read_kernel().await?)
         } else {
             None
         };
         let mut plan = plan::plan(&self.cfg, record.as_ref(), kernel.as_ref(), state, changed);
-        // Sets before rules (the rules name them) and new entries before the virtual
-        // servers, so masquerading is in place when traffic starts to flow.
+        // New entries before the virtual servers, so masquerading is in place when
+        // traffic starts to flow.
         if let Some(all) = &plan.all_entries {
-            self.ipset_restore(&companion::ipset_full(all)).await?;
-            exec::check(
-                &self.cfg.iptables_restore_command,
-                &["-w", "--noflush"],
-                Some(&companion::iptables_rules(&self.cfg)),
-            )
-            .await?;
-            self.ensure_jumps().await?;
+            self.program_companion(all).await?;
         } else {
             self.ipset_restore(&companion::ipset_changes(&plan.add_entries, &[]))
                 .await?;
@@ -202,13 +228,8 @@ impl Ipvs {
             self.netlink(move |socket| socket.execute(&requests))
                 .await?;
         }
-        device::change(
-            &self.cfg.ip_command,
-            &self.cfg.device,
-            &plan.add_addresses,
-            &plan.del_addresses,
-        )
-        .await?;
+        self.change_addresses(&plan.add_addresses, &plan.del_addresses)
+            .await?;
         self.ipset_restore(&companion::ipset_changes(&[], &plan.del_entries))
             .await?;
         tracing::debug!(

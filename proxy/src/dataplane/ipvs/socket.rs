@@ -102,10 +102,10 @@ impl IpvsSocket {
                 family = Some(netlink::decode_family_id(attrs)?);
                 Ok(false)
             }
-            Reply::Error { seq: s, errno } if s == seq => Err(error_for(
-                "resolving the IPVS generic netlink family (is the ip_vs module loaded?)",
-                errno,
-            )),
+            Reply::Error { seq: s, errno } if s == seq => Err(failed(format!(
+                "the kernel has no IPVS generic netlink family (is the ip_vs module loaded?): {}",
+                std::io::Error::from_raw_os_error(errno)
+            ))),
             Reply::Ack { seq: s } | Reply::Done { seq: s } if s == seq => Ok(true),
             _ => Ok(false),
         })?;
