@@ -564,3 +564,43 @@ fn ipv6_only_services_are_left_out() {
     assert!(p.requests.is_empty());
     assert!(p.all_entries.unwrap().is_empty());
 }
+
+#[test]
+fn one_change_among_ten_thousand_services_is_one_service_of_work() {
+    let mut s = ProxyState::default();
+    for i in 0..10_000u32 {
+        let ip = format!("10.96.{}.{}", i / 250, i % 250 + 1);
+        let ep_ip = format!("10.244.{}.{}", i / 250, i % 250 + 1);
+        s.services
+            .insert(name(&format!("svc-{i}")), (port(&ip), vec![ep(&ep_ip)]));
+    }
+    let c = cfg();
+    let t = std::time::Instant::now();
+    let p = first(&c, &s, None);
+    let full = t.elapsed();
+    assert_eq!(p.requests.len(), 20_000);
+    let t = std::time::Instant::now();
+    let bytes: usize = p
+        .requests
+        .iter()
+        .map(|r| crate::dataplane::ipvs::netlink::encode(r, 36, 1).len())
+        .sum();
+    let encode = t.elapsed();
+    let record = commit(None, p);
+    let mut new = s.clone();
+    new.services
+        .get_mut(&name("svc-77"))
+        .unwrap()
+        .1
+        .push(ep("10.250.0.1"));
+    let changed = changed_service_ports(&s, &new);
+    let t = std::time::Instant::now();
+    let p = plan(&c, Some(&record), None, &new, &changed);
+    let one = t.elapsed();
+    assert_eq!(p.requests.len(), 1);
+    eprintln!(
+        "plan at 10,000 services: first sync {full:?} (encoding its {} requests: {bytes} bytes \
+         in {encode:?}), one endpoint added {one:?}",
+        20_000
+    );
+}
