@@ -100,21 +100,16 @@ impl Ipvs {
         result
     }
 
-    /// What the kernel holds: every virtual server, with the real servers of those on
-    /// addresses this proxy owns, and the device's addresses.
+    /// What the kernel holds: every virtual server with its real servers (also those of
+    /// virtual servers that are not ours: one may be at an address and port we want), and
+    /// the device's addresses.
     async fn read_kernel(&mut self) -> Result<KernelView, DataplaneError> {
         let device_addresses = device::addresses(&self.cfg.ip_command, &self.cfg.device).await?;
-        let mut owned: Vec<IpAddr> = device_addresses.iter().map(|a| IpAddr::V4(*a)).collect();
-        owned.extend(self.cfg.node_port_addresses.iter().map(|a| IpAddr::V4(*a)));
         let services = self
             .netlink(move |socket| {
                 let mut out = HashMap::new();
                 for service in socket.services()? {
-                    let dests = if owned.contains(&service.key.addr) {
-                        socket.dests(&service.key)?
-                    } else {
-                        Vec::new()
-                    };
+                    let dests = socket.dests(&service.key)?;
                     out.insert(
                         service.key,
                         Wanted {
