@@ -1,6 +1,7 @@
 //! The kernel-facing backends: one [`Dataplane`] trait, chosen once at start-up.
 
 pub mod conntrack;
+pub mod ipvs;
 pub mod nftables;
 
 use std::collections::BTreeSet;
@@ -36,7 +37,8 @@ impl Mode {
             Mode::Ipvs if !proc.join("net/ip_vs").exists() => Err(unavailable(
                 "the kernel has no IPVS (no net/ip_vs in procfs; load the ip_vs module or use --mode nftables)",
             )),
-            Mode::Ipvs | Mode::Iptables => Err(unavailable(
+            Mode::Ipvs => Ok(()),
+            Mode::Iptables => Err(unavailable(
                 "this build of skiff-proxy has no such backend yet; use --mode nftables",
             )),
         }
@@ -70,6 +72,18 @@ mod tests {
             "{err}"
         );
         assert!(Mode::Nftables.check_available(&proc).is_ok());
+    }
+
+    #[test]
+    fn ipvs_is_available_when_procfs_shows_it() {
+        let proc = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(proc.path().join("net")).unwrap();
+        std::fs::write(
+            proc.path().join("net/ip_vs"),
+            "IP Virtual Server version 1.2.1\n",
+        )
+        .unwrap();
+        Mode::Ipvs.check_available(proc.path()).unwrap();
     }
 }
 
