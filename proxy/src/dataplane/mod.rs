@@ -1,6 +1,8 @@
 //! The kernel-facing backends: one [`Dataplane`] trait, chosen once at start-up.
 
+pub mod cidr;
 pub mod conntrack;
+pub mod endpoints;
 pub mod nftables;
 
 use std::collections::BTreeSet;
