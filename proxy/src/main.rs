@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use skiff_proxy::dataplane::iptables::{Iptables, IptablesConfig};
 use skiff_proxy::dataplane::nftables::{Ipv4Cidr, Nftables, NftablesConfig};
 use skiff_proxy::dataplane::{Dataplane, Mode};
 use skiff_proxy::dns::{self, DnsConfig};
@@ -109,24 +110,41 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     args.mode.check_available(Path::new("/proc"))?;
 
-    let mut cfg = NftablesConfig::new(&args.table);
-    cfg.cluster_cidr = args.cluster_cidr;
-    cfg.node_name = Some(args.node_name.clone());
-    cfg.node_port_addresses = if args.nodeport_addresses.is_empty() {
+    let node_port_addresses = if args.nodeport_addresses.is_empty() {
         node_addresses().await?
     } else {
         args.nodeport_addresses.clone()
     };
-    let mut dataplane = Nftables::new(cfg);
+    let mut nft_cfg = NftablesConfig::new(&args.table);
+    nft_cfg.cluster_cidr = args.cluster_cidr;
+    nft_cfg.node_name = Some(args.node_name.clone());
+    nft_cfg.node_port_addresses = node_port_addresses.clone();
+    let ipt_cfg = IptablesConfig {
+        cluster_cidr: args.cluster_cidr,
+        node_name: Some(args.node_name.clone()),
+        node_port_addresses: node_port_addresses.clone(),
+        ..IptablesConfig::default()
+    };
     if args.cleanup {
-        dataplane.cleanup().await?;
+        // Whichever mode ran before, everything skiff-proxy may have programmed goes.
+        Nftables::new(nft_cfg).cleanup().await?;
+        if Mode::Iptables.check_available(Path::new("/proc")).is_ok() {
+            Iptables::new(ipt_cfg).cleanup().await?;
+        }
         return Ok(());
     }
+    let mut dataplane: Box<dyn Dataplane> = match args.mode {
+        Mode::Nftables => Box::new(Nftables::new(nft_cfg)),
+        Mode::Iptables => Box::new(Iptables::new(ipt_cfg)),
+        Mode::Ipvs => {
+            anyhow::bail!("ipvs mode is not available in this build; use --mode nftables")
+        }
+    };
     tracing::info!(
         node = %args.node_name,
         mode = args.mode.as_str(),
         table = %args.table,
-        nodeport_addresses = ?dataplane.config().node_port_addresses,
+        nodeport_addresses = ?node_port_addresses,
         "starting"
     );
 
@@ -157,7 +175,7 @@ async fn main() -> Result<()> {
     };
     let mut observer = ();
     let sync_loop = sync::run(
-        &mut dataplane,
+        dataplane.as_mut(),
         move || caches.snapshot(),
         notices,
         settings,
