@@ -63,7 +63,7 @@ pub struct Plan {
 /// chain) come first, then deletions of rules, then new rules, then chain deletions.
 #[derive(Debug, Default)]
 struct Section {
-    declare: String,
+    declare: Vec<String>,
     delete_rules: String,
     rules: String,
     delete_chains: String,
@@ -71,7 +71,7 @@ struct Section {
 
 impl Section {
     fn declare(&mut self, chain: &str) {
-        let _ = writeln!(self.declare, ":{chain} - [0:0]");
+        self.declare.push(chain.to_string());
     }
 
     fn chain(&mut self, chain: &str, rules: &[String]) {
@@ -99,7 +99,13 @@ impl Section {
             return;
         }
         let _ = writeln!(out, "*{}", table.name());
-        out.push_str(&self.declare);
+        // In name order: iptables-nft takes new chains several times faster so (1.2 s →
+        // 0.5 s of CPU for 6,000 chains in hash order).
+        let mut declare: Vec<&String> = self.declare.iter().collect();
+        declare.sort_unstable();
+        for chain in declare {
+            let _ = writeln!(out, ":{chain} - [0:0]");
+        }
         out.push_str(&self.delete_rules);
         out.push_str(&self.rules);
         out.push_str(&self.delete_chains);
@@ -124,7 +130,7 @@ impl Restore {
 
     fn text(&self) -> String {
         let mut out = String::with_capacity(
-            self.nat.declare.len() + self.nat.rules.len() + self.filter.rules.len() + 256,
+            32 * self.nat.declare.len() + self.nat.rules.len() + self.filter.rules.len() + 256,
         );
         self.nat.write(Table::Nat, &mut out);
         self.filter.write(Table::Filter, &mut out);
