@@ -133,13 +133,30 @@ async fn main() -> Result<()> {
         }
         return Ok(());
     }
-    let mut dataplane: Box<dyn Dataplane> = match args.mode {
-        Mode::Nftables => Box::new(Nftables::new(nft_cfg)),
-        Mode::Iptables => Box::new(Iptables::new(ipt_cfg)),
-        Mode::Ipvs => {
-            anyhow::bail!("ipvs mode is not available in this build; use --mode nftables")
-        }
-    };
+    // Rules another mode left would still DNAT (both run in the kernel): they go first,
+    // as kube-proxy removes the other modes' leftovers when it starts.
+    let (mut dataplane, mut leftovers): (Box<dyn Dataplane>, Option<Box<dyn Dataplane>>) =
+        match args.mode {
+            Mode::Nftables => {
+                let iptables = Mode::Iptables.check_available(Path::new("/proc")).is_ok();
+                (
+                    Box::new(Nftables::new(nft_cfg)),
+                    iptables.then(|| Box::new(Iptables::new(ipt_cfg)) as Box<dyn Dataplane>),
+                )
+            }
+            Mode::Iptables => (
+                Box::new(Iptables::new(ipt_cfg)),
+                Some(Box::new(Nftables::new(nft_cfg))),
+            ),
+            Mode::Ipvs => {
+                anyhow::bail!("ipvs mode is not available in this build; use --mode nftables")
+            }
+        };
+    if let Some(other) = leftovers.as_mut()
+        && let Err(e) = other.cleanup().await
+    {
+        tracing::warn!(error = %e, mode = other.name(), "removing another mode's rules");
+    }
     tracing::info!(
         node = %args.node_name,
         mode = args.mode.as_str(),
