@@ -30,14 +30,10 @@ impl Netns {
         Ok(Netns(name))
     }
 
-    /// `program` in the namespace; nsenter only switches the namespace, so the time
-    /// measured is the program's own.
-    fn command(&self, program: &str) -> Vec<String> {
-        vec![
-            "nsenter".into(),
-            format!("--net=/run/netns/{}", self.0),
-            program.into(),
-        ]
+    /// The prefix that runs a program in the namespace; nsenter only switches the
+    /// namespace, so the time measured is the program's own.
+    fn prefix(&self) -> [String; 2] {
+        ["nsenter".into(), format!("--net=/run/netns/{}", self.0)]
     }
 }
 
@@ -144,14 +140,13 @@ async fn main() -> Result<()> {
     let endpoints: usize = args.next().map_or(Ok(5), |a| a.parse())?;
     let repeats: usize = args.next().map_or(Ok(9), |a| a.parse())?;
     let ns = Netns::create()?;
+    let prefix = ns.prefix();
     let cfg = IptablesConfig {
-        iptables_restore_command: ns.command("iptables-restore"),
-        iptables_save_command: ns.command("iptables-save"),
-        conntrack_command: ns.command("conntrack"),
         cluster_cidr: Some("10.244.0.0/16".parse().map_err(anyhow::Error::msg)?),
         node_port_addresses: vec!["192.168.1.10".parse()?],
         ..IptablesConfig::default()
-    };
+    }
+    .with_command_prefix(&[prefix[0].as_str(), prefix[1].as_str()]);
     let mut dp = Iptables::new(cfg);
     let mut current = ProxyState::default();
     for i in 0..services {
