@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, ensure};
 use skiff_proxy::dataplane::Dataplane;
-use skiff_proxy::dataplane::iptables::{Iptables, IptablesConfig};
+use skiff_proxy::dataplane::iptables::{Existing, Iptables, IptablesConfig, Table};
 use skiff_proxy::model::ProxyState;
 use support::scenarios::{self, NODE_NAME, NODE_PORT, answer, state, sync};
 use support::*;
@@ -108,6 +108,17 @@ async fn a_restart_reuses_the_jumps_and_deletes_chains_it_no_longer_wants() -> R
             "{table} {chain} has {found} jumps to {target}:\n{text}"
         );
     }
+    // iptables-save prints the jumps as they were written, so a later start changes none.
+    let mut existing = Existing::default();
+    existing.parse(Table::Nat, &nat);
+    existing.parse(Table::Filter, &filter);
+    let plan = dataplane(&topology).plan(&ProxyState::default(), &BTreeSet::new(), &existing);
+    let churn: Vec<&str> = plan
+        .text
+        .lines()
+        .filter(|l| l.starts_with("-D ") || l.starts_with("-I "))
+        .collect();
+    ensure!(churn.is_empty(), "jumps rewritten on restart: {churn:#?}");
     Ok(())
 }
 

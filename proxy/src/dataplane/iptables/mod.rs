@@ -60,11 +60,12 @@ pub struct Plan {
 }
 
 /// One table's part of an `iptables-restore` input: declarations (which create or flush a
-/// chain) come first, then deletions of rules, then new rules, then chain deletions.
+/// chain) come first, then the jumps deleted from and inserted into chains that are not
+/// ours, then new rules, then chain deletions.
 #[derive(Debug, Default)]
 struct Section {
     declare: Vec<String>,
-    delete_rules: String,
+    jumps: String,
     rules: String,
     delete_chains: String,
 }
@@ -89,7 +90,7 @@ impl Section {
 
     fn is_empty(&self) -> bool {
         self.declare.is_empty()
-            && self.delete_rules.is_empty()
+            && self.jumps.is_empty()
             && self.rules.is_empty()
             && self.delete_chains.is_empty()
     }
@@ -107,7 +108,7 @@ impl Section {
         for chain in declare {
             let _ = writeln!(out, ":{chain} - [0:0]");
         }
-        out.push_str(&self.delete_rules);
+        out.push_str(&self.jumps);
         out.push_str(&self.rules);
         out.push_str(&self.delete_chains);
         out.push_str("COMMIT\n");
@@ -259,9 +260,10 @@ impl Iptables {
             programmed.dispatch[d as usize] = rules;
         }
 
-        // Jumps from the built-in chains: exactly one each, whatever an earlier run left.
-        // A jump to a chain that goes is deleted with it; someone else's jump to a chain
-        // that stays is theirs.
+        // Jumps from the built-in chains: exactly one each, as written now, whatever an
+        // earlier run left (duplicates, or another shape of the same jump). A jump to a
+        // chain that goes is deleted with it; someone else's jump to a chain that stays is
+        // theirs.
         let jumps = ruleset::jumps();
         let mut kept: BTreeSet<(Table, &str, &str)> = BTreeSet::new();
         for (table, chain, rule, target) in &existing.jumps {
@@ -269,17 +271,17 @@ impl Iptables {
                 .iter()
                 .find(|j| j.table == *table && j.chain == chain && j.target == target);
             let delete = match ours {
-                Some(j) => !kept.insert((j.table, j.chain, j.target)),
+                Some(j) => j.rule != *rule || !kept.insert((j.table, j.chain, j.target)),
                 None => !wanted.contains(&(*table, target.clone())),
             };
             if delete {
-                let _ = writeln!(restore.table(*table).delete_rules, "-D {chain} {rule}");
+                let _ = writeln!(restore.table(*table).jumps, "-D {chain} {rule}");
             }
         }
         for jump in &jumps {
             if !kept.contains(&(jump.table, jump.chain, jump.target)) {
                 let _ = writeln!(
-                    restore.table(jump.table).delete_rules,
+                    restore.table(jump.table).jumps,
                     "-I {} 1 {}",
                     jump.chain,
                     jump.rule
@@ -451,7 +453,7 @@ impl Dataplane for Iptables {
 pub fn cleanup_text(existing: &Existing) -> String {
     let mut restore = Restore::default();
     for (table, chain, rule, _) in &existing.jumps {
-        let _ = writeln!(restore.table(*table).delete_rules, "-D {chain} {rule}");
+        let _ = writeln!(restore.table(*table).jumps, "-D {chain} {rule}");
     }
     for (table, chain) in &existing.chains {
         restore.table(*table).remove(chain);

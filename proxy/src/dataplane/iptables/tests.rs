@@ -427,6 +427,7 @@ fn a_full_sync_replaces_what_an_earlier_run_left() {
              -A PREROUTING -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES\n\
              -A POSTROUTING -j SKIFF-GONE\n\
              -A MINE -j SKIFF-SERVICES\n\
+             -A OUTPUT -j SKIFF-SERVICES\n\
              -A SKIFF-SERVICES -j SKIFF-SVC-OLD\nCOMMIT\n",
             svc("a")
         ),
@@ -450,7 +451,11 @@ fn a_full_sync_replaces_what_an_earlier_run_left() {
     assert!(nat.contains(
         "-I POSTROUTING 1 -m comment --comment \"skiff postrouting rules\" -j SKIFF-POSTROUTING\n"
     ));
-    assert!(nat.contains("-I OUTPUT 1 "));
+    // Another shape of our jump is replaced by the current one.
+    assert!(nat.contains("-D OUTPUT -j SKIFF-SERVICES\n"));
+    assert!(nat.contains(
+        "-I OUTPUT 1 -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES\n"
+    ));
     assert_eq!(
         lines_with(nat, "SKIFF-SVC-OLD"),
         [":SKIFF-SVC-OLD - [0:0]", "-X SKIFF-SVC-OLD"]
