@@ -5,6 +5,7 @@
 //! [`dataplane::Dataplane`] (nftables by default, iptables or IPVS) programs the kernel from
 //! that state, changing only what changed; the DNS server answers from the same watches.
 
+pub mod daemon;
 pub mod dataplane;
 pub mod dns;
 pub mod http;

@@ -1,17 +1,15 @@
 //! `skiff-proxy`: Services on nftables, iptables or IPVS, and cluster DNS.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use skiff_proxy::dataplane::nftables::{Ipv4Cidr, Nftables, NftablesConfig};
-use skiff_proxy::dataplane::{Dataplane, Mode};
-use skiff_proxy::dns::{self, DnsConfig, local_address};
-use skiff_proxy::http::{self, TlsFiles};
-use skiff_proxy::metrics::{Health, ProxyMetrics};
-use skiff_proxy::sync::{self, SyncSettings, Trigger};
+use skiff_proxy::daemon::{self, ProxyOptions};
+use skiff_proxy::dataplane::Mode;
+use skiff_proxy::dataplane::nftables::Ipv4Cidr;
+use skiff_proxy::http::TlsFiles;
 
 #[derive(Parser, Debug)]
 #[command(name = "skiff-proxy", version, about)]
@@ -38,7 +36,7 @@ struct Args {
     /// Where the upstream resolvers for other names are listed.
     #[arg(long, default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
-    /// The dummy device that holds `--dns-address` when no interface has it.
+    /// The device that holds `--dns-address` when no interface has it.
     #[arg(long, default_value = "skiff-dns0")]
     dns_interface: String,
     /// Where `/metrics`, `/healthz` and `/livez` are served: plain HTTP on loopback, TLS
@@ -69,29 +67,6 @@ struct Args {
     cleanup: bool,
 }
 
-/// The node's global IPv4 addresses, from `ip -j -4 addr`.
-async fn node_addresses() -> Result<Vec<Ipv4Addr>> {
-    let out = tokio::process::Command::new("ip")
-        .args(["-j", "-4", "addr", "show"])
-        .output()
-        .await
-        .context("running ip -j -4 addr show")?;
-    anyhow::ensure!(out.status.success(), "ip addr show failed: {}", out.status);
-    let links: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("parsing ip -j addr output")?;
-    let mut addrs = Vec::new();
-    for link in links.as_array().into_iter().flatten() {
-        for info in link["addr_info"].as_array().into_iter().flatten() {
-            if info["scope"] == "global"
-                && let Some(ip) = info["local"].as_str().and_then(|s| s.parse().ok())
-            {
-                addrs.push(ip);
-            }
-        }
-    }
-    Ok(addrs)
-}
-
 /// `IP` or `IP:PORT` (IPv6 in brackets with a port), port 53 by default.
 fn dns_listen(s: &str) -> Result<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
@@ -103,13 +78,29 @@ fn dns_listen(s: &str) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, 53))
 }
 
-async fn client(kubeconfig: &Path) -> Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .context("kubeconfig")?;
-    kube::Client::try_from(cfg).context("building the API client")
+impl Args {
+    fn options(&self) -> Result<ProxyOptions> {
+        let mut o = ProxyOptions::new(&self.kubeconfig, &self.node_name);
+        o.mode = self.mode;
+        o.cluster_cidr = self.cluster_cidr;
+        o.dns_address = self.dns_address.as_deref().map(dns_listen).transpose()?;
+        o.dns_interface = self.dns_interface.clone();
+        o.cluster_domain = self.cluster_domain.clone();
+        o.resolv_conf = self.resolv_conf.clone();
+        o.metrics_bind_address = Some(self.metrics_bind_address);
+        o.tls = match (&self.tls_cert_file, &self.tls_private_key_file) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        o.healthz_timeout = Duration::from_secs(self.healthz_timeout_seconds);
+        o.nodeport_addresses = self.nodeport_addresses.clone();
+        o.table = self.table.clone();
+        o.min_sync_period = Duration::from_millis(self.min_sync_period_ms);
+        Ok(o)
+    }
 }
 
 #[tokio::main]
@@ -123,96 +114,20 @@ async fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
-    args.mode.check_available(Path::new("/proc"))?;
-
-    let mut cfg = NftablesConfig::new(&args.table);
-    cfg.cluster_cidr = args.cluster_cidr;
-    cfg.node_name = Some(args.node_name.clone());
-    cfg.node_port_addresses = if args.nodeport_addresses.is_empty() {
-        node_addresses().await?
-    } else {
-        args.nodeport_addresses.clone()
-    };
-    let mut dataplane = Nftables::new(cfg);
+    let opts = args.options()?;
     if args.cleanup {
-        dataplane.cleanup().await?;
-        local_address::remove(&args.dns_interface)
+        // Whichever mode ran before, everything skiff-proxy may have programmed goes.
+        return daemon::cleanup(&opts)
             .await
-            .with_context(|| format!("removing {}", args.dns_interface))?;
-        return Ok(());
+            .context("removing what skiff-proxy programmed");
     }
-    tracing::info!(
-        node = %args.node_name,
-        mode = args.mode.as_str(),
-        table = %args.table,
-        nodeport_addresses = ?dataplane.config().node_port_addresses,
-        "starting"
-    );
-
-    let health = Health::new(Duration::from_secs(args.healthz_timeout_seconds));
-    let metrics = ProxyMetrics::new(args.mode, health);
-    let tls = match (&args.tls_cert_file, &args.tls_private_key_file) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        _ => None,
-    };
-    let metrics_addr = http::serve(args.metrics_bind_address, tls, metrics.clone())
-        .await
-        .context("serving /metrics and /healthz")?;
-    tracing::info!(addr = %metrics_addr, "serving /metrics, /healthz and /livez");
-
-    let client = client(&args.kubeconfig).await?;
-    let _dns = match &args.dns_address {
-        Some(addr) => {
-            let listen = dns_listen(addr)?;
-            if !listen.ip().is_unspecified()
-                && !listen.ip().is_loopback()
-                && local_address::ensure(listen.ip(), &args.dns_interface)
-                    .await
-                    .with_context(|| format!("holding {} on {}", listen.ip(), args.dns_interface))?
-            {
-                tracing::info!(addr = %listen.ip(), link = %args.dns_interface, "DNS address added");
-            }
-            let config = DnsConfig {
-                listen,
-                domain: args.cluster_domain.clone(),
-                resolv_conf: args.resolv_conf.clone(),
-                nameservers: vec![listen.ip()],
-                ..DnsConfig::default()
-            };
-            let handle = dns::serve(client.clone(), config)
-                .await
-                .with_context(|| format!("serving cluster DNS on {listen}"))?;
-            tracing::info!(addr = %handle.local_addr(), domain = %args.cluster_domain, "cluster DNS");
-            Some(handle)
-        }
-        None => None,
-    };
-    let (trigger, notices) = Trigger::new();
-    let caches = sync::watch::start(client, trigger.clone());
-    let settings = SyncSettings {
-        min_interval: Duration::from_millis(args.min_sync_period_ms),
-        ..SyncSettings::default()
-    };
-    let mut observer = metrics;
-    let sync_loop = sync::run(
-        &mut dataplane,
-        move || caches.snapshot(),
-        notices,
-        settings,
-        &mut observer,
-    );
+    let proxy = daemon::start(opts).await.context("starting skiff-proxy")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    // Rules stay in place on exit, as kube-proxy leaves them: Services keep working while
-    // the proxy restarts, and the next start replaces the table in one transaction.
     tokio::select! {
-        () = sync_loop => {}
         r = tokio::signal::ctrl_c() => r.context("waiting for a signal")?,
         _ = terminate.recv() => {}
     }
-    drop(trigger);
+    proxy.stop().await;
     Ok(())
 }

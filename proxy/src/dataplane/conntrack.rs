@@ -14,7 +14,8 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::DataplaneError;
+use super::{DataplaneError, endpoints};
+use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName};
 
 /// One `conntrack -D` filter, always for UDP.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,6 +57,82 @@ impl Flush {
         }
         args
     }
+}
+
+/// A programmed UDP service port's addresses and usable endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpRecord {
+    addresses: Vec<Ipv4Addr>,
+    port: u16,
+    node_port: Option<u16>,
+    endpoints: Vec<Ipv4Addr>,
+}
+
+impl UdpRecord {
+    /// `None` for a service port that is not UDP or not programmed.
+    pub fn new(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Option<Self> {
+        if name.protocol != Protocol::Udp || !endpoints::programs(port) {
+            return None;
+        }
+        let mut addresses: Vec<Ipv4Addr> = endpoints::v4(&port.cluster_ips).collect();
+        addresses.extend(endpoints::v4(&port.external_ips));
+        addresses.extend(endpoints::v4(&port.load_balancer_ips));
+        let mut eps: Vec<Ipv4Addr> = endpoints::endpoints_v4(endpoints)
+            .into_iter()
+            .map(|(ip, _)| ip)
+            .collect();
+        eps.sort();
+        eps.dedup();
+        Some(UdpRecord {
+            addresses,
+            port: port.port,
+            node_port: port.node_port,
+            endpoints: eps,
+        })
+    }
+}
+
+/// The conntrack deletions a UDP service port's change calls for: flows NATed to endpoints
+/// that are gone, and flows that reached the service while it had no endpoints.
+pub fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
+    let mut flushes = Vec::new();
+    let new_endpoints: &[Ipv4Addr] = new.map_or(&[], |n| &n.endpoints);
+    if let Some(old) = old {
+        for &endpoint in old.endpoints.iter().filter(|e| !new_endpoints.contains(e)) {
+            for &address in &old.addresses {
+                flushes.push(Flush::ToEndpoint {
+                    address: Some(address),
+                    port: Some(old.port),
+                    endpoint,
+                });
+            }
+            if let Some(node_port) = old.node_port {
+                flushes.push(Flush::ToEndpoint {
+                    address: None,
+                    port: Some(node_port),
+                    endpoint,
+                });
+            }
+        }
+    }
+    if let Some(new) = new
+        && !new.endpoints.is_empty()
+        && old.is_none_or(|o| o.endpoints.is_empty())
+    {
+        for &address in &new.addresses {
+            flushes.push(Flush::ToService {
+                address: Some(address),
+                port: Some(new.port),
+            });
+        }
+        if let Some(node_port) = new.node_port {
+            flushes.push(Flush::ToService {
+                address: None,
+                port: Some(node_port),
+            });
+        }
+    }
+    flushes
 }
 
 /// Runs the flushes with `command` (e.g. `["conntrack"]`). Every flush is tried; the first

@@ -1,6 +1,9 @@
 //! The kernel-facing backends: one [`Dataplane`] trait, chosen once at start-up.
 
+pub mod cidr;
 pub mod conntrack;
+pub mod endpoints;
+pub mod iptables;
 pub mod ipvs;
 pub mod nftables;
 
@@ -34,13 +37,25 @@ impl Mode {
         };
         match self {
             Mode::Nftables => Ok(()),
+            Mode::Iptables => match std::process::Command::new("iptables-restore")
+                .arg("--version")
+                .stdin(std::process::Stdio::null())
+                .output()
+            {
+                Ok(out) if out.status.success() => Ok(()),
+                Ok(out) => Err(unavailable(&format!(
+                    "iptables-restore --version failed ({}): {}; install iptables or use --mode nftables",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))),
+                Err(e) => Err(unavailable(&format!(
+                    "cannot run iptables-restore ({e}); install iptables or use --mode nftables"
+                ))),
+            },
             Mode::Ipvs if !proc.join("net/ip_vs").exists() => Err(unavailable(
                 "the kernel has no IPVS (no net/ip_vs in procfs; load the ip_vs module or use --mode nftables)",
             )),
             Mode::Ipvs => Ok(()),
-            Mode::Iptables => Err(unavailable(
-                "this build of skiff-proxy has no such backend yet; use --mode nftables",
-            )),
         }
     }
 }
@@ -84,6 +99,16 @@ mod tests {
         )
         .unwrap();
         Mode::Ipvs.check_available(proc.path()).unwrap();
+    }
+
+    #[test]
+    fn iptables_is_available_where_iptables_restore_runs() {
+        // The test hosts have iptables (scripts/install-deps.sh).
+        assert!(
+            Mode::Iptables
+                .check_available(std::path::Path::new("/proc"))
+                .is_ok()
+        );
     }
 }
 

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -189,6 +191,14 @@ impl Topology {
     /// The nft command that programs the node namespace.
     pub fn nft_command(&self) -> Vec<String> {
         ["ip", "netns", "exec", &self.node, "nft"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// `program` run in the node namespace.
+    pub fn node_command(&self, program: &str) -> Vec<String> {
+        ["ip", "netns", "exec", &self.node, program]
             .iter()
             .map(|s| s.to_string())
             .collect()

@@ -13,11 +13,10 @@ pub use ruleset::{Collection, chain_name};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
 
-use super::conntrack::{self, Flush};
+use super::conntrack::{self, Flush, UdpRecord, udp_flushes};
 use super::{Dataplane, DataplaneError, SyncStats};
 use ruleset::{AffinitySet, Elements, SKELETON_RULES};
 
@@ -41,89 +40,6 @@ struct Programmed {
     sets: HashMap<ServicePortName, Vec<AffinitySet>>,
     /// UDP service ports: what their stale conntrack entries would be found by.
     udp: HashMap<ServicePortName, UdpRecord>,
-}
-
-/// A programmed UDP service port's addresses and usable endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct UdpRecord {
-    addresses: Vec<Ipv4Addr>,
-    port: u16,
-    node_port: Option<u16>,
-    endpoints: Vec<Ipv4Addr>,
-}
-
-impl UdpRecord {
-    fn new(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Option<Self> {
-        if name.protocol != crate::model::Protocol::Udp || !ruleset::programs(port) {
-            return None;
-        }
-        let v4 = |ips: &[IpAddr]| -> Vec<Ipv4Addr> {
-            ips.iter()
-                .filter_map(|ip| match ip {
-                    IpAddr::V4(v4) => Some(*v4),
-                    IpAddr::V6(_) => None,
-                })
-                .collect()
-        };
-        let mut addresses = v4(&port.cluster_ips);
-        addresses.extend(v4(&port.external_ips));
-        addresses.extend(v4(&port.load_balancer_ips));
-        let mut eps: Vec<Ipv4Addr> = ruleset::endpoints_v4(endpoints)
-            .into_iter()
-            .map(|(ip, _)| ip)
-            .collect();
-        eps.sort();
-        eps.dedup();
-        Some(UdpRecord {
-            addresses,
-            port: port.port,
-            node_port: port.node_port,
-            endpoints: eps,
-        })
-    }
-}
-
-/// The conntrack deletions a UDP service port's change calls for: flows NATed to endpoints
-/// that are gone, and flows that reached the service while it had no endpoints.
-fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
-    let mut flushes = Vec::new();
-    let new_endpoints: &[Ipv4Addr] = new.map_or(&[], |n| &n.endpoints);
-    if let Some(old) = old {
-        for &endpoint in old.endpoints.iter().filter(|e| !new_endpoints.contains(e)) {
-            for &address in &old.addresses {
-                flushes.push(Flush::ToEndpoint {
-                    address: Some(address),
-                    port: Some(old.port),
-                    endpoint,
-                });
-            }
-            if let Some(node_port) = old.node_port {
-                flushes.push(Flush::ToEndpoint {
-                    address: None,
-                    port: Some(node_port),
-                    endpoint,
-                });
-            }
-        }
-    }
-    if let Some(new) = new
-        && !new.endpoints.is_empty()
-        && old.is_none_or(|o| o.endpoints.is_empty())
-    {
-        for &address in &new.addresses {
-            flushes.push(Flush::ToService {
-                address: Some(address),
-                port: Some(new.port),
-            });
-        }
-        if let Some(node_port) = new.node_port {
-            flushes.push(Flush::ToService {
-                address: None,
-                port: Some(node_port),
-            });
-        }
-    }
-    flushes
 }
 
 /// The elements one service port wants (none if this backend does not program it).

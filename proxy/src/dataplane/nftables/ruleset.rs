@@ -10,9 +10,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
-use crate::model::{Endpoint, ServicePort, ServicePortName, usable_endpoints};
+use crate::dataplane::endpoints::{self, Split, v4};
+pub use crate::dataplane::endpoints::{endpoints_v4, programs};
+use crate::model::{Endpoint, ServicePort, ServicePortName};
 
 use super::config::NftablesConfig;
 
@@ -116,30 +118,6 @@ pub fn chain_name(name: &ServicePortName) -> String {
     format!("{clean}-{:016x}", hasher.finish())
 }
 
-/// The IPv4 addresses of a list (this backend programs the `ip` family only).
-fn v4(ips: &[IpAddr]) -> impl Iterator<Item = Ipv4Addr> + '_ {
-    ips.iter().filter_map(|ip| match ip {
-        IpAddr::V4(v4) => Some(*v4),
-        IpAddr::V6(_) => None,
-    })
-}
-
-/// The IPv4 endpoints that take new connections.
-pub fn endpoints_v4(endpoints: &[Endpoint]) -> Vec<(Ipv4Addr, u16)> {
-    usable_endpoints(endpoints)
-        .into_iter()
-        .filter_map(|e| match e.ip {
-            IpAddr::V4(ip) => Some((ip, e.port)),
-            IpAddr::V6(_) => None,
-        })
-        .collect()
-}
-
-/// Whether this backend programs the service port at all (it has an IPv4 cluster IP).
-pub fn programs(port: &ServicePort) -> bool {
-    v4(&port.cluster_ips).next().is_some()
-}
-
 /// A ClientIP-affinity set: the clients recently sent to one endpoint of a service port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AffinitySet {
@@ -186,54 +164,8 @@ pub fn ext_chain_name(name: &ServicePortName) -> String {
     format!("ext-{}", chain.strip_prefix("svc-").unwrap_or(&chain))
 }
 
-/// Which endpoints each kind of traffic goes to, after the traffic policies.
-struct Split {
-    /// Every usable endpoint.
-    all: Vec<(Ipv4Addr, u16)>,
-    /// For ClusterIP traffic (this node's only, with `internalTrafficPolicy: Local`).
-    cluster: Vec<(Ipv4Addr, u16)>,
-    /// For external addresses and the NodePort (this node's only, with
-    /// `externalTrafficPolicy: Local`).
-    external: Vec<(Ipv4Addr, u16)>,
-    /// Whether external traffic needs a chain of its own.
-    ext_chain: bool,
-}
-
-fn has_external(port: &ServicePort) -> bool {
-    port.node_port.is_some()
-        || v4(&port.external_ips).next().is_some()
-        || v4(&port.load_balancer_ips).next().is_some()
-}
-
 fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Split {
-    let all = endpoints_v4(endpoints);
-    let local = || {
-        let on_node: Vec<Endpoint> = endpoints
-            .iter()
-            .filter(|e| cfg.node_name.is_some() && e.node_name == cfg.node_name)
-            .cloned()
-            .collect();
-        // Usable among this node's endpoints: a terminating local endpoint still serves
-        // when no local one is ready.
-        endpoints_v4(&on_node)
-    };
-    let cluster = if port.internal_local {
-        local()
-    } else {
-        all.clone()
-    };
-    let external = if port.external_local {
-        local()
-    } else {
-        all.clone()
-    };
-    let ext_chain = has_external(port) && !external.is_empty() && external != cluster;
-    Split {
-        all,
-        cluster,
-        external,
-        ext_chain,
-    }
+    endpoints::split(cfg.node_name.as_deref(), port, endpoints)
 }
 
 /// DNAT rules choosing among `eps` (a subset of `all`, whose affinity sets are `sets`).
