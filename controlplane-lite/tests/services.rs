@@ -257,3 +257,61 @@ fn load_balancer_services_get_distinct_addresses_from_the_pool() {
         (external_ip(&cp, "d") == a).then_some(())
     });
 }
+
+#[test]
+fn control_planes_sharing_etcd_publish_each_other_until_one_stops() {
+    let etcd = skiff_tests::Etcd::start().expect("etcd starts");
+    let store = [
+        "--store",
+        "etcd",
+        "--etcd-endpoints",
+        etcd.client_url.as_str(),
+    ];
+    let mut one_args = vec![
+        "--bind-address",
+        "127.0.0.2",
+        "--advertise-address",
+        "127.0.0.2",
+    ];
+    one_args.extend(store);
+    let one = start(&one_args);
+    // The second listens on the same port (upstream's servers all share one) at another
+    // loopback address.
+    let mut two_args = vec![
+        "--bind-address",
+        "127.0.0.3",
+        "--advertise-address",
+        "127.0.0.3",
+    ];
+    two_args.extend(store);
+    let mut two = start(&two_args);
+    two.crash();
+    two.port = one.port;
+    two.launch()
+        .expect("second control plane on the first's port");
+
+    let ips = |cp: &ControlPlane| -> Option<Vec<String>> {
+        let ep = json(cp, &["get", "endpoints", "kubernetes"])?;
+        let mut ips: Vec<String> = ep["subsets"][0]["addresses"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| a["ip"].as_str().map(str::to_string))
+            .collect();
+        ips.sort();
+        Some(ips)
+    };
+    let both = vec!["127.0.0.2".to_string(), "127.0.0.3".to_string()];
+    eventually(Duration::from_secs(40), "both addresses published", || {
+        (ips(&one)? == both).then_some(())
+    });
+    let slice = json(&one, &["get", "endpointslice", "kubernetes"]).unwrap();
+    assert_eq!(slice["endpoints"].as_array().unwrap().len(), 2);
+
+    // The second one stops renewing: its lease expires and its address goes.
+    two.crash();
+    eventually(
+        Duration::from_secs(45),
+        "the stopped one's address dropped",
+        || (ips(&one)? == ["127.0.0.2"]).then_some(()),
+    );
+}

@@ -1,22 +1,26 @@
-//! The `default/kubernetes` Endpoints and EndpointSlice, as kube-apiserver's endpoint
-//! reconciler keeps them: one address (the advertise address) on the secure port, named
-//! `https`. Written at start, looked at again every 10 s and whenever either object
-//! changes, so an edit or a delete is repaired.
+//! The `default/kubernetes` Endpoints and EndpointSlice, as kube-apiserver's lease
+//! endpoint reconciler keeps them: the advertise address of every live control plane on
+//! the secure port, named `https`. Written at start, looked at again every 10 s and
+//! whenever either object changes, so an edit or a delete is repaired.
 //!
-//! One control plane publishes one address: several control planes on one etcd would
-//! each overwrite the others' (upstream keeps a lease per server under `/masterleases/`
-//! and publishes them all).
+//! Each control plane renews a Lease `kube-system/apiserver-endpoint-<address>` (labelled
+//! [`LEASE_LABEL`]) every 10 s, the counterpart of upstream's `/masterleases/<ip>` keys
+//! with a 15 s TTL; the addresses of unexpired Leases are published, and expired ones are
+//! deleted, so several control planes on one etcd publish each other instead of
+//! overwriting each other.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints};
 use k8s_openapi::api::discovery::v1::{
     Endpoint, EndpointConditions, EndpointPort as SlicePort, EndpointSlice,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use tokio::task::JoinHandle;
 
 use crate::controllers::context::Ctx;
@@ -33,6 +37,17 @@ pub const INTERVAL: Duration = Duration::from_secs(10);
 /// written here, as upstream does.
 pub const SKIP_MIRROR: &str = "endpointslice.kubernetes.io/skip-mirror";
 pub const SERVICE_NAME: &str = "kubernetes.io/service-name";
+/// Marks the Leases that carry a control plane's advertised endpoint.
+pub const LEASE_LABEL: &str = "skiff.io/apiserver-endpoint";
+pub const LEASE_NAMESPACE: &str = "kube-system";
+/// How long a control plane's address is published after its last renewal (upstream's
+/// master lease TTL).
+pub const LEASE_SECONDS: i32 = 15;
+
+/// The name of the Lease of the control plane at `addr`.
+pub fn lease_name(addr: &SocketAddr) -> String {
+    format!("apiserver-endpoint-{}", addr.ip()).replace(':', "-")
+}
 
 pub fn start<C: Cluster>(ctx: &Ctx<C>) -> Vec<JoinHandle<()>> {
     let Some(addr) = ctx.settings.apiserver_endpoint else {
@@ -65,6 +80,7 @@ pub struct ApiserverEndpoints<C> {
     cluster: Arc<C>,
     endpoints: Informer<Endpoints>,
     slices: Informer<EndpointSlice>,
+    leases: Informer<Lease>,
     addr: SocketAddr,
 }
 
@@ -74,6 +90,7 @@ impl<C: Cluster> ApiserverEndpoints<C> {
             cluster: ctx.cluster.clone(),
             endpoints: ctx.informers.endpoints.clone(),
             slices: ctx.informers.endpoint_slices.clone(),
+            leases: ctx.informers.leases.clone(),
             addr,
         }
     }
@@ -92,12 +109,109 @@ impl<C: Cluster> ApiserverEndpoints<C> {
         }
     }
 
-    fn subsets(&self) -> Vec<EndpointSubset> {
+    /// Renews this control plane's Lease; the addresses of every live one (this one's
+    /// first among equals: sorted), after deleting the expired.
+    async fn live_addresses(&self) -> Result<Vec<String>, ReconcileError> {
+        let now = Timestamp::now();
+        let name = lease_name(&self.addr);
+        let holder = self.addr.to_string();
+        let spec = |rv: Option<&LeaseSpec>| LeaseSpec {
+            holder_identity: Some(holder.clone()),
+            lease_duration_seconds: Some(LEASE_SECONDS),
+            renew_time: Some(MicroTime(now)),
+            ..rv.cloned().unwrap_or_default()
+        };
+        match self.leases.get(Some(LEASE_NAMESPACE), &name) {
+            Some(cur) => {
+                let mut l = (*cur).clone();
+                l.spec = Some(spec(cur.spec.as_ref()));
+                if let Err(e) = self.cluster.replace(&l).await
+                    && !e.is_not_found()
+                {
+                    return Err(e.into());
+                }
+            }
+            None => {
+                let l = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(LEASE_NAMESPACE.into()),
+                        labels: Some([(LEASE_LABEL.to_string(), "true".to_string())].into()),
+                        ..Default::default()
+                    },
+                    spec: Some(spec(None)),
+                };
+                match self.cluster.create(&l).await {
+                    Err(e) if !e.is_already_exists() => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
+        let mut addrs = vec![self.addr.ip().to_string()];
+        for l in self.leases.list() {
+            let m = &l.metadata;
+            let ours = m.namespace.as_deref() == Some(LEASE_NAMESPACE)
+                && m.labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(LEASE_LABEL));
+            if !ours || m.name.as_deref() == Some(name.as_str()) {
+                continue;
+            }
+            let spec = l.spec.as_ref();
+            let expires = spec.and_then(|s| {
+                let renewed = s.renew_time.as_ref()?.0;
+                let ttl = s.lease_duration_seconds.unwrap_or(LEASE_SECONDS);
+                renewed
+                    .checked_add(jiff::SignedDuration::from_secs(i64::from(ttl)))
+                    .ok()
+            });
+            let address = spec
+                .and_then(|s| s.holder_identity.as_deref())
+                .and_then(|h| h.parse::<SocketAddr>().ok());
+            match (expires, address) {
+                // One port for all, as upstream assumes: a server on another port (or
+                // family) cannot share the subset.
+                (Some(t), Some(a))
+                    if t > now
+                        && a.port() == self.addr.port()
+                        && a.is_ipv6() == self.addr.is_ipv6() =>
+                {
+                    addrs.push(a.ip().to_string())
+                }
+                (Some(t), _) if t > now => {}
+                _ => {
+                    // Gone (its TTL passed): its address is dropped.
+                    match self
+                        .cluster
+                        .delete::<Lease>(
+                            Some(LEASE_NAMESPACE),
+                            m.name.as_deref().unwrap_or_default(),
+                            &Default::default(),
+                        )
+                        .await
+                    {
+                        Err(e) if !e.is_not_found() => return Err(e.into()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        addrs.sort();
+        addrs.dedup();
+        Ok(addrs)
+    }
+
+    fn subsets(&self, addrs: &[String]) -> Vec<EndpointSubset> {
         vec![EndpointSubset {
-            addresses: Some(vec![EndpointAddress {
-                ip: self.addr.ip().to_string(),
-                ..Default::default()
-            }]),
+            addresses: Some(
+                addrs
+                    .iter()
+                    .map(|ip| EndpointAddress {
+                        ip: ip.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             ports: Some(vec![EndpointPort {
                 name: Some("https".into()),
                 port: i32::from(self.addr.port()),
@@ -108,19 +222,22 @@ impl<C: Cluster> ApiserverEndpoints<C> {
         }]
     }
 
-    fn slice(&self) -> EndpointSlice {
+    fn slice(&self, addrs: &[String]) -> EndpointSlice {
         EndpointSlice {
             metadata: Self::meta(&[(SERVICE_NAME, NAME)]),
             address_type: if self.addr.is_ipv6() { "IPv6" } else { "IPv4" }.into(),
-            endpoints: vec![Endpoint {
-                addresses: vec![self.addr.ip().to_string()],
-                conditions: Some(EndpointConditions {
-                    ready: Some(true),
-                    serving: Some(true),
-                    terminating: Some(false),
-                }),
-                ..Default::default()
-            }],
+            endpoints: addrs
+                .iter()
+                .map(|ip| Endpoint {
+                    addresses: vec![ip.clone()],
+                    conditions: Some(EndpointConditions {
+                        ready: Some(true),
+                        serving: Some(true),
+                        terminating: Some(false),
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
             ports: Some(vec![SlicePort {
                 name: Some("https".into()),
                 port: Some(i32::from(self.addr.port())),
@@ -130,8 +247,8 @@ impl<C: Cluster> ApiserverEndpoints<C> {
         }
     }
 
-    async fn endpoints(&self) -> Result<(), ReconcileError> {
-        let subsets = self.subsets();
+    async fn endpoints(&self, addrs: &[String]) -> Result<(), ReconcileError> {
+        let subsets = self.subsets(addrs);
         let want_label = |l: &Option<BTreeMap<String, String>>| {
             l.as_ref()
                 .and_then(|l| l.get(SKIP_MIRROR))
@@ -164,8 +281,8 @@ impl<C: Cluster> ApiserverEndpoints<C> {
         Ok(())
     }
 
-    async fn slice_write(&self) -> Result<(), ReconcileError> {
-        let want = self.slice();
+    async fn slice_write(&self, addrs: &[String]) -> Result<(), ReconcileError> {
+        let want = self.slice(addrs);
         match self.slices.get(Some(NAMESPACE), NAME) {
             Some(cur)
                 if cur.address_type == want.address_type
@@ -211,8 +328,9 @@ impl<C: Cluster> Reconciler for ApiserverEndpoints<C> {
     }
 
     async fn reconcile(&self, _key: &ObjectKey) -> Result<Requeue, ReconcileError> {
-        self.endpoints().await?;
-        self.slice_write().await?;
+        let addrs = self.live_addresses().await?;
+        self.endpoints(&addrs).await?;
+        self.slice_write(&addrs).await?;
         Ok(Requeue::After(INTERVAL))
     }
 }
@@ -263,10 +381,23 @@ mod tests {
         assert_eq!(v["endpoints"][0]["conditions"]["ready"], true);
         assert_eq!(v["ports"][0]["port"], 6443);
 
-        // Nothing to do when all is as it should be.
-        let writes = cluster.writes().len();
+        // Nothing to do when all is as it should be, but renew the Lease.
+        let others = |c: &FakeCluster| {
+            c.writes()
+                .into_iter()
+                .filter(|w| !w.contains("Lease"))
+                .count()
+        };
+        let writes = others(&cluster);
         c.reconcile(&key()).await.unwrap();
-        assert_eq!(cluster.writes().len(), writes);
+        assert_eq!(others(&cluster), writes);
+        let lease: Lease = cluster
+            .get(Some(LEASE_NAMESPACE), "apiserver-endpoint-192.168.5.7")
+            .unwrap();
+        assert_eq!(
+            lease.spec.unwrap().holder_identity.as_deref(),
+            Some("192.168.5.7:6443")
+        );
 
         // An edit is undone, a delete is made good.
         let mut ep = ep;
@@ -282,6 +413,51 @@ mod tests {
         assert!(
             cluster
                 .get::<EndpointSlice>(Some(NAMESPACE), NAME)
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn every_live_control_plane_is_published_and_expired_ones_dropped() {
+        let (cluster, c) = setup("192.168.5.7:6443");
+        let lease = |name: &str, holder: &str, age_s: i64| -> Lease {
+            let renewed = Timestamp::now() - jiff::SignedDuration::from_secs(age_s);
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": LEASE_NAMESPACE, "labels": {LEASE_LABEL: "true"}},
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed.to_string()},
+            }))
+            .unwrap()
+        };
+        cluster.put(&lease(
+            "apiserver-endpoint-192.168.5.9",
+            "192.168.5.9:6443",
+            3,
+        ));
+        cluster.put(&lease(
+            "apiserver-endpoint-192.168.5.8",
+            "192.168.5.8:6443",
+            60,
+        ));
+        c.reconcile(&key()).await.unwrap();
+        let ep: Endpoints = cluster.get(Some(NAMESPACE), NAME).unwrap();
+        let ips: Vec<_> = ep.subsets.unwrap()[0]
+            .addresses
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.ip)
+            .collect();
+        assert_eq!(ips, ["192.168.5.7", "192.168.5.9"]);
+        let s: EndpointSlice = cluster.get(Some(NAMESPACE), NAME).unwrap();
+        assert_eq!(s.endpoints.len(), 2);
+        assert!(
+            cluster
+                .get::<Lease>(Some(LEASE_NAMESPACE), "apiserver-endpoint-192.168.5.8")
+                .is_none()
+        );
+        assert!(
+            cluster
+                .get::<Lease>(Some(LEASE_NAMESPACE), "apiserver-endpoint-192.168.5.9")
                 .is_some()
         );
     }
