@@ -1,5 +1,8 @@
 //! What a fresh cluster starts with, made idempotently on every start: the system
-//! namespaces, the `kubernetes` Service, and the Service allocator's view of the store.
+//! namespaces, the `kubernetes` and `kube-dns` Services, and the Service allocator's view
+//! of the store.
+
+use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
@@ -27,7 +30,42 @@ async fn ensure(
     }
 }
 
-pub async fn run(api: &Api) -> Result<(), ApiError> {
+/// The label that keeps node proxies from programming a Service (kube-proxy skips every
+/// Service that names a non-default proxy in it).
+pub const SERVICE_PROXY_NAME: &str = "service.kubernetes.io/service-proxy-name";
+/// skiff-proxy answers DNS on the kube-dns address itself, on every node.
+pub const NODE_DNS_PROXY: &str = "skiff-node-dns";
+
+/// The `kube-system/kube-dns` Service as kubeadm's CoreDNS addon makes it, without a
+/// selector (no CoreDNS pods: each node's skiff-proxy listens on the address) and with
+/// the service-proxy-name label (so no proxy sends its traffic elsewhere).
+pub fn kube_dns_service(ip: Ipv4Addr) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {
+            "name": "kube-dns", "namespace": "kube-system",
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+                SERVICE_PROXY_NAME: NODE_DNS_PROXY,
+            },
+            "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
+        },
+        "spec": {
+            "clusterIP": ip.to_string(),
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+            ],
+            "sessionAffinity": "None", "type": "ClusterIP",
+        },
+    })
+}
+
+/// `dns_ip`: the kube-dns Service's address, `None` for no kube-dns Service.
+pub async fn run(api: &Api, dns_ip: Option<Ipv4Addr>) -> Result<(), ApiError> {
     let services = info("", "services")?;
     let listed = api
         .store
@@ -61,5 +99,16 @@ pub async fn run(api: &Api) -> Result<(), ApiError> {
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}], "sessionAffinity": "None", "type": "ClusterIP"},
     });
-    ensure(api, services, svc).await
+    ensure(api, services, svc).await?;
+    if let Some(ip) = dns_ip {
+        // A user Service that took the address before (an older cluster) keeps it: the
+        // cluster starts without kube-dns rather than not at all.
+        if let Err(e) = ensure(api, services, kube_dns_service(ip)).await {
+            if e.reason != "Invalid" {
+                return Err(e);
+            }
+            tracing::warn!(%ip, error = %e, "cannot make the kube-system/kube-dns Service");
+        }
+    }
+    Ok(())
 }

@@ -34,6 +34,21 @@ pub struct Config {
     /// The range Service ClusterIPs come from.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,
+    /// The address pods reach the API server at, published as the `default/kubernetes`
+    /// Endpoints and EndpointSlice. Default: the bind address when it is a specific
+    /// non-loopback one, else (bound to 0.0.0.0) the host's first global IPv4 address;
+    /// bound to loopback, nothing is published.
+    #[arg(long)]
+    pub advertise_address: Option<String>,
+    /// The ClusterIP of the `kube-system/kube-dns` Service (served on every node by
+    /// skiff-proxy). Default: the 10th address of --service-cluster-ip-range; an empty
+    /// value makes no kube-dns Service.
+    #[arg(long)]
+    pub dns_service_ip: Option<String>,
+    /// Addresses LoadBalancer Services get, comma-separated CIDRs and/or `A-B` IPv4
+    /// ranges. Empty: LoadBalancer Services stay pending, as without a cloud provider.
+    #[arg(long, default_value = "")]
+    pub load_balancer_pool: String,
     /// Extra names or addresses for the serving certificate.
     #[arg(long = "tls-san", value_delimiter = ',')]
     pub tls_sans: Vec<String>,
@@ -117,6 +132,9 @@ impl Config {
             store: StoreKind::Sqlite,
             etcd_endpoints: Vec::new(),
             service_cluster_ip_range: "10.96.0.0/12".into(),
+            advertise_address: None,
+            dns_service_ip: None,
+            load_balancer_pool: String::new(),
             tls_sans: Vec::new(),
             compaction_interval: Duration::from_secs(300),
             controllers: true,

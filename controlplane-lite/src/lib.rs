@@ -1,5 +1,6 @@
 //! skiff-controlplane: a Kubernetes-compatible API server on an embedded store.
 
+pub mod advertise;
 pub mod apiserver;
 pub mod bootstrap;
 pub mod config;
@@ -39,6 +40,33 @@ pub enum RunError {
     Bootstrap(String),
     #[error("--store etcd needs --etcd-endpoints")]
     NoEtcdEndpoints,
+    #[error(transparent)]
+    Advertise(#[from] advertise::AdvertiseError),
+    #[error("--dns-service-ip {0:?}: {1}")]
+    DnsServiceIp(String, String),
+    #[error("--load-balancer-pool: {0}")]
+    LoadBalancerPool(#[from] controllers::service_lb::pool::PoolError),
+}
+
+/// The kube-dns Service's address: the flag (empty: none), else the 10th of the range.
+fn dns_service_ip(
+    flag: Option<&str>,
+    range: &apiserver::alloc::Ipv4Cidr,
+) -> Result<Option<std::net::Ipv4Addr>, RunError> {
+    let ip = match flag.map(str::trim) {
+        Some("") => return Ok(None),
+        Some(s) => s
+            .parse()
+            .map_err(|_| RunError::DnsServiceIp(s.into(), "not an IPv4 address".into()))?,
+        None => range.nth(10),
+    };
+    if !range.contains(ip) || ip == range.nth(0) || ip == range.nth(1) {
+        return Err(RunError::DnsServiceIp(
+            ip.to_string(),
+            format!("must be a free address of --service-cluster-ip-range {range}"),
+        ));
+    }
+    Ok(Some(ip))
 }
 
 /// Opens the configured store.
@@ -84,6 +112,8 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
     })?;
     let range: apiserver::alloc::Ipv4Cidr = cfg.service_cluster_ip_range.parse()?;
     let allocator = ServiceAllocator::new(range)?;
+    let dns_ip = dns_service_ip(cfg.dns_service_ip.as_deref(), &range)?;
+    let lb_pool: controllers::service_lb::pool::Pool = cfg.load_balancer_pool.parse()?;
     let mut sans = vec![
         cfg.bind_address.clone(),
         allocator.apiserver_ip().to_string(),
@@ -104,6 +134,8 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         local.ip().to_string()
     };
     let server_address = format!("{host}:{}", local.port());
+    let apiserver_endpoint = advertise::resolve(cfg.advertise_address.as_deref(), local.ip())?
+        .map(|ip| std::net::SocketAddr::new(ip, local.port()));
     let api = Arc::new(Api {
         store,
         services: tokio::sync::Mutex::new(allocator),
@@ -118,7 +150,7 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
         )?)),
         metrics: Arc::new(metrics_api::MetricsStore::new(cfg.metric_resolution)),
     });
-    bootstrap::run(&api)
+    bootstrap::run(&api, dns_ip)
         .await
         .map_err(|e| RunError::Bootstrap(e.to_string()))?;
     let tls = server::tls_config(&pki.ca_pem, &pki.serving_cert_pem, &pki.serving_key_pem)?;
@@ -151,6 +183,8 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
                 hpa_cpu_initialization_period: cfg
                     .horizontal_pod_autoscaler_cpu_initialization_period,
                 hpa_initial_readiness_delay: cfg.horizontal_pod_autoscaler_initial_readiness_delay,
+                apiserver_endpoint,
+                load_balancer_pool: lb_pool,
                 ..Default::default()
             },
         )

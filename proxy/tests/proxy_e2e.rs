@@ -16,7 +16,8 @@ use skiff_proxy::sync::{self, SyncSettings, Trigger};
 use skiff_tests::{ControlPlane, workspace_bin};
 use support::*;
 
-const CLUSTER_IP: &str = "10.96.0.80";
+// Not 10.96.0.10: that is the kube-dns Service's.
+const CLUSTER_IP: &str = "10.96.0.20";
 
 fn manifests(backend: &str) -> String {
     format!(

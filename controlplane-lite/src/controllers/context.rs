@@ -163,6 +163,11 @@ pub struct Settings {
     /// How long after a pod starts an unready pod counts as never having been ready
     /// (`--horizontal-pod-autoscaler-initial-readiness-delay`).
     pub hpa_initial_readiness_delay: Duration,
+    /// Where pods reach the API server, published as the `default/kubernetes` Endpoints
+    /// (`--advertise-address`, the secure port); `None` publishes nothing.
+    pub apiserver_endpoint: Option<std::net::SocketAddr>,
+    /// The addresses LoadBalancer Services get (`--load-balancer-pool`); empty: none.
+    pub load_balancer_pool: crate::controllers::service_lb::pool::Pool,
 }
 
 impl Default for Settings {
@@ -180,6 +185,8 @@ impl Default for Settings {
             hpa_downscale_stabilization: Duration::from_secs(300),
             hpa_cpu_initialization_period: Duration::from_secs(300),
             hpa_initial_readiness_delay: Duration::from_secs(30),
+            apiserver_endpoint: None,
+            load_balancer_pool: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::apiserver::handlers::Api;
 
+pub mod apiserver_endpoints;
 #[cfg(test)]
 mod apps_fixtures;
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod pod_util;
 pub mod replica_set;
 pub mod revision_history;
 pub mod runtime;
+pub mod service_lb;
 pub mod serviceaccount;
 pub mod set_pods;
 pub mod statefulset;
@@ -77,6 +79,8 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     tasks.extend(replica_set::start(ctx));
     tasks.extend(deployment::start(ctx));
     tasks.extend(hpa::start(ctx));
+    tasks.extend(apiserver_endpoints::start(ctx));
+    tasks.extend(service_lb::start(ctx));
     tasks
 }
 
