@@ -114,13 +114,6 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
     let allocator = ServiceAllocator::new(range)?;
     let dns_ip = dns_service_ip(cfg.dns_service_ip.as_deref(), &range)?;
     let lb_pool: controllers::service_lb::pool::Pool = cfg.load_balancer_pool.parse()?;
-    let mut sans = vec![
-        cfg.bind_address.clone(),
-        allocator.apiserver_ip().to_string(),
-    ];
-    sans.extend(cfg.tls_sans.iter().cloned());
-    let pki = pki::Pki::load_or_create(&cfg.data_dir, &sans)?;
-    let store = open_store(&cfg).await?;
     let listener = server::bind(&format!("{}:{}", cfg.bind_address, cfg.secure_port)).await?;
     let local = listener
         .local_addr()
@@ -128,14 +121,25 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
             what: "reading the listening address".into(),
             source,
         })?;
+    let apiserver_endpoint = advertise::resolve(cfg.advertise_address.as_deref(), local.ip())?
+        .map(|ip| std::net::SocketAddr::new(ip, local.port()));
+    let mut sans = vec![
+        cfg.bind_address.clone(),
+        allocator.apiserver_ip().to_string(),
+    ];
+    // Nodes joining from other machines reach the server at its advertised address.
+    if let Some(endpoint) = apiserver_endpoint {
+        sans.push(endpoint.ip().to_string());
+    }
+    sans.extend(cfg.tls_sans.iter().cloned());
+    let pki = pki::Pki::load_or_create(&cfg.data_dir, &sans)?;
+    let store = open_store(&cfg).await?;
     let host = if local.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
         local.ip().to_string()
     };
     let server_address = format!("{host}:{}", local.port());
-    let apiserver_endpoint = advertise::resolve(cfg.advertise_address.as_deref(), local.ip())?
-        .map(|ip| std::net::SocketAddr::new(ip, local.port()));
     let api = Arc::new(Api {
         store,
         services: tokio::sync::Mutex::new(allocator),

@@ -8,11 +8,14 @@ use std::process::{Command, Stdio};
 use anyhow::bail;
 use skiff_agent::daemon;
 
-use crate::up::agent_config;
+use crate::up::{agent_config, proxy_options};
 
 pub async fn run(data_dir: PathBuf) -> anyhow::Result<()> {
     let cfg = agent_config(&data_dir);
-    let left = daemon::down(&cfg).await;
+    let mut left = daemon::down(&cfg).await;
+    if let Err(e) = skiff_proxy::daemon::cleanup(&proxy_options(&data_dir, &cfg)).await {
+        left.0.push(format!("the service proxy's rules: {e:#}"));
+    }
     // The default network's bridge and firewall table (see `daemon::default_conflist`).
     let quiet = |cmd: &str, args: &[&str]| {
         let _ = Command::new(cmd)

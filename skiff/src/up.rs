@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use skiff_agent::daemon::{self, AgentConfig};
 use skiff_controlplane::Config;
+use skiff_proxy::daemon::ProxyOptions;
+
+/// The pod addresses of every node (each node's pod CIDR lies in it).
+const CLUSTER_CIDR: &str = "10.244.0.0/16";
 
 /// The node's name: the machine's hostname, as kubelet registers it.
 pub fn node_name() -> String {
@@ -26,10 +30,26 @@ pub fn agent_config(data_dir: &Path) -> AgentConfig {
     )
 }
 
+/// The proxy's settings: Services for the pod network, cluster DNS on the kube-dns
+/// address the agent gives pods.
+pub fn proxy_options(data_dir: &Path, agent: &AgentConfig) -> ProxyOptions {
+    let mut o = ProxyOptions::new(data_dir.join("admin.kubeconfig"), agent.node_name.clone());
+    o.cluster_cidr = CLUSTER_CIDR.parse().ok();
+    o.dns_address = agent
+        .cluster_dns
+        .first()
+        .map(|ip| std::net::SocketAddr::new(*ip, 53));
+    o.cluster_domain = agent.cluster_domain.clone();
+    o
+}
+
 pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
     skiff_controlplane::tune_allocator();
     let mut cfg = Config::for_dir(data_dir.join("controlplane"));
     cfg.secure_port = port;
+    // On every address, as kube-apiserver: pods reach it through the `kubernetes` Service,
+    // whose endpoint is this machine's address.
+    cfg.bind_address = "0.0.0.0".into();
     cfg.local_path_dir = data_dir.join("local-path");
     let running = skiff_controlplane::start(cfg)
         .await
@@ -38,10 +58,18 @@ pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
     let kubeconfig = data_dir.join("admin.kubeconfig");
     std::fs::copy(&running.kubeconfig, &kubeconfig)
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
-    let agent = daemon::run(agent_config(&data_dir))
+    let agent_cfg = agent_config(&data_dir);
+    let agent = daemon::run(agent_cfg.clone())
         .await
         .context("starting the node agent")?;
-    println!("skiff is up: API server at https://{}", running.address);
+    let proxy = skiff_proxy::daemon::start(proxy_options(&data_dir, &agent_cfg))
+        .await
+        .context("starting the service proxy")?;
+    let mut shown = running.address;
+    if shown.ip().is_unspecified() {
+        shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    println!("skiff is up: API server at https://{shown}");
     println!("node: {} (pods run here)", node_name());
     println!("kubeconfig: {}", kubeconfig.display());
     println!();
@@ -67,6 +95,7 @@ pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
         _ = term.recv() => {},
     }
     println!("stopping skiff");
+    proxy.stop().await;
     agent.stop().await;
     running.shutdown().await;
     Ok(())
