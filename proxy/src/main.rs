@@ -1,12 +1,12 @@
 //! `skiff-proxy`: Services on nftables, iptables or IPVS, and cluster DNS.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use skiff_proxy::dataplane::nftables::{Ipv4Cidr, Nftables, NftablesConfig};
+use skiff_proxy::dataplane::nftables::{ClusterCidrs, Family, Nftables, NftablesConfig};
 use skiff_proxy::dataplane::{Dataplane, Mode};
 use skiff_proxy::dns::{self, DnsConfig};
 use skiff_proxy::sync::{self, SyncSettings, Trigger};
@@ -23,9 +23,10 @@ struct Args {
     /// How Services are programmed.
     #[arg(long, value_enum, default_value = "nftables")]
     mode: Mode,
-    /// Pod addresses; traffic to a ClusterIP from outside them is masqueraded.
+    /// Pod addresses, one CIDR per family, comma-separated; traffic to a ClusterIP from
+    /// outside them is masqueraded.
     #[arg(long)]
-    cluster_cidr: Option<Ipv4Cidr>,
+    cluster_cidr: Option<ClusterCidrs>,
     /// Where cluster DNS listens, `IP` (port 53) or `IP:PORT`; the kube-dns Service's
     /// IP must reach it. Without it no DNS is served.
     #[arg(long)]
@@ -39,10 +40,10 @@ struct Args {
     /// Where `/metrics` and `/healthz` are served.
     #[arg(long, default_value = "127.0.0.1:10249")]
     metrics_bind_address: String,
-    /// Node addresses NodePorts answer on (comma-separated); default: every global IPv4
-    /// address of the node.
+    /// Node addresses NodePorts answer on (comma-separated, either family); default: every
+    /// global IPv4 and IPv6 address of the node.
     #[arg(long, value_delimiter = ',')]
-    nodeport_addresses: Vec<Ipv4Addr>,
+    nodeport_addresses: Vec<IpAddr>,
     /// The nftables table skiff-proxy owns.
     #[arg(long, default_value = "skiff-proxy")]
     table: String,
@@ -54,13 +55,13 @@ struct Args {
     cleanup: bool,
 }
 
-/// The node's global IPv4 addresses, from `ip -j -4 addr`.
-async fn node_addresses() -> Result<Vec<Ipv4Addr>> {
+/// The node's global addresses of both families, from `ip -j addr`.
+async fn node_addresses() -> Result<Vec<IpAddr>> {
     let out = tokio::process::Command::new("ip")
-        .args(["-j", "-4", "addr", "show"])
+        .args(["-j", "addr", "show"])
         .output()
         .await
-        .context("running ip -j -4 addr show")?;
+        .context("running ip -j addr show")?;
     anyhow::ensure!(out.status.success(), "ip addr show failed: {}", out.status);
     let links: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("parsing ip -j addr output")?;
@@ -110,6 +111,10 @@ async fn main() -> Result<()> {
     args.mode.check_available(Path::new("/proc"))?;
 
     let mut cfg = NftablesConfig::new(&args.table);
+    if !Path::new("/proc/net/if_inet6").exists() {
+        // IPv6 is disabled on this host: an ip6 table could not be hooked.
+        cfg.families = vec![Family::V4];
+    }
     cfg.cluster_cidr = args.cluster_cidr;
     cfg.node_name = Some(args.node_name.clone());
     cfg.node_port_addresses = if args.nodeport_addresses.is_empty() {

@@ -7,9 +7,10 @@
 //! their first endpoints, are deleted so that the next packet is NATed afresh. TCP needs
 //! nothing: a dead endpoint resets or times out and the client reconnects.
 //!
-//! This runs the `conntrack` tool (conntrack-tools), as kube-proxy long did.
+//! This runs the `conntrack` tool (conntrack-tools), as kube-proxy long did. It looks at
+//! IPv4 flows unless told `-f ipv6`, so IPv6 flushes say so.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Stdio;
 
 use tokio::process::Command;
@@ -22,14 +23,16 @@ pub enum Flush {
     /// Flows to `address` (or to any address on `port`, for NodePorts) that were NATed to
     /// `endpoint`.
     ToEndpoint {
-        address: Option<Ipv4Addr>,
+        address: Option<IpAddr>,
         port: Option<u16>,
-        endpoint: Ipv4Addr,
+        endpoint: IpAddr,
     },
-    /// Flows to `address` (if any) and `port` (if any), NATed or not.
+    /// Flows to `address` (if any) and `port` (if any), NATed or not; `ipv6` picks the
+    /// family when there is no address (a NodePort).
     ToService {
-        address: Option<Ipv4Addr>,
+        address: Option<IpAddr>,
         port: Option<u16>,
+        ipv6: bool,
     },
 }
 
@@ -37,14 +40,21 @@ impl Flush {
     /// The `conntrack` arguments.
     pub fn args(&self) -> Vec<String> {
         let mut args = vec!["-D".to_string(), "-p".to_string(), "udp".to_string()];
-        let (address, port, endpoint) = match self {
+        let (address, port, endpoint, ipv6) = match self {
             Flush::ToEndpoint {
                 address,
                 port,
                 endpoint,
-            } => (address, port, Some(endpoint)),
-            Flush::ToService { address, port } => (address, port, None),
+            } => (address, port, Some(endpoint), endpoint.is_ipv6()),
+            Flush::ToService {
+                address,
+                port,
+                ipv6,
+            } => (address, port, None, *ipv6),
         };
+        if ipv6 {
+            args.extend(["-f".to_string(), "ipv6".to_string()]);
+        }
         if let Some(a) = address {
             args.extend(["--orig-dst".to_string(), a.to_string()]);
         }
@@ -109,8 +119,8 @@ mod tests {
 
     #[test]
     fn flushes_name_the_address_port_and_endpoint() {
-        let ep: Ipv4Addr = "10.244.1.5".parse().unwrap();
-        let svc: Ipv4Addr = "10.96.0.10".parse().unwrap();
+        let ep: IpAddr = "10.244.1.5".parse().unwrap();
+        let svc: IpAddr = "10.96.0.10".parse().unwrap();
         assert_eq!(
             Flush::ToEndpoint {
                 address: Some(svc),
@@ -148,7 +158,8 @@ mod tests {
         assert_eq!(
             Flush::ToService {
                 address: Some(svc),
-                port: Some(53)
+                port: Some(53),
+                ipv6: false,
             }
             .args(),
             [
@@ -160,6 +171,36 @@ mod tests {
                 "--orig-port-dst",
                 "53"
             ]
+        );
+        assert_eq!(
+            Flush::ToEndpoint {
+                address: Some("fd00:96::a".parse().unwrap()),
+                port: Some(53),
+                endpoint: "fd00:244::5".parse().unwrap(),
+            }
+            .args(),
+            [
+                "-D",
+                "-p",
+                "udp",
+                "-f",
+                "ipv6",
+                "--orig-dst",
+                "fd00:96::a",
+                "--orig-port-dst",
+                "53",
+                "--dst-nat",
+                "fd00:244::5"
+            ]
+        );
+        assert_eq!(
+            Flush::ToService {
+                address: None,
+                port: Some(30053),
+                ipv6: true,
+            }
+            .args(),
+            ["-D", "-p", "udp", "-f", "ipv6", "--orig-port-dst", "30053"]
         );
     }
 }

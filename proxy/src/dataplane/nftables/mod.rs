@@ -1,19 +1,22 @@
-//! The nftables backend: one `ip` table of our own, written with `nft -f -`.
+//! The nftables backend: one `ip` and one `ip6` table of our own, written with `nft -f -`.
 //!
-//! The first sync (and any sync after a failed one) replaces the whole table in one
+//! The first sync (and any sync after a failed one) replaces the whole tables in one
 //! transaction. Later syncs rewrite only the chains of the changed service ports and add or
-//! delete only the map and set elements that differ, again in one transaction.
+//! delete only the map and set elements that differ, again in one transaction that spans
+//! both tables.
 
 mod config;
 mod exec;
+mod family;
 mod ruleset;
 
-pub use config::{Ipv4Cidr, NftablesConfig};
+pub use config::{ClusterCidrs, IpCidr, NftablesConfig};
+pub use family::Family;
 pub use ruleset::{Collection, chain_name};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
 
@@ -46,35 +49,39 @@ struct Programmed {
 /// A programmed UDP service port's addresses and usable endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct UdpRecord {
-    addresses: Vec<Ipv4Addr>,
+    family: Family,
+    addresses: Vec<IpAddr>,
     port: u16,
     node_port: Option<u16>,
-    endpoints: Vec<Ipv4Addr>,
+    endpoints: Vec<IpAddr>,
 }
 
 impl UdpRecord {
-    fn new(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Option<Self> {
-        if name.protocol != crate::model::Protocol::Udp || !ruleset::programs(port) {
+    fn new(
+        family: Family,
+        name: &ServicePortName,
+        port: &ServicePort,
+        endpoints: &[Endpoint],
+    ) -> Option<Self> {
+        if name.protocol != crate::model::Protocol::Udp || !ruleset::programs(family, port) {
             return None;
         }
-        let v4 = |ips: &[IpAddr]| -> Vec<Ipv4Addr> {
-            ips.iter()
-                .filter_map(|ip| match ip {
-                    IpAddr::V4(v4) => Some(*v4),
-                    IpAddr::V6(_) => None,
-                })
-                .collect()
-        };
-        let mut addresses = v4(&port.cluster_ips);
-        addresses.extend(v4(&port.external_ips));
-        addresses.extend(v4(&port.load_balancer_ips));
-        let mut eps: Vec<Ipv4Addr> = ruleset::endpoints_v4(endpoints)
+        let addresses = port
+            .cluster_ips
+            .iter()
+            .chain(&port.external_ips)
+            .chain(&port.load_balancer_ips)
+            .copied()
+            .filter(|ip| family.has(ip))
+            .collect();
+        let mut eps: Vec<IpAddr> = ruleset::family_endpoints(family, endpoints)
             .into_iter()
             .map(|(ip, _)| ip)
             .collect();
         eps.sort();
         eps.dedup();
         Some(UdpRecord {
+            family,
             addresses,
             port: port.port,
             node_port: port.node_port,
@@ -87,7 +94,7 @@ impl UdpRecord {
 /// that are gone, and flows that reached the service while it had no endpoints.
 fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
     let mut flushes = Vec::new();
-    let new_endpoints: &[Ipv4Addr] = new.map_or(&[], |n| &n.endpoints);
+    let new_endpoints: &[IpAddr] = new.map_or(&[], |n| &n.endpoints);
     if let Some(old) = old {
         for &endpoint in old.endpoints.iter().filter(|e| !new_endpoints.contains(e)) {
             for &address in &old.addresses {
@@ -114,12 +121,14 @@ fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
             flushes.push(Flush::ToService {
                 address: Some(address),
                 port: Some(new.port),
+                ipv6: new.family == Family::V6,
             });
         }
         if let Some(node_port) = new.node_port {
             flushes.push(Flush::ToService {
                 address: None,
                 port: Some(node_port),
+                ipv6: new.family == Family::V6,
             });
         }
     }
@@ -129,12 +138,13 @@ fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
 /// The elements one service port wants (none if this backend does not program it).
 fn wanted_elements(
     cfg: &NftablesConfig,
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Elements {
     let mut elements = Elements::new();
-    ruleset::service_elements(cfg, name, port, endpoints, &mut elements);
+    ruleset::service_elements(cfg, family, name, port, endpoints, &mut elements);
     elements
 }
 
@@ -161,6 +171,15 @@ pub struct Plan {
     pub full: bool,
     /// Stale UDP flows to delete once the transaction is committed.
     pub conntrack: Vec<Flush>,
+    /// Per family, in the order of [`Nftables::tables`].
+    deltas: Vec<Delta>,
+}
+
+/// One family's part of a plan.
+struct Part {
+    text: String,
+    full: bool,
+    conntrack: Vec<Flush>,
     delta: Delta,
 }
 
@@ -168,15 +187,19 @@ pub struct Plan {
 #[derive(Debug)]
 pub struct Nftables {
     cfg: NftablesConfig,
-    /// `None` until a full sync succeeded, and again after any failure.
-    programmed: Option<Programmed>,
+    /// One per configured family, each `None` until a full sync succeeded, and again after
+    /// any failure.
+    tables: Vec<(Family, Option<Programmed>)>,
 }
 
 impl Nftables {
     pub fn new(cfg: NftablesConfig) -> Self {
+        let mut families = cfg.families.clone();
+        families.sort();
+        families.dedup();
         Nftables {
             cfg,
-            programmed: None,
+            tables: families.into_iter().map(|f| (f, None)).collect(),
         }
     }
 
@@ -185,17 +208,37 @@ impl Nftables {
     }
 
     /// The transaction the next sync would run: pure, so it is tested without a kernel.
+    /// Both families' commands go into one transaction.
     pub fn plan(&self, state: &ProxyState, changed: &BTreeSet<ServicePortName>) -> Plan {
-        match &self.programmed {
-            None => self.plan_full(state),
-            Some(old) => self.plan_incremental(old, state, changed),
+        let mut plan = Plan {
+            text: String::new(),
+            full: false,
+            conntrack: Vec::new(),
+            deltas: Vec::with_capacity(self.tables.len()),
+        };
+        for (family, programmed) in &self.tables {
+            let part = match programmed {
+                None => self.plan_full(*family, state),
+                Some(old) => self.plan_incremental(*family, old, state, changed),
+            };
+            plan.text.push_str(&part.text);
+            plan.full |= part.full;
+            plan.conntrack.extend(part.conntrack);
+            plan.deltas.push(part.delta);
         }
+        plan
     }
 
     /// Records that `plan` is what the kernel now holds.
     fn commit(&mut self, plan: Plan) {
-        match plan.delta {
-            Delta::Full(programmed) => self.programmed = Some(programmed),
+        for ((_, programmed), delta) in self.tables.iter_mut().zip(plan.deltas) {
+            Self::commit_one(programmed, delta);
+        }
+    }
+
+    fn commit_one(programmed: &mut Option<Programmed>, delta: Delta) {
+        match delta {
+            Delta::Full(full) => *programmed = Some(full),
             Delta::Incremental {
                 chains,
                 wants,
@@ -203,7 +246,7 @@ impl Nftables {
                 sets,
                 udp,
             } => {
-                let Some(p) = self.programmed.as_mut() else {
+                let Some(p) = programmed.as_mut() else {
                     return;
                 };
                 for (name, chain) in chains {
@@ -247,35 +290,36 @@ impl Nftables {
         }
     }
 
-    fn plan_full(&self, state: &ProxyState) -> Plan {
-        let t = format!("ip {}", self.cfg.table);
+    fn plan_full(&self, family: Family, state: &ProxyState) -> Part {
+        let t = format!("{} {}", family.nft(), self.cfg.table);
         let mut text = String::with_capacity(128 * state.services.len() + 4096);
         // `add` then `delete` removes a table left by an earlier run whether or not there is
         // one; the kernel applies the whole file atomically, so traffic never sees a gap.
         let _ = writeln!(text, "add table {t}");
         let _ = writeln!(text, "delete table {t}");
-        ruleset::skeleton(&self.cfg, &mut text);
+        ruleset::skeleton(&self.cfg, family, &mut text);
         let mut programmed = Programmed {
             rules: SKELETON_RULES,
             ..Programmed::default()
         };
         for (name, (port, endpoints)) in &state.services {
-            if !ruleset::programs(port) {
+            if !ruleset::programs(family, port) {
                 continue;
             }
-            let sets = ruleset::affinity_sets(name, port, endpoints);
+            let sets = ruleset::affinity_sets(family, name, port, endpoints);
             for set in &sets {
                 let _ = writeln!(text, "add set {t} {}", set.declaration());
             }
             if !sets.is_empty() {
                 programmed.sets.insert(name.clone(), sets);
             }
-            if let Some(record) = UdpRecord::new(name, port, endpoints) {
+            if let Some(record) = UdpRecord::new(family, name, port, endpoints) {
                 programmed.udp.insert(name.clone(), record);
             }
             let mut names = Vec::new();
             let mut count = 0;
-            for (chain, rules) in ruleset::service_chains(&self.cfg, name, port, endpoints) {
+            for (chain, rules) in ruleset::service_chains(&self.cfg, family, name, port, endpoints)
+            {
                 let _ = writeln!(text, "add chain {t} {chain}");
                 for rule in &rules {
                     let _ = writeln!(text, "add rule {t} {chain} {rule}");
@@ -285,7 +329,7 @@ impl Nftables {
             }
             programmed.rules += count;
             programmed.chains.insert(name.clone(), (names, count));
-            let elements = wanted_elements(&self.cfg, name, port, endpoints);
+            let elements = wanted_elements(&self.cfg, family, name, port, endpoints);
             let mut keys = Vec::with_capacity(elements.len());
             for (key, value) in elements {
                 programmed
@@ -301,8 +345,8 @@ impl Nftables {
             .wants
             .iter()
             .filter_map(|(key, wanted)| wanted.values().next().map(|v| (key, v)));
-        ruleset::element_commands(&self.cfg, "add", elements, &mut text);
-        Plan {
+        ruleset::element_commands(&self.cfg, family, "add", elements, &mut text);
+        Part {
             text,
             full: true,
             conntrack: Vec::new(),
@@ -312,11 +356,12 @@ impl Nftables {
 
     fn plan_incremental(
         &self,
+        family: Family,
         old: &Programmed,
         state: &ProxyState,
         changed: &BTreeSet<ServicePortName>,
-    ) -> Plan {
-        let t = format!("ip {}", self.cfg.table);
+    ) -> Part {
+        let t = format!("{} {}", family.nft(), self.cfg.table);
         let mut chains_text = String::new();
         let mut removed = Vec::new();
         let mut chains = Vec::new();
@@ -333,7 +378,7 @@ impl Nftables {
             let new_udp = state
                 .services
                 .get(name)
-                .and_then(|(port, endpoints)| UdpRecord::new(name, port, endpoints));
+                .and_then(|(port, endpoints)| UdpRecord::new(family, name, port, endpoints));
             flushes.extend(udp_flushes(old_udp, new_udp.as_ref()));
             if old_udp != new_udp.as_ref() {
                 udp.push((name.clone(), new_udp));
@@ -347,12 +392,13 @@ impl Nftables {
             let wanted = state
                 .services
                 .get(name)
-                .filter(|(port, _)| ruleset::programs(port));
+                .filter(|(port, _)| ruleset::programs(family, port));
             let mut keys = Vec::new();
             match wanted {
                 Some((port, endpoints)) => {
-                    let service_chains = ruleset::service_chains(&self.cfg, name, port, endpoints);
-                    let new_sets = ruleset::affinity_sets(name, port, endpoints);
+                    let service_chains =
+                        ruleset::service_chains(&self.cfg, family, name, port, endpoints);
+                    let new_sets = ruleset::affinity_sets(family, name, port, endpoints);
                     let old_names: &[String] = old.chains.get(name).map_or(&[], |(n, _)| n);
                     // `add chain` is a no-op for an existing chain; `flush` empties it.
                     for (chain, _) in &service_chains {
@@ -391,7 +437,7 @@ impl Nftables {
                         names.push(chain);
                     }
                     chains.push((name.clone(), Some((names, count))));
-                    for (key, value) in wanted_elements(&self.cfg, name, port, endpoints) {
+                    for (key, value) in wanted_elements(&self.cfg, family, name, port, endpoints) {
                         touched
                             .entry(key.clone())
                             .or_insert_with(|| old.wants.get(&key).cloned().unwrap_or_default())
@@ -429,7 +475,7 @@ impl Nftables {
 
         // Elements first: nothing may point at a chain when it is flushed or deleted.
         let mut text = String::new();
-        ruleset::element_commands(&self.cfg, "delete", stale.iter(), &mut text);
+        ruleset::element_commands(&self.cfg, family, "delete", stale.iter(), &mut text);
         text.push_str(&chains_text);
         for (names, chain_sets) in removed {
             for chain in &names {
@@ -442,8 +488,8 @@ impl Nftables {
                 let _ = writeln!(text, "delete chain {t} {chain}");
             }
         }
-        ruleset::element_commands(&self.cfg, "add", fresh.iter(), &mut text);
-        Plan {
+        ruleset::element_commands(&self.cfg, family, "add", fresh.iter(), &mut text);
+        Part {
             text,
             full: false,
             conntrack: flushes,
@@ -473,9 +519,12 @@ impl Dataplane for Nftables {
         if !plan.text.is_empty() {
             // Whatever happens, the kernel's state is unknown until this succeeds: a failed
             // transaction (or a cancelled sync) leads to a full rewrite next time.
-            let record = self.programmed.take();
+            let records: Vec<Option<Programmed>> =
+                self.tables.iter_mut().map(|(_, p)| p.take()).collect();
             exec::run_nft(&self.cfg.nft_command, &plan.text).await?;
-            self.programmed = record;
+            for ((_, p), record) in self.tables.iter_mut().zip(records) {
+                *p = record;
+            }
         }
         tracing::debug!(
             table = %self.cfg.table,
@@ -494,19 +543,24 @@ impl Dataplane for Nftables {
             tracing::warn!(error = %e, "deleting stale UDP conntrack entries");
         }
         Ok(SyncStats {
-            rules: self.programmed.as_ref().map_or(0, |p| p.rules),
+            rules: self
+                .tables
+                .iter()
+                .filter_map(|(_, p)| p.as_ref())
+                .map(|p| p.rules)
+                .sum(),
             full,
         })
     }
 
     async fn cleanup(&mut self) -> Result<(), DataplaneError> {
-        let t = format!("ip {}", self.cfg.table);
-        self.programmed = None;
-        exec::run_nft(
-            &self.cfg.nft_command,
-            &format!("add table {t}\ndelete table {t}\n"),
-        )
-        .await
+        let mut text = String::new();
+        for (family, programmed) in &mut self.tables {
+            *programmed = None;
+            let t = format!("{} {}", family.nft(), self.cfg.table);
+            let _ = writeln!(text, "add table {t}\ndelete table {t}");
+        }
+        exec::run_nft(&self.cfg.nft_command, &text).await
     }
 }
 
@@ -557,6 +611,11 @@ mod tests {
         s
     }
 
+    /// The IPv4 table's record.
+    fn v4(nft: &Nftables) -> &Programmed {
+        nft.tables[0].1.as_ref().unwrap()
+    }
+
     /// A backend that believes `state` is programmed.
     fn synced(state: &ProxyState) -> Nftables {
         let mut cfg = NftablesConfig::new("t");
@@ -595,7 +654,7 @@ mod tests {
         ));
         let mut nft = nft;
         nft.commit(plan);
-        assert_eq!(nft.programmed.unwrap().rules, SKELETON_RULES + 2);
+        assert_eq!(v4(&nft).rules, SKELETON_RULES + 2);
     }
 
     #[test]
@@ -660,7 +719,7 @@ mod tests {
              delete chain ip t svc-default/a/tcp/http\n"
         );
         nft.commit(plan);
-        let programmed = nft.programmed.unwrap();
+        let programmed = v4(&nft);
         assert_eq!(programmed.chains.len(), 1);
         assert_eq!(programmed.rules, SKELETON_RULES + 1);
         assert_eq!(programmed.wants.len(), 2);
@@ -726,10 +785,7 @@ mod tests {
             let plan = nft.plan(&next, &changed_service_ports(&previous, &next));
             nft.commit(plan);
             let rebuilt = synced(&next);
-            let (inc, full) = (
-                nft.programmed.as_ref().unwrap(),
-                rebuilt.programmed.as_ref().unwrap(),
-            );
+            let (inc, full) = (v4(&nft), v4(&rebuilt));
             assert_eq!(effective(inc), effective(full));
             assert_eq!(inc.chains, full.chains);
             assert_eq!(inc.sets, full.sets);
@@ -829,6 +885,81 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_dual_stack_service_is_programmed_in_both_tables_in_one_transaction() {
+        let mut s = state(&[("a", "10.96.0.1", &["10.244.0.1", "fd00:244::1"])]);
+        s.services.get_mut(&name("a")).unwrap().0.cluster_ips =
+            vec!["10.96.0.1".parse().unwrap(), "fd00:96::1".parse().unwrap()];
+        let nft = synced(&ProxyState::default());
+        let plan = nft.plan(&s, &changed_service_ports(&ProxyState::default(), &s));
+        assert_eq!(
+            plan.text,
+            "add chain ip t svc-default/a/tcp/http\n\
+             flush chain ip t svc-default/a/tcp/http\n\
+             add rule ip t svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.1:8080\n\
+             add element ip t service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
+             add element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
+             add chain ip6 t svc-default/a/tcp/http\n\
+             flush chain ip6 t svc-default/a/tcp/http\n\
+             add rule ip6 t svc-default/a/tcp/http meta l4proto tcp dnat to [fd00:244::1]:8080\n\
+             add element ip6 t service-ips { fd00:96::1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
+             add element ip6 t hairpin { fd00:244::1 . fd00:244::1 }\n"
+        );
+        // A full sync writes both tables, the IPv6 one after the IPv4 one.
+        let full = Nftables::new(NftablesConfig::new("t")).plan(&s, &BTreeSet::new());
+        let v6 = full
+            .text
+            .find("add table ip6 t\ndelete table ip6 t\n")
+            .unwrap();
+        assert!(full.text[..v6].contains("dnat to 10.244.0.1:8080"));
+        assert!(full.text[v6..].contains("dnat to [fd00:244::1]:8080"));
+        assert!(!full.text[v6..].contains("10.244.0.1"));
+
+        // An IPv4-only configuration writes no ip6 table.
+        let mut cfg = NftablesConfig::new("t");
+        cfg.families = vec![Family::V4];
+        let v4only = Nftables::new(cfg).plan(&s, &BTreeSet::new());
+        assert!(!v4only.text.contains("ip6"));
+    }
+
+    #[test]
+    fn stale_ipv6_udp_flows_are_deleted_with_the_ipv6_family() {
+        let udp6 = |eps: &[&str]| {
+            let mut s = udp_state(eps);
+            for (p, _) in s.services.values_mut() {
+                p.cluster_ips = vec!["fd00:96::a".parse().unwrap()];
+            }
+            s
+        };
+        let old = udp6(&["fd00:244::1", "fd00:244::2"]);
+        let new = udp6(&["fd00:244::2"]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        let endpoint: IpAddr = "fd00:244::1".parse().unwrap();
+        assert_eq!(
+            plan.conntrack,
+            vec![
+                Flush::ToEndpoint {
+                    address: Some("fd00:96::a".parse().unwrap()),
+                    port: Some(53),
+                    endpoint
+                },
+                Flush::ToEndpoint {
+                    address: None,
+                    port: Some(30053),
+                    endpoint
+                },
+            ]
+        );
+        let empty = udp6(&[]);
+        let plan = synced(&empty).plan(&new, &changed_service_ports(&empty, &new));
+        assert!(
+            plan.conntrack
+                .iter()
+                .all(|f| matches!(f, Flush::ToService { ipv6: true, .. }))
+        );
+        assert_eq!(plan.conntrack.len(), 2);
+    }
+
     fn udp_state(eps: &[&str]) -> ProxyState {
         let mut s = ProxyState::default();
         let mut n = name("dns");
@@ -846,7 +977,7 @@ mod tests {
         let old = udp_state(&["10.244.0.1", "10.244.0.2"]);
         let new = udp_state(&["10.244.0.2"]);
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
-        let endpoint = "10.244.0.1".parse().unwrap();
+        let endpoint: IpAddr = "10.244.0.1".parse().unwrap();
         assert_eq!(
             plan.conntrack,
             vec![
@@ -874,11 +1005,13 @@ mod tests {
             vec![
                 Flush::ToService {
                     address: Some("10.96.0.10".parse().unwrap()),
-                    port: Some(53)
+                    port: Some(53),
+                    ipv6: false,
                 },
                 Flush::ToService {
                     address: None,
-                    port: Some(30053)
+                    port: Some(30053),
+                    ipv6: false,
                 },
             ]
         );

@@ -7,14 +7,19 @@
 //! by a cascade of `numgen random mod k == 0` rules (uniform, like iptables' statistic
 //! cascade) that DNAT directly; hairpin traffic is caught in postrouting by one named set of
 //! `endpoint . endpoint` pairs instead of a rule per endpoint.
+//!
+//! Every function writes one family's table: the `ip` and `ip6` tables have the same shape,
+//! and each holds only its family's addresses, so a dual-stack Service's IPv4 cluster IP
+//! reaches its IPv4 endpoints and its IPv6 cluster IP its IPv6 ones.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use crate::model::{Endpoint, ServicePort, ServicePortName, usable_endpoints};
 
 use super::config::NftablesConfig;
+use super::family::Family;
 
 /// The table's named sets and maps that hold per-service elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,17 +66,18 @@ impl Collection {
     }
 
     /// The type of the set or map's elements.
-    fn element_type(self) -> &'static str {
+    fn element_type(self, family: Family) -> String {
+        let addr = family.addr_type();
         match self {
             Collection::ServiceIps | Collection::NoEndpointServices => {
-                "ipv4_addr . inet_proto . inet_service : verdict"
+                format!("{addr} . inet_proto . inet_service : verdict")
             }
-            Collection::ExternalKeys => "ipv4_addr . inet_proto . inet_service",
+            Collection::ExternalKeys => format!("{addr} . inet_proto . inet_service"),
             Collection::NodePorts | Collection::NoEndpointNodePorts => {
-                "inet_proto . inet_service : verdict"
+                "inet_proto . inet_service : verdict".to_string()
             }
-            Collection::NodePortKeys => "inet_proto . inet_service",
-            Collection::Hairpin => "ipv4_addr . ipv4_addr",
+            Collection::NodePortKeys => "inet_proto . inet_service".to_string(),
+            Collection::Hairpin => format!("{addr} . {addr}"),
         }
     }
 
@@ -116,34 +122,37 @@ pub fn chain_name(name: &ServicePortName) -> String {
     format!("{clean}-{:016x}", hasher.finish())
 }
 
-/// The IPv4 addresses of a list (this backend programs the `ip` family only).
-fn v4(ips: &[IpAddr]) -> impl Iterator<Item = Ipv4Addr> + '_ {
-    ips.iter().filter_map(|ip| match ip {
-        IpAddr::V4(v4) => Some(*v4),
-        IpAddr::V6(_) => None,
-    })
+/// The addresses of one family in a list.
+fn of(family: Family, ips: &[IpAddr]) -> impl Iterator<Item = IpAddr> + '_ {
+    ips.iter().copied().filter(move |ip| family.has(ip))
 }
 
-/// The IPv4 endpoints that take new connections.
-pub fn endpoints_v4(endpoints: &[Endpoint]) -> Vec<(Ipv4Addr, u16)> {
-    usable_endpoints(endpoints)
+/// The endpoints of one family that take new connections. Each family is judged on its
+/// own (its terminating endpoints serve when none of *its* endpoints is ready), as
+/// kube-proxy's per-family proxiers do.
+pub fn family_endpoints(family: Family, endpoints: &[Endpoint]) -> Vec<(IpAddr, u16)> {
+    let own: Vec<Endpoint> = endpoints
+        .iter()
+        .filter(|e| family.has(&e.ip))
+        .cloned()
+        .collect();
+    usable_endpoints(&own)
         .into_iter()
-        .filter_map(|e| match e.ip {
-            IpAddr::V4(ip) => Some((ip, e.port)),
-            IpAddr::V6(_) => None,
-        })
+        .map(|e| (e.ip, e.port))
         .collect()
 }
 
-/// Whether this backend programs the service port at all (it has an IPv4 cluster IP).
-pub fn programs(port: &ServicePort) -> bool {
-    v4(&port.cluster_ips).next().is_some()
+/// Whether one family's table programs the service port at all (it has a cluster IP of
+/// that family).
+pub fn programs(family: Family, port: &ServicePort) -> bool {
+    of(family, &port.cluster_ips).next().is_some()
 }
 
 /// A ClientIP-affinity set: the clients recently sent to one endpoint of a service port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AffinitySet {
     pub name: String,
+    pub family: Family,
     pub timeout_secs: u64,
 }
 
@@ -151,8 +160,10 @@ impl AffinitySet {
     /// The `add set` body after the table.
     pub fn declaration(&self) -> String {
         format!(
-            "{} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}",
-            self.name, self.timeout_secs
+            "{} {{ type {}; flags dynamic,timeout; timeout {}s; }}",
+            self.name,
+            self.family.addr_type(),
+            self.timeout_secs
         )
     }
 }
@@ -161,6 +172,7 @@ impl AffinitySet {
 /// endpoint, named after the endpoint so a client stays with it across endpoint changes.
 /// Only Services that ask for affinity pay for these objects.
 pub fn affinity_sets(
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
@@ -170,10 +182,11 @@ pub fn affinity_sets(
     };
     let base = chain_name(name);
     let base = base.strip_prefix("svc-").unwrap_or(&base);
-    endpoints_v4(endpoints)
+    family_endpoints(family, endpoints)
         .into_iter()
         .map(|(ip, p)| AffinitySet {
             name: format!("aff-{base}/{ip}/{p}"),
+            family,
             timeout_secs: timeout.as_secs().max(1),
         })
         .collect()
@@ -189,24 +202,29 @@ pub fn ext_chain_name(name: &ServicePortName) -> String {
 /// Which endpoints each kind of traffic goes to, after the traffic policies.
 struct Split {
     /// Every usable endpoint.
-    all: Vec<(Ipv4Addr, u16)>,
+    all: Vec<(IpAddr, u16)>,
     /// For ClusterIP traffic (this node's only, with `internalTrafficPolicy: Local`).
-    cluster: Vec<(Ipv4Addr, u16)>,
+    cluster: Vec<(IpAddr, u16)>,
     /// For external addresses and the NodePort (this node's only, with
     /// `externalTrafficPolicy: Local`).
-    external: Vec<(Ipv4Addr, u16)>,
+    external: Vec<(IpAddr, u16)>,
     /// Whether external traffic needs a chain of its own.
     ext_chain: bool,
 }
 
-fn has_external(port: &ServicePort) -> bool {
+fn has_external(family: Family, port: &ServicePort) -> bool {
     port.node_port.is_some()
-        || v4(&port.external_ips).next().is_some()
-        || v4(&port.load_balancer_ips).next().is_some()
+        || of(family, &port.external_ips).next().is_some()
+        || of(family, &port.load_balancer_ips).next().is_some()
 }
 
-fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Split {
-    let all = endpoints_v4(endpoints);
+fn split(
+    cfg: &NftablesConfig,
+    family: Family,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Split {
+    let all = family_endpoints(family, endpoints);
     let local = || {
         let on_node: Vec<Endpoint> = endpoints
             .iter()
@@ -215,7 +233,7 @@ fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Sp
             .collect();
         // Usable among this node's endpoints: a terminating local endpoint still serves
         // when no local one is ready.
-        endpoints_v4(&on_node)
+        family_endpoints(family, &on_node)
     };
     let cluster = if port.internal_local {
         local()
@@ -227,7 +245,7 @@ fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Sp
     } else {
         all.clone()
     };
-    let ext_chain = has_external(port) && !external.is_empty() && external != cluster;
+    let ext_chain = has_external(family, port) && !external.is_empty() && external != cluster;
     Split {
         all,
         cluster,
@@ -238,28 +256,29 @@ fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Sp
 
 /// DNAT rules choosing among `eps` (a subset of `all`, whose affinity sets are `sets`).
 fn dnat_rules(
+    family: Family,
     proto: &str,
     sets: &[AffinitySet],
-    all: &[(Ipv4Addr, u16)],
-    eps: &[(Ipv4Addr, u16)],
+    all: &[(IpAddr, u16)],
+    eps: &[(IpAddr, u16)],
     rules: &mut Vec<String>,
 ) {
-    let set_of = |ep: &(Ipv4Addr, u16)| all.iter().position(|a| a == ep).and_then(|i| sets.get(i));
+    let ip = family.nft();
+    let set_of = |ep: &(IpAddr, u16)| all.iter().position(|a| a == ep).and_then(|i| sets.get(i));
     // With affinity, a client seen recently goes back to its endpoint (refreshing its
     // timeout); every pick records the client in the chosen endpoint's set.
-    let remember = |ep: &(Ipv4Addr, u16)| {
+    let remember = |ep: &(IpAddr, u16)| {
         set_of(ep)
-            .map(|s| format!("update @{} {{ ip saddr }} ", s.name))
+            .map(|s| format!("update @{} {{ {ip} saddr }} ", s.name))
             .unwrap_or_default()
     };
     for ep in eps {
         if let Some(set) = set_of(ep) {
             rules.push(format!(
-                "ip saddr @{} {}meta l4proto {proto} dnat to {}:{}",
+                "{ip} saddr @{} {}meta l4proto {proto} dnat to {}",
                 set.name,
                 remember(ep),
-                ep.0,
-                ep.1
+                family.dnat_target(&ep.0, ep.1)
             ));
         }
     }
@@ -273,10 +292,9 @@ fn dnat_rules(
             String::new()
         };
         rules.push(format!(
-            "{pick}{}meta l4proto {proto} dnat to {}:{}",
+            "{pick}{}meta l4proto {proto} dnat to {}",
             remember(ep),
-            ep.0,
-            ep.1
+            family.dnat_target(&ep.0, ep.1)
         ));
     }
 }
@@ -286,22 +304,31 @@ fn dnat_rules(
 /// external traffic go elsewhere, the external chain.
 pub fn service_chains(
     cfg: &NftablesConfig,
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Vec<(String, Vec<String>)> {
-    let sets = affinity_sets(name, port, endpoints);
-    let split = split(cfg, port, endpoints);
+    let sets = affinity_sets(family, name, port, endpoints);
+    let split = split(cfg, family, port, endpoints);
     let proto = name.protocol.as_str();
     let mut cluster = Vec::new();
     if !split.cluster.is_empty() {
-        if let Some(cidr) = cfg.cluster_cidr {
+        if let Some(cidr) = cfg.cluster_cidr_of(family) {
             cluster.push(format!(
-                "ip saddr != {cidr} meta mark set meta mark | {:#x}",
+                "{} saddr != {cidr} meta mark set meta mark | {:#x}",
+                family.nft(),
                 cfg.masquerade_mark
             ));
         }
-        dnat_rules(proto, &sets, &split.all, &split.cluster, &mut cluster);
+        dnat_rules(
+            family,
+            proto,
+            &sets,
+            &split.all,
+            &split.cluster,
+            &mut cluster,
+        );
     }
     let mut chains = vec![(chain_name(name), cluster)];
     if split.ext_chain {
@@ -309,7 +336,14 @@ pub fn service_chains(
         // kept, which is the point of the policy. (With `Cluster`, the external-keys and
         // nodeport-keys sets mark it.)
         let mut external = Vec::new();
-        dnat_rules(proto, &sets, &split.all, &split.external, &mut external);
+        dnat_rules(
+            family,
+            proto,
+            &sets,
+            &split.all,
+            &split.external,
+            &mut external,
+        );
         chains.push((ext_chain_name(name), external));
     }
     chains
@@ -324,7 +358,7 @@ fn service_rules(
     port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Vec<String> {
-    service_chains(cfg, name, port, endpoints)
+    service_chains(cfg, Family::V4, name, port, endpoints)
         .into_iter()
         .next()
         .map(|(_, rules)| rules)
@@ -335,16 +369,17 @@ fn service_rules(
 /// service port (two Services on one externalIP and port) stays with the first.
 pub fn service_elements(
     cfg: &NftablesConfig,
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
     out: &mut Elements,
 ) {
-    if !programs(port) {
+    if !programs(family, port) {
         return;
     }
     let proto = name.protocol.as_str();
-    let split = split(cfg, port, endpoints);
+    let split = split(cfg, family, port, endpoints);
     let endpoints = split.all;
     // With endpoints elsewhere but none for this kind of traffic here (a `Local` policy),
     // traffic is dropped, as kube-proxy does; with none at all it is rejected.
@@ -383,10 +418,10 @@ pub fn service_elements(
         out.entry((collection, key))
             .or_insert_with(|| value.to_string());
     };
-    for ip in v4(&port.cluster_ips) {
+    for ip in of(family, &port.cluster_ips) {
         put(services, format!("{ip} . {proto} . {}", port.port), &target);
     }
-    for ip in v4(&port.external_ips).chain(v4(&port.load_balancer_ips)) {
+    for ip in of(family, &port.external_ips).chain(of(family, &port.load_balancer_ips)) {
         let key = format!("{ip} . {proto} . {}", port.port);
         if !endpoints.is_empty() && mark_external {
             put(Collection::ExternalKeys, key.clone(), "");
@@ -406,8 +441,9 @@ pub fn service_elements(
 }
 
 /// The fixed part: table, collections, hooks and the shared chains.
-pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
-    let t = format!("ip {}", cfg.table);
+pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) {
+    let ip = family.nft();
+    let t = format!("{ip} {}", cfg.table);
     let mark = format!("{:#x}", cfg.masquerade_mark);
     let _ = writeln!(out, "add table {t}");
     for c in Collection::ALL {
@@ -416,10 +452,14 @@ pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
             out,
             "add {kind} {t} {} {{ type {}; }}",
             c.name(),
-            c.element_type()
+            c.element_type(family)
         );
     }
-    let _ = writeln!(out, "add set {t} nodeport-ips {{ type ipv4_addr; }}");
+    let _ = writeln!(
+        out,
+        "add set {t} nodeport-ips {{ type {}; }}",
+        family.addr_type()
+    );
     let base = [
         ("nat-prerouting", "nat hook prerouting priority dstnat"),
         ("nat-output", "nat hook output priority -100"),
@@ -443,26 +483,26 @@ pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
         (
             "services",
             format!(
-                "ip daddr . meta l4proto . th dport @external-keys meta mark set meta mark | {mark}"
+                "{ip} daddr . meta l4proto . th dport @external-keys meta mark set meta mark | {mark}"
             ),
         ),
         (
             "services",
-            "ip daddr . meta l4proto . th dport vmap @service-ips".to_string(),
+            format!("{ip} daddr . meta l4proto . th dport vmap @service-ips"),
         ),
         (
             "services",
             format!(
-                "ip daddr @nodeport-ips meta l4proto . th dport @nodeport-keys meta mark set meta mark | {mark}"
+                "{ip} daddr @nodeport-ips meta l4proto . th dport @nodeport-keys meta mark set meta mark | {mark}"
             ),
         ),
         (
             "services",
-            "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports".to_string(),
+            format!("{ip} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"),
         ),
         (
             "nat-postrouting",
-            "ct status dnat ip saddr . ip daddr @hairpin masquerade".to_string(),
+            format!("ct status dnat {ip} saddr . {ip} daddr @hairpin masquerade"),
         ),
         (
             "nat-postrouting",
@@ -484,29 +524,23 @@ pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
         ),
         (
             "endpoints-check",
-            "ip daddr . meta l4proto . th dport vmap @no-endpoint-services".to_string(),
+            format!("{ip} daddr . meta l4proto . th dport vmap @no-endpoint-services"),
         ),
         (
             "endpoints-check",
-            "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"
-                .to_string(),
+            format!("{ip} daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"),
         ),
         // ICMP port unreachable: a client sees "connection refused" at once instead of
         // waiting for a timeout.
-        (
-            "reject-service",
-            "reject with icmp type port-unreachable".to_string(),
-        ),
+        ("reject-service", family.reject().to_string()),
     ];
     for (chain, rule) in rules {
         let _ = writeln!(out, "add rule {t} {chain} {rule}");
     }
-    if !cfg.node_port_addresses.is_empty() {
-        let ips: Vec<String> = cfg
-            .node_port_addresses
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
+    let ips: Vec<String> = of(family, &cfg.node_port_addresses)
+        .map(|i| i.to_string())
+        .collect();
+    if !ips.is_empty() {
         let _ = writeln!(out, "add element {t} nodeport-ips {{ {} }}", ips.join(", "));
     }
 }
@@ -517,6 +551,7 @@ pub const SKELETON_RULES: usize = 14;
 /// `add element` / `delete element` commands, one per collection.
 pub fn element_commands<'a>(
     cfg: &NftablesConfig,
+    family: Family,
     verb: &str,
     elements: impl Iterator<Item = (&'a (Collection, String), &'a String)>,
     out: &mut String,
@@ -533,7 +568,8 @@ pub fn element_commands<'a>(
     for (collection, items) in by_collection {
         let _ = writeln!(
             out,
-            "{verb} element ip {} {} {{ {} }}",
+            "{verb} element {} {} {} {{ {} }}",
+            family.nft(),
             cfg.table,
             collection.name(),
             items.join(", ")
@@ -641,7 +677,7 @@ mod tests {
         with_affinity.affinity = Some(std::time::Duration::from_secs(600));
         let n = name("http", Protocol::Tcp);
         let eps = [ep("10.244.1.5", true, false), ep("10.244.2.6", true, false)];
-        let sets = affinity_sets(&n, &with_affinity, &eps);
+        let sets = affinity_sets(Family::V4, &n, &with_affinity, &eps);
         assert_eq!(
             sets.iter().map(|s| s.declaration()).collect::<Vec<_>>(),
             vec![
@@ -667,7 +703,7 @@ mod tests {
                 format!("update @{b} {{ ip saddr }} meta l4proto tcp dnat to 10.244.2.6:8080"),
             ]
         );
-        assert!(affinity_sets(&n, &port(), &eps).is_empty());
+        assert!(affinity_sets(Family::V4, &n, &port(), &eps).is_empty());
     }
 
     fn on(ip: &str, node: &str) -> Endpoint {
@@ -684,7 +720,7 @@ mod tests {
         local.external_local = true;
         let n = name("http", Protocol::Tcp);
         let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
-        let chains = service_chains(&cfg, &n, &local, &eps);
+        let chains = service_chains(&cfg, Family::V4, &n, &local, &eps);
         assert_eq!(chains.len(), 2);
         assert_eq!(chains[0].0, "svc-default/web/tcp/http");
         assert_eq!(
@@ -700,7 +736,7 @@ mod tests {
             )
         );
         let mut out = Elements::new();
-        service_elements(&cfg, &n, &local, &eps, &mut out);
+        service_elements(&cfg, Family::V4, &n, &local, &eps, &mut out);
         let ext = "goto ext-default/web/tcp/http".to_string();
         assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], ext);
         assert_eq!(
@@ -718,10 +754,17 @@ mod tests {
 
         // No endpoint on this node: external traffic is dropped, not sent elsewhere.
         let mut out = Elements::new();
-        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        service_elements(
+            &cfg,
+            Family::V4,
+            &n,
+            &local,
+            &[on("10.244.2.6", "there")],
+            &mut out,
+        );
         assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], "drop");
         assert_eq!(
-            service_chains(&cfg, &n, &local, &[on("10.244.2.6", "there")]).len(),
+            service_chains(&cfg, Family::V4, &n, &local, &[on("10.244.2.6", "there")]).len(),
             1
         );
     }
@@ -734,7 +777,7 @@ mod tests {
         local.internal_local = true;
         let n = name("http", Protocol::Tcp);
         let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
-        let chains = service_chains(&cfg, &n, &local, &eps);
+        let chains = service_chains(&cfg, Family::V4, &n, &local, &eps);
         assert_eq!(
             chains[0].1[1..],
             ["meta l4proto tcp dnat to 10.244.1.5:8080"]
@@ -743,7 +786,14 @@ mod tests {
         assert_eq!(chains[1].0, "ext-default/web/tcp/http");
         assert_eq!(chains[1].1.len(), 2);
         let mut out = Elements::new();
-        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        service_elements(
+            &cfg,
+            Family::V4,
+            &n,
+            &local,
+            &[on("10.244.2.6", "there")],
+            &mut out,
+        );
         assert_eq!(
             out[&(Collection::ServiceIps, "10.96.0.20 . tcp . 80".into())],
             "drop"
@@ -769,6 +819,7 @@ mod tests {
         let n = name("http", Protocol::Tcp);
         service_elements(
             &cfg(),
+            Family::V4,
             &n,
             &port(),
             &[ep("10.244.1.5", true, false)],
@@ -809,6 +860,7 @@ mod tests {
         let n = name("http", Protocol::Tcp);
         service_elements(
             &cfg(),
+            Family::V4,
             &n,
             &port(),
             &[ep("10.244.1.5", false, false)],
@@ -847,6 +899,7 @@ mod tests {
         other.name = "a-first".into();
         service_elements(
             &cfg(),
+            Family::V4,
             &other,
             &port(),
             &[ep("10.244.9.9", true, false)],
@@ -854,6 +907,7 @@ mod tests {
         );
         service_elements(
             &cfg(),
+            Family::V4,
             &name("http", Protocol::Tcp),
             &port(),
             &[ep("10.244.1.5", true, false)],
@@ -868,7 +922,7 @@ mod tests {
     #[test]
     fn the_skeleton_hooks_nat_and_filter_and_lists_node_addresses() {
         let mut out = String::new();
-        skeleton(&cfg(), &mut out);
+        skeleton(&cfg(), Family::V4, &mut out);
         assert!(out.starts_with("add table ip skiff-test\n"));
         assert!(out.contains(
             "add chain ip skiff-test nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }"
@@ -881,6 +935,93 @@ mod tests {
         );
         assert!(out.contains("add element ip skiff-test nodeport-ips { 192.168.1.10 }"));
         assert_eq!(out.matches("add rule ").count(), SKELETON_RULES);
+    }
+
+    #[test]
+    fn the_ipv6_table_holds_ipv6_addresses_and_endpoints_only() {
+        let mut cfg = cfg();
+        cfg.cluster_cidr = Some("10.244.0.0/16,fd00:244::/56".parse().unwrap());
+        cfg.node_port_addresses = vec![
+            "192.168.1.10".parse().unwrap(),
+            "fd00:1::10".parse().unwrap(),
+        ];
+        let mut p = port();
+        p.affinity = Some(std::time::Duration::from_secs(60));
+        p.external_ips.push("2001:db8::7".parse().unwrap());
+        let n = name("http", Protocol::Tcp);
+        // The IPv6 endpoint is only terminating, yet serves: no IPv6 endpoint is ready.
+        let eps = [
+            ep("10.244.1.5", true, false),
+            ep("fd00:244::5", false, true),
+        ];
+        let chains = service_chains(&cfg, Family::V6, &n, &p, &eps);
+        let set = "aff-default/web/tcp/http/fd00:244::5/8080";
+        assert_eq!(
+            chains,
+            vec![(
+                "svc-default/web/tcp/http".to_string(),
+                vec![
+                    "ip6 saddr != fd00:244::/56 meta mark set meta mark | 0x4000".to_string(),
+                    format!(
+                        "ip6 saddr @{set} update @{set} {{ ip6 saddr }} meta l4proto tcp dnat to [fd00:244::5]:8080"
+                    ),
+                    format!(
+                        "update @{set} {{ ip6 saddr }} meta l4proto tcp dnat to [fd00:244::5]:8080"
+                    ),
+                ]
+            )]
+        );
+        assert_eq!(
+            affinity_sets(Family::V6, &n, &p, &eps)[0].declaration(),
+            format!("{set} {{ type ipv6_addr; flags dynamic,timeout; timeout 60s; }}")
+        );
+        let mut out = Elements::new();
+        service_elements(&cfg, Family::V6, &n, &p, &eps, &mut out);
+        let keys: Vec<&str> = out.keys().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "2001:db8::7 . tcp . 80",
+                "fd00::20 . tcp . 80",
+                "2001:db8::7 . tcp . 80",
+                "tcp . 30080",
+                "tcp . 30080",
+                "fd00:244::5 . fd00:244::5",
+            ]
+        );
+        let mut v4 = Elements::new();
+        service_elements(&cfg, Family::V4, &n, &p, &eps, &mut v4);
+        assert!(!v4.keys().any(|(_, k)| k.contains(':')), "{v4:?}");
+
+        let mut skel = String::new();
+        skeleton(&cfg, Family::V6, &mut skel);
+        assert!(skel.starts_with("add table ip6 skiff-test\n"));
+        assert!(skel.contains("add map ip6 skiff-test service-ips { type ipv6_addr . inet_proto . inet_service : verdict; }"));
+        assert!(skel.contains("add element ip6 skiff-test nodeport-ips { fd00:1::10 }"));
+        assert!(skel.contains(
+            "add rule ip6 skiff-test reject-service reject with icmpv6 type port-unreachable"
+        ));
+        assert!(skel.contains("ct status dnat ip6 saddr . ip6 daddr @hairpin masquerade"));
+        assert!(!skel.contains("ip daddr") && !skel.contains("ipv4_addr"));
+        assert_eq!(skel.matches("add rule ").count(), SKELETON_RULES);
+    }
+
+    #[test]
+    fn a_single_stack_service_is_not_in_the_other_familys_table() {
+        let mut p = port();
+        p.cluster_ips = vec!["10.96.0.20".parse().unwrap()];
+        assert!(programs(Family::V4, &p));
+        assert!(!programs(Family::V6, &p));
+        let mut out = Elements::new();
+        service_elements(
+            &cfg(),
+            Family::V6,
+            &name("http", Protocol::Tcp),
+            &p,
+            &[ep("fd00::5", true, false)],
+            &mut out,
+        );
+        assert!(out.is_empty());
     }
 
     #[test]
@@ -899,14 +1040,14 @@ mod tests {
             String::new(),
         );
         let mut add = String::new();
-        element_commands(&cfg(), "add", els.iter(), &mut add);
+        element_commands(&cfg(), Family::V4, "add", els.iter(), &mut add);
         assert_eq!(
             add,
             "add element ip skiff-test service-ips { 10.96.0.1 . tcp . 80 : goto a, 10.96.0.2 . tcp . 80 : goto b }\n\
              add element ip skiff-test hairpin { 10.1.1.1 . 10.1.1.1 }\n"
         );
         let mut delete = String::new();
-        element_commands(&cfg(), "delete", els.iter(), &mut delete);
+        element_commands(&cfg(), Family::V4, "delete", els.iter(), &mut delete);
         assert!(delete.starts_with("delete element ip skiff-test service-ips { 10.96.0.1 . tcp . 80, 10.96.0.2 . tcp . 80 }\n"));
     }
 }
