@@ -185,7 +185,8 @@ pub fn affinity_sets(
     family_endpoints(family, endpoints)
         .into_iter()
         .map(|(ip, p)| AffinitySet {
-            name: format!("aff-{base}/{ip}/{p}"),
+            // nft identifiers take no `:`; IPv6 addresses are written with `-` instead.
+            name: format!("aff-{base}/{}/{p}", ip.to_string().replace(':', "-")),
             family,
             timeout_secs: timeout.as_secs().max(1),
         })
@@ -955,7 +956,7 @@ mod tests {
             ep("fd00:244::5", false, true),
         ];
         let chains = service_chains(&cfg, Family::V6, &n, &p, &eps);
-        let set = "aff-default/web/tcp/http/fd00:244::5/8080";
+        let set = "aff-default/web/tcp/http/fd00-244--5/8080";
         assert_eq!(
             chains,
             vec![(
