@@ -22,7 +22,7 @@ use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
 
 use super::conntrack::{self, Flush};
 use super::{Dataplane, DataplaneError, SyncStats};
-use ruleset::{AffinitySet, Elements, SKELETON_RULES};
+use ruleset::{AffinitySet, Elements};
 
 /// An element of one of the table's collections.
 type Key = (Collection, String);
@@ -297,9 +297,9 @@ impl Nftables {
         // one; the kernel applies the whole file atomically, so traffic never sees a gap.
         let _ = writeln!(text, "add table {t}");
         let _ = writeln!(text, "delete table {t}");
-        ruleset::skeleton(&self.cfg, family, &mut text);
+        let skeleton_rules = ruleset::skeleton(&self.cfg, family, &mut text);
         let mut programmed = Programmed {
-            rules: SKELETON_RULES,
+            rules: skeleton_rules,
             ..Programmed::default()
         };
         for (name, (port, endpoints)) in &state.services {
@@ -568,6 +568,7 @@ impl Dataplane for Nftables {
 mod tests {
     use super::*;
     use crate::model::{Endpoint, Protocol, ServicePort, changed_service_ports};
+    use ruleset::SKELETON_RULES;
 
     fn name(n: &str) -> ServicePortName {
         ServicePortName {

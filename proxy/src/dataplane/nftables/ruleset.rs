@@ -27,6 +27,11 @@ pub enum Collection {
     /// `address . protocol . port : goto service-chain` for ClusterIPs, externalIPs and
     /// load-balancer addresses.
     ServiceIps,
+    /// `address . protocol . port` of ClusterIPs with endpoints: traffic to them from
+    /// outside the cluster CIDR is masqueraded. One rule in the `services` chain matches
+    /// it, instead of a rule in every service chain, which keeps the chains the kernel
+    /// walks on each commit short.
+    ClusterKeys,
     /// `address . protocol . port` of externalIPs and load-balancer addresses: traffic to
     /// them comes from outside and is masqueraded.
     ExternalKeys,
@@ -43,8 +48,9 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 7] = [
+    pub const ALL: [Collection; 8] = [
         Collection::ServiceIps,
+        Collection::ClusterKeys,
         Collection::ExternalKeys,
         Collection::NodePorts,
         Collection::NodePortKeys,
@@ -56,6 +62,7 @@ impl Collection {
     pub fn name(self) -> &'static str {
         match self {
             Collection::ServiceIps => "service-ips",
+            Collection::ClusterKeys => "cluster-keys",
             Collection::ExternalKeys => "external-keys",
             Collection::NodePorts => "service-nodeports",
             Collection::NodePortKeys => "nodeport-keys",
@@ -72,7 +79,9 @@ impl Collection {
             Collection::ServiceIps | Collection::NoEndpointServices => {
                 format!("{addr} . inet_proto . inet_service : verdict")
             }
-            Collection::ExternalKeys => format!("{addr} . inet_proto . inet_service"),
+            Collection::ClusterKeys | Collection::ExternalKeys => {
+                format!("{addr} . inet_proto . inet_service")
+            }
             Collection::NodePorts | Collection::NoEndpointNodePorts => {
                 "inet_proto . inet_service : verdict".to_string()
             }
@@ -84,7 +93,10 @@ impl Collection {
     fn is_map(self) -> bool {
         !matches!(
             self,
-            Collection::ExternalKeys | Collection::NodePortKeys | Collection::Hairpin
+            Collection::ClusterKeys
+                | Collection::ExternalKeys
+                | Collection::NodePortKeys
+                | Collection::Hairpin
         )
     }
 }
@@ -314,14 +326,9 @@ pub fn service_chains(
     let split = split(cfg, family, port, endpoints);
     let proto = name.protocol.as_str();
     let mut cluster = Vec::new();
+    // Masquerade marking of ClusterIP traffic from outside the cluster CIDR is done in
+    // the `services` chain (through `cluster-keys`), not here.
     if !split.cluster.is_empty() {
-        if let Some(cidr) = cfg.cluster_cidr_of(family) {
-            cluster.push(format!(
-                "{} saddr != {cidr} meta mark set meta mark | {:#x}",
-                family.nft(),
-                cfg.masquerade_mark
-            ));
-        }
         dnat_rules(
             family,
             proto,
@@ -419,8 +426,13 @@ pub fn service_elements(
         out.entry((collection, key))
             .or_insert_with(|| value.to_string());
     };
+    let mark_cluster = !split.cluster.is_empty() && cfg.cluster_cidr_of(family).is_some();
     for ip in of(family, &port.cluster_ips) {
-        put(services, format!("{ip} . {proto} . {}", port.port), &target);
+        let key = format!("{ip} . {proto} . {}", port.port);
+        if mark_cluster {
+            put(Collection::ClusterKeys, key.clone(), "");
+        }
+        put(services, key, &target);
     }
     for ip in of(family, &port.external_ips).chain(of(family, &port.load_balancer_ips)) {
         let key = format!("{ip} . {proto} . {}", port.port);
@@ -441,8 +453,9 @@ pub fn service_elements(
     }
 }
 
-/// The fixed part: table, collections, hooks and the shared chains.
-pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) {
+/// The fixed part: table, collections, hooks and the shared chains. Returns the number of
+/// rules written.
+pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) -> usize {
     let ip = family.nft();
     let t = format!("{ip} {}", cfg.table);
     let mark = format!("{:#x}", cfg.masquerade_mark);
@@ -478,6 +491,14 @@ pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) {
     for chain in ["services", "endpoints-check", "reject-service"] {
         let _ = writeln!(out, "add chain {t} {chain}");
     }
+    let cluster_mark = cfg.cluster_cidr_of(family).map(|cidr| {
+        (
+            "services",
+            format!(
+                "{ip} saddr != {cidr} {ip} daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | {mark}"
+            ),
+        )
+    });
     let rules = [
         ("nat-prerouting", "jump services".to_string()),
         ("nat-output", "jump services".to_string()),
@@ -535,7 +556,9 @@ pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) {
         // waiting for a timeout.
         ("reject-service", family.reject().to_string()),
     ];
-    for (chain, rule) in rules {
+    // Marking rules come before the verdict maps in `services`: those leave the chain.
+    let rules: Vec<(&str, String)> = cluster_mark.into_iter().chain(rules).collect();
+    for (chain, rule) in &rules {
         let _ = writeln!(out, "add rule {t} {chain} {rule}");
     }
     let ips: Vec<String> = of(family, &cfg.node_port_addresses)
@@ -544,9 +567,11 @@ pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) {
     if !ips.is_empty() {
         let _ = writeln!(out, "add element {t} nodeport-ips {{ {} }}", ips.join(", "));
     }
+    rules.len()
 }
 
-/// The number of rules [`skeleton`] writes.
+/// The number of rules [`skeleton`] writes without a cluster CIDR (one more with one).
+#[cfg(test)]
 pub const SKELETON_RULES: usize = 14;
 
 /// `add element` / `delete element` commands, one per collection.
@@ -650,7 +675,6 @@ mod tests {
         assert_eq!(
             rules,
             vec![
-                "ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
                 "numgen random mod 3 == 0 meta l4proto tcp dnat to 10.244.1.5:8080",
                 "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.2.6:8080",
                 "meta l4proto tcp dnat to 10.244.3.7:8080",
@@ -667,9 +691,9 @@ mod tests {
             &port(),
             &[ep("10.244.1.5", true, false), ep("10.244.2.6", false, true)],
         );
-        assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.1.5:8080"]);
+        assert_eq!(rules[..], ["meta l4proto udp dnat to 10.244.1.5:8080"]);
         let rules = service_rules(&cfg(), &n, &port(), &[ep("10.244.2.6", false, true)]);
-        assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.2.6:8080"]);
+        assert_eq!(rules[..], ["meta l4proto udp dnat to 10.244.2.6:8080"]);
     }
 
     #[test]
@@ -690,7 +714,7 @@ mod tests {
         let a = "aff-default/web/tcp/http/10.244.1.5/8080";
         let b = "aff-default/web/tcp/http/10.244.2.6/8080";
         assert_eq!(
-            rules[1..],
+            rules[..],
             [
                 format!(
                     "ip saddr @{a} update @{a} {{ ip saddr }} meta l4proto tcp dnat to 10.244.1.5:8080"
@@ -726,7 +750,7 @@ mod tests {
         assert_eq!(chains[0].0, "svc-default/web/tcp/http");
         assert_eq!(
             chains[0].1.len(),
-            3,
+            2,
             "the cluster chain keeps both endpoints"
         );
         assert_eq!(
@@ -780,7 +804,7 @@ mod tests {
         let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
         let chains = service_chains(&cfg, Family::V4, &n, &local, &eps);
         assert_eq!(
-            chains[0].1[1..],
+            chains[0].1[..],
             ["meta l4proto tcp dnat to 10.244.1.5:8080"]
         );
         // External traffic (Cluster policy) still reaches every endpoint, through its own chain.
@@ -805,13 +829,18 @@ mod tests {
     fn without_a_cluster_cidr_cluster_ip_traffic_is_not_marked() {
         let mut cfg = cfg();
         cfg.cluster_cidr = None;
-        let rules = service_rules(
-            &cfg,
-            &name("http", Protocol::Tcp),
-            &port(),
-            &[ep("10.244.1.5", true, false)],
+        let n = name("http", Protocol::Tcp);
+        let eps = [ep("10.244.1.5", true, false)];
+        assert_eq!(
+            service_rules(&cfg, &n, &port(), &eps),
+            ["meta l4proto tcp dnat to 10.244.1.5:8080"]
         );
-        assert_eq!(rules, ["meta l4proto tcp dnat to 10.244.1.5:8080"]);
+        let mut out = Elements::new();
+        service_elements(&cfg, Family::V4, &n, &port(), &eps, &mut out);
+        assert!(!out.keys().any(|(c, _)| *c == Collection::ClusterKeys));
+        let mut skel = String::new();
+        assert_eq!(skeleton(&cfg, Family::V4, &mut skel), SKELETON_RULES);
+        assert!(!skel.contains("@cluster-keys meta mark"));
     }
 
     #[test]
@@ -835,6 +864,10 @@ mod tests {
             (
                 (Collection::ServiceIps, "192.0.2.7 . tcp . 80".into()),
                 goto.clone(),
+            ),
+            (
+                (Collection::ClusterKeys, "10.96.0.20 . tcp . 80".into()),
+                String::new(),
             ),
             (
                 (Collection::ExternalKeys, "192.0.2.7 . tcp . 80".into()),
@@ -935,7 +968,13 @@ mod tests {
             out.contains("add rule ip skiff-test filter-forward ct state new jump endpoints-check")
         );
         assert!(out.contains("add element ip skiff-test nodeport-ips { 192.168.1.10 }"));
-        assert_eq!(out.matches("add rule ").count(), SKELETON_RULES);
+        // With a cluster CIDR, one rule marks ClusterIP traffic from outside it, before the
+        // verdict map that leaves the chain.
+        let mark = out
+            .find("add rule ip skiff-test services ip saddr != 10.244.0.0/16 ip daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000")
+            .unwrap();
+        assert!(mark < out.find("vmap @service-ips").unwrap());
+        assert_eq!(out.matches("add rule ").count(), SKELETON_RULES + 1);
     }
 
     #[test]
@@ -962,7 +1001,6 @@ mod tests {
             vec![(
                 "svc-default/web/tcp/http".to_string(),
                 vec![
-                    "ip6 saddr != fd00:244::/56 meta mark set meta mark | 0x4000".to_string(),
                     format!(
                         "ip6 saddr @{set} update @{set} {{ ip6 saddr }} meta l4proto tcp dnat to [fd00:244::5]:8080"
                     ),
@@ -984,6 +1022,7 @@ mod tests {
             [
                 "2001:db8::7 . tcp . 80",
                 "fd00::20 . tcp . 80",
+                "fd00::20 . tcp . 80",
                 "2001:db8::7 . tcp . 80",
                 "tcp . 30080",
                 "tcp . 30080",
@@ -1004,7 +1043,10 @@ mod tests {
         ));
         assert!(skel.contains("ct status dnat ip6 saddr . ip6 daddr @hairpin masquerade"));
         assert!(!skel.contains("ip daddr") && !skel.contains("ipv4_addr"));
-        assert_eq!(skel.matches("add rule ").count(), SKELETON_RULES);
+        assert!(skel.contains(
+            "add rule ip6 skiff-test services ip6 saddr != fd00:244::/56 ip6 daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000"
+        ));
+        assert_eq!(skel.matches("add rule ").count(), SKELETON_RULES + 1);
     }
 
     #[test]
