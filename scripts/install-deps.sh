@@ -15,6 +15,7 @@ packages=(
   bsdutils                     # `script`: a terminal for the `kubectl exec -it` test
   bind9-dnsutils               # dig, the resolver client the cluster DNS tests ask with
   conntrack                    # the proxy deletes stale UDP conntrack entries with it
+  dnsmasq-base                 # the reference resolver `skiff bench proxy` compares cluster DNS with (binary only, no system service)
 )
 
 missing=()
