@@ -135,7 +135,57 @@ async fn cluster_ip_balances_tcp_and_udp_over_the_backends() -> Result<()> {
         .arg(topology.table())
         .output()?;
     ensure!(!listed.status.success(), "cleanup left the table");
+    let tables = std::process::Command::new("ip")
+        .args(["netns", "exec", &topology.node, "nft", "list", "tables"])
+        .output()?;
+    let left = String::from_utf8_lossy(&tables.stdout);
+    ensure!(left.trim().is_empty(), "cleanup left {left}");
     Ok(())
+}
+
+#[tokio::test]
+async fn services_in_different_nat_tables_are_all_served() -> Result<()> {
+    let topology = Topology::new()?;
+    let mut nft = dataplane(&topology);
+    let cfg = nft.config().clone();
+    // Services named so that they land in at least three NAT tables.
+    let mut state = ProxyState::default();
+    let mut shards = HashSet::new();
+    for i in 0..8 {
+        let mut n = name(Protocol::Tcp);
+        n.name = format!("web{i}");
+        shards.insert(cfg.shard_of(&n.namespace, &n.name));
+        let (mut port, _) = state_port();
+        port.cluster_ips = vec![format!("10.96.1.{}", i + 1).parse().unwrap()];
+        let backend = if i % 2 == 0 { BACKEND1_IP } else { BACKEND2_IP };
+        state.services.insert(n, (port, vec![endpoint(backend)]));
+    }
+    ensure!(shards.len() >= 3, "only {shards:?}");
+    sync(&mut nft, &ProxyState::default(), &state).await?;
+    for i in 0..8 {
+        let addr: SocketAddr = format!("10.96.1.{}:80", i + 1).parse()?;
+        let (who, _) = answer(tcp_request(&topology.client, addr)?)?;
+        let expected = if i % 2 == 0 { "backend1" } else { "backend2" };
+        ensure!(who == expected, "web{i} answered by {who}");
+    }
+    // One Service changes (only its table is rewritten): it moves, the others stay.
+    let mut next = state.clone();
+    for (n, (_, eps)) in next.services.iter_mut() {
+        if n.name == "web0" {
+            *eps = vec![endpoint(BACKEND2_IP)];
+        }
+    }
+    sync(&mut nft, &state, &next).await?;
+    let (who, _) = answer(tcp_request(&topology.client, "10.96.1.1:80".parse()?)?)?;
+    ensure!(who == "backend2", "web0 answered by {who}");
+    let (who, _) = answer(tcp_request(&topology.client, "10.96.1.3:80".parse()?)?)?;
+    ensure!(who == "backend1", "web2 answered by {who}");
+    Ok(())
+}
+
+/// The port of `web` (TCP) as [`state`] builds it.
+fn state_port() -> (ServicePort, Vec<Endpoint>) {
+    state(&[]).services.remove(&name(Protocol::Tcp)).unwrap()
 }
 
 #[tokio::test]

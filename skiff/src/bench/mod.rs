@@ -73,6 +73,9 @@ pub enum Which {
         /// Runs of each one-Service change (the median is shown).
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// NAT tables per family the Services are spread over (skiff-proxy's default: 8).
+        #[arg(long, default_value_t = 8)]
+        nat_shards: usize,
         /// Service names in the cluster DNS measurement.
         #[arg(long, default_value_t = 1000)]
         dns_services: usize,
@@ -134,11 +137,12 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             services,
             endpoints,
             repeats,
+            nat_shards,
             dns_services,
             dns_clients,
             dns_seconds,
         } => {
-            proxy::run(services, endpoints, repeats).await?;
+            proxy::run(services, endpoints, repeats, nat_shards).await?;
             if dns_seconds > 0.0 {
                 proxy_dns::run(dns_services, dns_clients, dns_seconds).await?;
             }

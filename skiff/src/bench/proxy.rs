@@ -315,8 +315,15 @@ struct Row {
     rules: usize,
 }
 
-async fn one_scale(ns: &Netns, services: usize, endpoints: usize, repeats: usize) -> Result<Row> {
+async fn one_scale(
+    ns: &Netns,
+    services: usize,
+    endpoints: usize,
+    repeats: usize,
+    nat_shards: usize,
+) -> Result<Row> {
     let mut cfg = NftablesConfig::new(TABLE);
+    cfg.nat_shards = nat_shards;
     cfg.nft_command = ns.nft();
     cfg.cluster_cidr = Some("10.244.0.0/16".parse().map_err(anyhow::Error::msg)?);
     let mut dp = Nftables::new(cfg);
@@ -385,14 +392,19 @@ async fn one_scale(ns: &Netns, services: usize, endpoints: usize, repeats: usize
     })
 }
 
-pub async fn run(scales: Vec<usize>, endpoints: usize, repeats: usize) -> Result<()> {
+pub async fn run(
+    scales: Vec<usize>,
+    endpoints: usize,
+    repeats: usize,
+    nat_shards: usize,
+) -> Result<()> {
     anyhow::ensure!(
         endpoints > 0 && repeats > 0,
         "--endpoints and --repeats must be > 0"
     );
     let ns = Netns::create()?;
     println!(
-        "skiff bench proxy: nftables data plane, {endpoints} endpoints per Service, median of {repeats} for changes"
+        "skiff bench proxy: nftables data plane, {endpoints} endpoints per Service, {nat_shards} NAT tables per family, median of {repeats} for changes"
     );
     println!(
         "{:>9} {:>7} | {:>15} {:>13} {:>15} {:>6} | {:>13} {:>13} {:>6} | {:>11}",
@@ -409,7 +421,7 @@ pub async fn run(scales: Vec<usize>, endpoints: usize, repeats: usize) -> Result
     );
     let mut rows = Vec::new();
     for services in scales {
-        let row = one_scale(&ns, services, endpoints, repeats).await?;
+        let row = one_scale(&ns, services, endpoints, repeats, nat_shards).await?;
         let ratio = |a: Took, b: Took| b.wall.as_secs_f64() / a.wall.as_secs_f64().max(1e-9);
         println!(
             "{:>9} {:>7} | {:>15} {:>13} {:>15} {:>5.1}x | {:>13} {:>13} {:>5.1}x | {:>11}",

@@ -105,6 +105,11 @@ pub struct NftablesConfig {
     pub masquerade_mark: u32,
     /// The `conntrack` command that deletes stale UDP flows (prefixed like `nft_command`).
     pub conntrack_command: Vec<String>,
+    /// How many tables the Services' NAT chains are spread over (per family), by a hash of
+    /// the Service's namespace and name. The kernel re-validates only the tables a
+    /// transaction changed, so a one-Service change walks one of them; the price is as many
+    /// NAT base chains on the path of a connection's first packet.
+    pub nat_shards: usize,
 }
 
 impl NftablesConfig {
@@ -119,7 +124,35 @@ impl NftablesConfig {
             node_port_addresses: Vec::new(),
             masquerade_mark: 0x4000,
             conntrack_command: vec!["conntrack".to_string()],
+            nat_shards: 8,
         }
+    }
+
+    /// The NAT table of one shard: `<table>-nat<k>`.
+    pub fn nat_table(&self, shard: usize) -> String {
+        format!("{}-nat{shard}", self.table)
+    }
+
+    /// Every table this configuration writes per family: the main one, then the NAT ones.
+    pub fn tables(&self) -> Vec<String> {
+        std::iter::once(self.table.clone())
+            .chain((0..self.shards()).map(|k| self.nat_table(k)))
+            .collect()
+    }
+
+    pub fn shards(&self) -> usize {
+        self.nat_shards.max(1)
+    }
+
+    /// The NAT shard of a Service: FNV-1a of `namespace/name`, stable across runs and
+    /// builds, so all ports of one Service share a table.
+    pub fn shard_of(&self, namespace: &str, name: &str) -> usize {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in namespace.bytes().chain([b'/']).chain(name.bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        (hash % self.shards() as u64) as usize
     }
 
     /// The pod range of one family.

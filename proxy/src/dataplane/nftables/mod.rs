@@ -1,9 +1,10 @@
-//! The nftables backend: one `ip` and one `ip6` table of our own, written with `nft -f -`.
+//! The nftables backend: tables of our own for each family (`ip`, `ip6`), written with
+//! `nft -f -`: a main table (reject, masquerade, hairpin) and NAT tables the Services are
+//! spread over by name, so that a change makes the kernel re-validate one of them only.
 //!
-//! The first sync (and any sync after a failed one) replaces the whole tables in one
+//! The first sync (and any sync after a failed one) replaces all tables in one
 //! transaction. Later syncs rewrite only the chains of the changed service ports and add or
-//! delete only the map and set elements that differ, again in one transaction that spans
-//! both tables.
+//! delete only the map and set elements that differ, again in one transaction.
 
 mod config;
 mod exec;
@@ -290,14 +291,35 @@ impl Nftables {
         }
     }
 
+    /// The NAT table a service port's chains and affinity sets live in.
+    fn service_table(&self, family: Family, name: &ServicePortName) -> String {
+        let shard = self.cfg.shard_of(&name.namespace, &name.name);
+        format!("{} {}", family.nft(), self.cfg.nat_table(shard))
+    }
+
+    /// The table an element lives in: the NAT table of the service port that holds it, for
+    /// the collections whose verdicts point at service chains; the main table otherwise.
+    fn element_table(&self, collection: Collection, holder: &ServicePortName) -> String {
+        if collection.in_nat_table() {
+            self.cfg
+                .nat_table(self.cfg.shard_of(&holder.namespace, &holder.name))
+        } else {
+            self.cfg.table.clone()
+        }
+    }
+
     fn plan_full(&self, family: Family, state: &ProxyState) -> Part {
-        let t = format!("{} {}", family.nft(), self.cfg.table);
         let mut text = String::with_capacity(128 * state.services.len() + 4096);
         // `add` then `delete` removes a table left by an earlier run whether or not there is
         // one; the kernel applies the whole file atomically, so traffic never sees a gap.
-        let _ = writeln!(text, "add table {t}");
-        let _ = writeln!(text, "delete table {t}");
-        let skeleton_rules = ruleset::skeleton(&self.cfg, family, &mut text);
+        for table in self.cfg.tables() {
+            let _ = writeln!(text, "add table {} {table}", family.nft());
+            let _ = writeln!(text, "delete table {} {table}", family.nft());
+        }
+        let mut skeleton_rules = ruleset::skeleton(&self.cfg, family, &mut text);
+        for shard in 0..self.cfg.shards() {
+            skeleton_rules += ruleset::nat_skeleton(&self.cfg, family, shard, &mut text);
+        }
         let mut programmed = Programmed {
             rules: skeleton_rules,
             ..Programmed::default()
@@ -306,6 +328,7 @@ impl Nftables {
             if !ruleset::programs(family, port) {
                 continue;
             }
+            let t = self.service_table(family, name);
             let sets = ruleset::affinity_sets(family, name, port, endpoints);
             for set in &sets {
                 let _ = writeln!(text, "add set {t} {}", set.declaration());
@@ -341,11 +364,20 @@ impl Nftables {
             }
             programmed.keys_of.insert(name.clone(), keys);
         }
-        let elements = programmed
+        let elements: Vec<(String, &Key, &String)> = programmed
             .wants
             .iter()
-            .filter_map(|(key, wanted)| wanted.values().next().map(|v| (key, v)));
-        ruleset::element_commands(&self.cfg, family, "add", elements, &mut text);
+            .filter_map(|(key, wanted)| {
+                let (holder, value) = wanted.iter().next()?;
+                Some((self.element_table(key.0, holder), key, value))
+            })
+            .collect();
+        ruleset::element_commands(
+            family,
+            "add",
+            elements.iter().map(|(t, k, v)| (t.as_str(), *k, *v)),
+            &mut text,
+        );
         Part {
             text,
             full: true,
@@ -361,7 +393,6 @@ impl Nftables {
         state: &ProxyState,
         changed: &BTreeSet<ServicePortName>,
     ) -> Part {
-        let t = format!("{} {}", family.nft(), self.cfg.table);
         let mut chains_text = String::new();
         let mut removed = Vec::new();
         let mut chains = Vec::new();
@@ -373,6 +404,7 @@ impl Nftables {
         let mut flushes = Vec::new();
         let no_sets = Vec::new();
         for name in changed {
+            let t = self.service_table(family, name);
             let old_sets = old.sets.get(name).unwrap_or(&no_sets);
             let old_udp = old.udp.get(name);
             let new_udp = state
@@ -414,7 +446,7 @@ impl Nftables {
                         let _ = writeln!(chains_text, "flush chain {t} {chain}");
                     }
                     if !gone.is_empty() {
-                        removed.push((gone, Vec::new()));
+                        removed.push((t.clone(), gone, Vec::new()));
                     }
                     // Only this service port's chains use its sets: once they are flushed,
                     // the sets that went (or changed timeout) can go, and new ones come in.
@@ -447,7 +479,7 @@ impl Nftables {
                 }
                 None => {
                     if let Some((names, _)) = old.chains.get(name) {
-                        removed.push((names.clone(), old_sets.clone()));
+                        removed.push((t.clone(), names.clone(), old_sets.clone()));
                         chains.push((name.clone(), None));
                         if !old_sets.is_empty() {
                             sets.push((name.clone(), Vec::new()));
@@ -458,26 +490,42 @@ impl Nftables {
             keys_of.push((name.clone(), keys));
         }
 
-        let mut stale = Elements::new();
-        let mut fresh = Elements::new();
+        // An element changes when its value or its table (the holder's shard) does.
+        let mut stale: Vec<(String, &Key, String)> = Vec::new();
+        let mut fresh: Vec<(String, &Key, String)> = Vec::new();
         for (key, wanted) in &touched {
-            let before = old.wants.get(key).and_then(|w| w.values().next());
-            let after = wanted.values().next();
+            let placed = |holder: &ServicePortName, value: &String| {
+                (self.element_table(key.0, holder), value.clone())
+            };
+            let before = old
+                .wants
+                .get(key)
+                .and_then(|w| w.iter().next())
+                .map(|(h, v)| placed(h, v));
+            let after = wanted.iter().next().map(|(h, v)| placed(h, v));
             if before != after {
-                if before.is_some() {
-                    stale.insert(key.clone(), String::new());
+                if let Some((table, _)) = before {
+                    stale.push((table, key, String::new()));
                 }
-                if let Some(value) = after {
-                    fresh.insert(key.clone(), value.clone());
+                if let Some((table, value)) = after {
+                    fresh.push((table, key, value));
                 }
             }
         }
+        // Deterministic text: the same change always makes the same transaction.
+        stale.sort();
+        fresh.sort();
 
         // Elements first: nothing may point at a chain when it is flushed or deleted.
         let mut text = String::new();
-        ruleset::element_commands(&self.cfg, family, "delete", stale.iter(), &mut text);
+        ruleset::element_commands(
+            family,
+            "delete",
+            stale.iter().map(|(t, k, v)| (t.as_str(), *k, v)),
+            &mut text,
+        );
         text.push_str(&chains_text);
-        for (names, chain_sets) in removed {
+        for (t, names, chain_sets) in removed {
             for chain in &names {
                 let _ = writeln!(text, "flush chain {t} {chain}");
             }
@@ -488,7 +536,12 @@ impl Nftables {
                 let _ = writeln!(text, "delete chain {t} {chain}");
             }
         }
-        ruleset::element_commands(&self.cfg, family, "add", fresh.iter(), &mut text);
+        ruleset::element_commands(
+            family,
+            "add",
+            fresh.iter().map(|(t, k, v)| (t.as_str(), *k, v)),
+            &mut text,
+        );
         Part {
             text,
             full: false,
@@ -557,8 +610,10 @@ impl Dataplane for Nftables {
         let mut text = String::new();
         for (family, programmed) in &mut self.tables {
             *programmed = None;
-            let t = format!("{} {}", family.nft(), self.cfg.table);
-            let _ = writeln!(text, "add table {t}\ndelete table {t}");
+            for table in self.cfg.tables() {
+                let t = format!("{} {table}", family.nft());
+                let _ = writeln!(text, "add table {t}\ndelete table {t}");
+            }
         }
         exec::run_nft(&self.cfg.nft_command, &text).await
     }
@@ -568,7 +623,7 @@ impl Dataplane for Nftables {
 mod tests {
     use super::*;
     use crate::model::{Endpoint, Protocol, ServicePort, changed_service_ports};
-    use ruleset::SKELETON_RULES;
+    use ruleset::{NAT_SKELETON_RULES, SKELETON_RULES};
 
     fn name(n: &str) -> ServicePortName {
         ServicePortName {
@@ -612,6 +667,13 @@ mod tests {
         s
     }
 
+    /// One NAT table, so the expected transactions name `t-nat0`.
+    fn test_cfg() -> NftablesConfig {
+        let mut cfg = NftablesConfig::new("t");
+        cfg.nat_shards = 1;
+        cfg
+    }
+
     /// The IPv4 table's record.
     fn v4(nft: &Nftables) -> &Programmed {
         nft.tables[0].1.as_ref().unwrap()
@@ -619,7 +681,7 @@ mod tests {
 
     /// A backend that believes `state` is programmed.
     fn synced(state: &ProxyState) -> Nftables {
-        let mut cfg = NftablesConfig::new("t");
+        let mut cfg = test_cfg();
         cfg.node_name = Some("here".into());
         let mut nft = Nftables::new(cfg);
         let plan = nft.plan(state, &state.services.keys().cloned().collect());
@@ -633,29 +695,28 @@ mod tests {
             ("a", "10.96.0.1", &["10.244.0.1", "10.244.0.2"]),
             ("b", "10.96.0.2", &[]),
         ]);
-        let nft = Nftables::new(NftablesConfig::new("t"));
+        let nft = Nftables::new(test_cfg());
         let plan = nft.plan(&s, &BTreeSet::new());
         assert!(plan.full);
+        assert!(plan.text.starts_with(
+            "add table ip t\ndelete table ip t\nadd table ip t-nat0\ndelete table ip t-nat0\nadd table ip t\n"
+        ));
         assert!(
             plan.text
-                .starts_with("add table ip t\ndelete table ip t\nadd table ip t\n")
-        );
-        assert!(
-            plan.text
-                .contains("add chain ip t svc-default/a/tcp/http\n")
+                .contains("add chain ip t-nat0 svc-default/a/tcp/http\n")
         );
         assert!(plan.text.contains(
-            "add rule ip t svc-default/a/tcp/http numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.1:8080\n"
+            "add rule ip t-nat0 svc-default/a/tcp/http numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.1:8080\n"
         ));
         assert!(plan.text.contains(
-            "add element ip t service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n"
+            "add element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n"
         ));
         assert!(plan.text.contains(
             "add element ip t no-endpoint-services { 10.96.0.2 . tcp . 80 : goto reject-service }\n"
         ));
         let mut nft = nft;
         nft.commit(plan);
-        assert_eq!(v4(&nft).rules, SKELETON_RULES + 2);
+        assert_eq!(v4(&nft).rules, SKELETON_RULES + NAT_SKELETON_RULES + 2);
     }
 
     #[test]
@@ -681,9 +742,9 @@ mod tests {
         assert_eq!(
             plan.text,
             "delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
-             add chain ip t svc-default/a/tcp/http\n\
-             flush chain ip t svc-default/a/tcp/http\n\
-             add rule ip t svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.3:8080\n\
+             add chain ip t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
+             add rule ip t-nat0 svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.3:8080\n\
              add element ip t hairpin { 10.244.0.3 . 10.244.0.3 }\n"
         );
     }
@@ -695,10 +756,10 @@ mod tests {
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
         assert_eq!(
             plan.text,
-            "delete element ip t service-ips { 10.96.0.1 . tcp . 80 }\n\
+            "delete element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 }\n\
              delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
-             add chain ip t svc-default/a/tcp/http\n\
-             flush chain ip t svc-default/a/tcp/http\n\
+             add chain ip t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
              add element ip t no-endpoint-services { 10.96.0.1 . tcp . 80 : goto reject-service }\n"
         );
     }
@@ -714,15 +775,15 @@ mod tests {
         let plan = nft.plan(&new, &changed_service_ports(&old, &new));
         assert_eq!(
             plan.text,
-            "delete element ip t service-ips { 10.96.0.1 . tcp . 80 }\n\
+            "delete element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 }\n\
              delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
-             flush chain ip t svc-default/a/tcp/http\n\
-             delete chain ip t svc-default/a/tcp/http\n"
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
+             delete chain ip t-nat0 svc-default/a/tcp/http\n"
         );
         nft.commit(plan);
         let programmed = v4(&nft);
         assert_eq!(programmed.chains.len(), 1);
-        assert_eq!(programmed.rules, SKELETON_RULES + 1);
+        assert_eq!(programmed.rules, SKELETON_RULES + NAT_SKELETON_RULES + 1);
         assert_eq!(programmed.wants.len(), 2);
     }
 
@@ -810,7 +871,8 @@ mod tests {
         new.services.remove(&name("a"));
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
         assert!(
-            plan.text.contains("delete element ip t service-ips { "),
+            plan.text
+                .contains("delete element ip t-nat0 service-ips { "),
             "{}",
             plan.text
         );
@@ -838,19 +900,19 @@ mod tests {
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
         let flush = plan
             .text
-            .find("flush chain ip t svc-default/a/tcp/http")
+            .find("flush chain ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         let delete = plan
             .text
-            .find("delete set ip t aff-default/a/tcp/http/10.244.0.1/8080\n")
+            .find("delete set ip t-nat0 aff-default/a/tcp/http/10.244.0.1/8080\n")
             .unwrap();
         let add = plan
             .text
-            .find("add set ip t aff-default/a/tcp/http/10.244.0.3/8080 {")
+            .find("add set ip t-nat0 aff-default/a/tcp/http/10.244.0.3/8080 {")
             .unwrap();
         let rule = plan
             .text
-            .find("add rule ip t svc-default/a/tcp/http")
+            .find("add rule ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         assert!(
             flush < delete && delete < add && add < rule,
@@ -860,7 +922,7 @@ mod tests {
         assert!(
             !plan
                 .text
-                .contains("add set ip t aff-default/a/tcp/http/10.244.0.2/8080"),
+                .contains("add set ip t-nat0 aff-default/a/tcp/http/10.244.0.2/8080"),
             "kept set re-created: {}",
             plan.text
         );
@@ -869,15 +931,15 @@ mod tests {
         let plan = synced(&new).plan(&gone, &changed_service_ports(&new, &gone));
         let delete_set = plan
             .text
-            .find("delete set ip t aff-default/a/tcp/http/10.244.0.2/8080")
+            .find("delete set ip t-nat0 aff-default/a/tcp/http/10.244.0.2/8080")
             .unwrap();
         let delete_chain = plan
             .text
-            .find("delete chain ip t svc-default/a/tcp/http")
+            .find("delete chain ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         let flush = plan
             .text
-            .find("flush chain ip t svc-default/a/tcp/http")
+            .find("flush chain ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         assert!(
             flush < delete_set && delete_set < delete_chain,
@@ -895,19 +957,19 @@ mod tests {
         let plan = nft.plan(&s, &changed_service_ports(&ProxyState::default(), &s));
         assert_eq!(
             plan.text,
-            "add chain ip t svc-default/a/tcp/http\n\
-             flush chain ip t svc-default/a/tcp/http\n\
-             add rule ip t svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.1:8080\n\
-             add element ip t service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
+            "add chain ip t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
+             add rule ip t-nat0 svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.1:8080\n\
+             add element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
              add element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
-             add chain ip6 t svc-default/a/tcp/http\n\
-             flush chain ip6 t svc-default/a/tcp/http\n\
-             add rule ip6 t svc-default/a/tcp/http meta l4proto tcp dnat to [fd00:244::1]:8080\n\
-             add element ip6 t service-ips { fd00:96::1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
+             add chain ip6 t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip6 t-nat0 svc-default/a/tcp/http\n\
+             add rule ip6 t-nat0 svc-default/a/tcp/http meta l4proto tcp dnat to [fd00:244::1]:8080\n\
+             add element ip6 t-nat0 service-ips { fd00:96::1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
              add element ip6 t hairpin { fd00:244::1 . fd00:244::1 }\n"
         );
         // A full sync writes both tables, the IPv6 one after the IPv4 one.
-        let full = Nftables::new(NftablesConfig::new("t")).plan(&s, &BTreeSet::new());
+        let full = Nftables::new(test_cfg()).plan(&s, &BTreeSet::new());
         let v6 = full
             .text
             .find("add table ip6 t\ndelete table ip6 t\n")
@@ -917,10 +979,47 @@ mod tests {
         assert!(!full.text[v6..].contains("10.244.0.1"));
 
         // An IPv4-only configuration writes no ip6 table.
-        let mut cfg = NftablesConfig::new("t");
+        let mut cfg = test_cfg();
         cfg.families = vec![Family::V4];
         let v4only = Nftables::new(cfg).plan(&s, &BTreeSet::new());
         assert!(!v4only.text.contains("ip6"));
+    }
+
+    #[test]
+    fn services_are_spread_over_nat_tables_and_a_change_touches_one() {
+        let names: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+        let services: Vec<(&str, String, Vec<&str>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), format!("10.96.1.{i}"), vec!["10.244.0.1"]))
+            .collect();
+        let s = {
+            let mut s = ProxyState::default();
+            for (n, ip, eps) in &services {
+                s.services
+                    .insert(name(n), (port(ip), eps.iter().map(|e| ep(e)).collect()));
+            }
+            s
+        };
+        let cfg = NftablesConfig::new("t");
+        let shards: BTreeSet<usize> = names.iter().map(|n| cfg.shard_of("default", n)).collect();
+        assert!(shards.len() >= 6, "40 Services in only {shards:?}");
+        let mut nft = Nftables::new(cfg.clone());
+        let plan = nft.plan(&s, &BTreeSet::new());
+        for table in cfg.tables() {
+            assert!(plan.text.contains(&format!("add table ip {table}\n")));
+        }
+        nft.commit(plan);
+        let mut next = s.clone();
+        next.services.get_mut(&name("s7")).unwrap().1 = vec![ep("10.244.0.9")];
+        let plan = nft.plan(&next, &changed_service_ports(&s, &next));
+        let home = cfg.nat_table(cfg.shard_of("default", "s7"));
+        for line in plan.text.lines() {
+            assert!(
+                line.contains(&format!("ip {home} ")) || line.contains("ip t hairpin"),
+                "{line}"
+            );
+        }
     }
 
     #[test]

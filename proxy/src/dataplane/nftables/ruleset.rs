@@ -90,6 +90,15 @@ impl Collection {
         }
     }
 
+    /// Whether the collection lives in the NAT tables (with the service chains its verdicts
+    /// point at) or in the main table.
+    pub fn in_nat_table(self) -> bool {
+        !matches!(
+            self,
+            Collection::NoEndpointServices | Collection::NoEndpointNodePorts | Collection::Hairpin
+        )
+    }
+
     fn is_map(self) -> bool {
         !matches!(
             self,
@@ -453,75 +462,27 @@ pub fn service_elements(
     }
 }
 
-/// The fixed part: table, collections, hooks and the shared chains. Returns the number of
-/// rules written.
+/// The main table's fixed part: the collections of the filter and postrouting side, the
+/// hooks that reject connections to Services without endpoints and masquerade, and the
+/// shared chains. Returns the number of rules written.
 pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) -> usize {
     let ip = family.nft();
     let t = format!("{ip} {}", cfg.table);
     let mark = format!("{:#x}", cfg.masquerade_mark);
     let _ = writeln!(out, "add table {t}");
-    for c in Collection::ALL {
-        let kind = if c.is_map() { "map" } else { "set" };
-        let _ = writeln!(
-            out,
-            "add {kind} {t} {} {{ type {}; }}",
-            c.name(),
-            c.element_type(family)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "add set {t} nodeport-ips {{ type {}; }}",
-        family.addr_type()
-    );
+    collections(family, &t, false, out);
+    node_port_ips(cfg, family, &t, out);
     let base = [
-        ("nat-prerouting", "nat hook prerouting priority dstnat"),
-        ("nat-output", "nat hook output priority -100"),
         ("nat-postrouting", "nat hook postrouting priority srcnat"),
         ("filter-input", "filter hook input priority -110"),
         ("filter-forward", "filter hook forward priority -110"),
         ("filter-output", "filter hook output priority -110"),
     ];
-    for (chain, hook) in base {
-        let _ = writeln!(
-            out,
-            "add chain {t} {chain} {{ type {hook}; policy accept; }}"
-        );
-    }
-    for chain in ["services", "endpoints-check", "reject-service"] {
+    base_chains(&t, &base, out);
+    for chain in ["endpoints-check", "reject-service"] {
         let _ = writeln!(out, "add chain {t} {chain}");
     }
-    let cluster_mark = cfg.cluster_cidr_of(family).map(|cidr| {
-        (
-            "services",
-            format!(
-                "{ip} saddr != {cidr} {ip} daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | {mark}"
-            ),
-        )
-    });
     let rules = [
-        ("nat-prerouting", "jump services".to_string()),
-        ("nat-output", "jump services".to_string()),
-        (
-            "services",
-            format!(
-                "{ip} daddr . meta l4proto . th dport @external-keys meta mark set meta mark | {mark}"
-            ),
-        ),
-        (
-            "services",
-            format!("{ip} daddr . meta l4proto . th dport vmap @service-ips"),
-        ),
-        (
-            "services",
-            format!(
-                "{ip} daddr @nodeport-ips meta l4proto . th dport @nodeport-keys meta mark set meta mark | {mark}"
-            ),
-        ),
-        (
-            "services",
-            format!("{ip} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"),
-        ),
         (
             "nat-postrouting",
             format!("ct status dnat {ip} saddr . {ip} daddr @hairpin masquerade"),
@@ -556,47 +517,138 @@ pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) -> usize
         // waiting for a timeout.
         ("reject-service", family.reject().to_string()),
     ];
+    for (chain, rule) in &rules {
+        let _ = writeln!(out, "add rule {t} {chain} {rule}");
+    }
+    rules.len()
+}
+
+/// The fixed part of one NAT table (see [`NftablesConfig::nat_shards`]): its collections,
+/// the prerouting and output hooks and the `services` chain that marks and dispatches.
+/// Returns the number of rules written.
+pub fn nat_skeleton(cfg: &NftablesConfig, family: Family, shard: usize, out: &mut String) -> usize {
+    let ip = family.nft();
+    let t = format!("{ip} {}", cfg.nat_table(shard));
+    let mark = format!("{:#x}", cfg.masquerade_mark);
+    let _ = writeln!(out, "add table {t}");
+    collections(family, &t, true, out);
+    node_port_ips(cfg, family, &t, out);
+    let base = [
+        ("nat-prerouting", "nat hook prerouting priority dstnat"),
+        ("nat-output", "nat hook output priority -100"),
+    ];
+    base_chains(&t, &base, out);
+    let _ = writeln!(out, "add chain {t} services");
+    let cluster_mark = cfg.cluster_cidr_of(family).map(|cidr| {
+        (
+            "services",
+            format!(
+                "{ip} saddr != {cidr} {ip} daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | {mark}"
+            ),
+        )
+    });
+    let rules = [
+        ("nat-prerouting", "jump services".to_string()),
+        ("nat-output", "jump services".to_string()),
+        (
+            "services",
+            format!(
+                "{ip} daddr . meta l4proto . th dport @external-keys meta mark set meta mark | {mark}"
+            ),
+        ),
+        (
+            "services",
+            format!("{ip} daddr . meta l4proto . th dport vmap @service-ips"),
+        ),
+        (
+            "services",
+            format!(
+                "{ip} daddr @nodeport-ips meta l4proto . th dport @nodeport-keys meta mark set meta mark | {mark}"
+            ),
+        ),
+        (
+            "services",
+            format!("{ip} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"),
+        ),
+    ];
     // Marking rules come before the verdict maps in `services`: those leave the chain.
     let rules: Vec<(&str, String)> = cluster_mark.into_iter().chain(rules).collect();
     for (chain, rule) in &rules {
         let _ = writeln!(out, "add rule {t} {chain} {rule}");
     }
+    rules.len()
+}
+
+fn collections(family: Family, t: &str, nat: bool, out: &mut String) {
+    for c in Collection::ALL
+        .into_iter()
+        .filter(|c| c.in_nat_table() == nat)
+    {
+        let kind = if c.is_map() { "map" } else { "set" };
+        let _ = writeln!(
+            out,
+            "add {kind} {t} {} {{ type {}; }}",
+            c.name(),
+            c.element_type(family)
+        );
+    }
+}
+
+fn node_port_ips(cfg: &NftablesConfig, family: Family, t: &str, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "add set {t} nodeport-ips {{ type {}; }}",
+        family.addr_type()
+    );
     let ips: Vec<String> = of(family, &cfg.node_port_addresses)
         .map(|i| i.to_string())
         .collect();
     if !ips.is_empty() {
         let _ = writeln!(out, "add element {t} nodeport-ips {{ {} }}", ips.join(", "));
     }
-    rules.len()
 }
 
-/// The number of rules [`skeleton`] writes without a cluster CIDR (one more with one).
-#[cfg(test)]
-pub const SKELETON_RULES: usize = 14;
+fn base_chains(t: &str, chains: &[(&str, &str)], out: &mut String) {
+    for (chain, hook) in chains {
+        let _ = writeln!(
+            out,
+            "add chain {t} {chain} {{ type {hook}; policy accept; }}"
+        );
+    }
+}
 
-/// `add element` / `delete element` commands, one per collection.
+/// The number of rules [`skeleton`] writes.
+#[cfg(test)]
+pub const SKELETON_RULES: usize = 8;
+/// The number of rules [`nat_skeleton`] writes without a cluster CIDR (one more with one).
+#[cfg(test)]
+pub const NAT_SKELETON_RULES: usize = 6;
+
+/// `add element` / `delete element` commands, one per collection and table. Each element
+/// comes with the table it lives in.
 pub fn element_commands<'a>(
-    cfg: &NftablesConfig,
     family: Family,
     verb: &str,
-    elements: impl Iterator<Item = (&'a (Collection, String), &'a String)>,
+    elements: impl Iterator<Item = (&'a str, &'a (Collection, String), &'a String)>,
     out: &mut String,
 ) {
-    let mut by_collection: BTreeMap<Collection, Vec<String>> = BTreeMap::new();
-    for ((collection, key), value) in elements {
+    let mut by_collection: BTreeMap<(Collection, &str), Vec<String>> = BTreeMap::new();
+    for (table, (collection, key), value) in elements {
         let item = if collection.is_map() && verb == "add" {
             format!("{key} : {value}")
         } else {
             key.clone()
         };
-        by_collection.entry(*collection).or_default().push(item);
+        by_collection
+            .entry((*collection, table))
+            .or_default()
+            .push(item);
     }
-    for (collection, items) in by_collection {
+    for ((collection, table), items) in by_collection {
         let _ = writeln!(
             out,
-            "{verb} element {} {} {} {{ {} }}",
+            "{verb} element {} {table} {} {{ {} }}",
             family.nft(),
-            cfg.table,
             collection.name(),
             items.join(", ")
         );
@@ -954,27 +1006,39 @@ mod tests {
     }
 
     #[test]
-    fn the_skeleton_hooks_nat_and_filter_and_lists_node_addresses() {
+    fn the_skeletons_hook_nat_and_filter_and_list_node_addresses() {
         let mut out = String::new();
-        skeleton(&cfg(), Family::V4, &mut out);
+        assert_eq!(skeleton(&cfg(), Family::V4, &mut out), SKELETON_RULES);
         assert!(out.starts_with("add table ip skiff-test\n"));
-        assert!(out.contains(
-            "add chain ip skiff-test nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }"
-        ));
-        assert!(out.contains(
-            "add rule ip skiff-test services ip daddr . meta l4proto . th dport vmap @service-ips"
-        ));
         assert!(
             out.contains("add rule ip skiff-test filter-forward ct state new jump endpoints-check")
         );
         assert!(out.contains("add element ip skiff-test nodeport-ips { 192.168.1.10 }"));
+        assert!(out.contains("add set ip skiff-test hairpin"));
+        assert!(!out.contains("service-ips") && !out.contains("nat-prerouting"));
+        assert_eq!(out.matches("add rule ").count(), SKELETON_RULES);
+
+        let mut nat = String::new();
+        assert_eq!(
+            nat_skeleton(&cfg(), Family::V4, 3, &mut nat),
+            NAT_SKELETON_RULES + 1
+        );
+        assert!(nat.starts_with("add table ip skiff-test-nat3\n"));
+        assert!(nat.contains(
+            "add chain ip skiff-test-nat3 nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }"
+        ));
+        assert!(nat.contains(
+            "add rule ip skiff-test-nat3 services ip daddr . meta l4proto . th dport vmap @service-ips"
+        ));
+        assert!(nat.contains("add element ip skiff-test-nat3 nodeport-ips { 192.168.1.10 }"));
+        assert!(!nat.contains("hairpin") && !nat.contains("no-endpoint"));
         // With a cluster CIDR, one rule marks ClusterIP traffic from outside it, before the
         // verdict map that leaves the chain.
-        let mark = out
-            .find("add rule ip skiff-test services ip saddr != 10.244.0.0/16 ip daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000")
+        let mark = nat
+            .find("add rule ip skiff-test-nat3 services ip saddr != 10.244.0.0/16 ip daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000")
             .unwrap();
-        assert!(mark < out.find("vmap @service-ips").unwrap());
-        assert_eq!(out.matches("add rule ").count(), SKELETON_RULES + 1);
+        assert!(mark < nat.find("vmap @service-ips").unwrap());
+        assert_eq!(nat.matches("add rule ").count(), NAT_SKELETON_RULES + 1);
     }
 
     #[test]
@@ -1035,8 +1099,9 @@ mod tests {
 
         let mut skel = String::new();
         skeleton(&cfg, Family::V6, &mut skel);
+        nat_skeleton(&cfg, Family::V6, 0, &mut skel);
         assert!(skel.starts_with("add table ip6 skiff-test\n"));
-        assert!(skel.contains("add map ip6 skiff-test service-ips { type ipv6_addr . inet_proto . inet_service : verdict; }"));
+        assert!(skel.contains("add map ip6 skiff-test-nat0 service-ips { type ipv6_addr . inet_proto . inet_service : verdict; }"));
         assert!(skel.contains("add element ip6 skiff-test nodeport-ips { fd00:1::10 }"));
         assert!(skel.contains(
             "add rule ip6 skiff-test reject-service reject with icmpv6 type port-unreachable"
@@ -1044,9 +1109,12 @@ mod tests {
         assert!(skel.contains("ct status dnat ip6 saddr . ip6 daddr @hairpin masquerade"));
         assert!(!skel.contains("ip daddr") && !skel.contains("ipv4_addr"));
         assert!(skel.contains(
-            "add rule ip6 skiff-test services ip6 saddr != fd00:244::/56 ip6 daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000"
+            "add rule ip6 skiff-test-nat0 services ip6 saddr != fd00:244::/56 ip6 daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000"
         ));
-        assert_eq!(skel.matches("add rule ").count(), SKELETON_RULES + 1);
+        assert_eq!(
+            skel.matches("add rule ").count(),
+            SKELETON_RULES + NAT_SKELETON_RULES + 1
+        );
     }
 
     #[test]
@@ -1068,7 +1136,7 @@ mod tests {
     }
 
     #[test]
-    fn element_commands_group_by_collection() {
+    fn element_commands_group_by_table_and_collection() {
         let mut els = Elements::new();
         els.insert(
             (Collection::ServiceIps, "10.96.0.1 . tcp . 80".into()),
@@ -1082,15 +1150,22 @@ mod tests {
             (Collection::Hairpin, "10.1.1.1 . 10.1.1.1".into()),
             String::new(),
         );
+        let placed = |(k, v): (&'static (Collection, String), &'static String)| {
+            let table = if k.0.in_nat_table() { "t-nat1" } else { "t" };
+            (table, k, v)
+        };
+        let els: &'static Elements = Box::leak(Box::new(els));
         let mut add = String::new();
-        element_commands(&cfg(), Family::V4, "add", els.iter(), &mut add);
+        element_commands(Family::V4, "add", els.iter().map(placed), &mut add);
         assert_eq!(
             add,
-            "add element ip skiff-test service-ips { 10.96.0.1 . tcp . 80 : goto a, 10.96.0.2 . tcp . 80 : goto b }\n\
-             add element ip skiff-test hairpin { 10.1.1.1 . 10.1.1.1 }\n"
+            "add element ip t-nat1 service-ips { 10.96.0.1 . tcp . 80 : goto a, 10.96.0.2 . tcp . 80 : goto b }\n\
+             add element ip t hairpin { 10.1.1.1 . 10.1.1.1 }\n"
         );
         let mut delete = String::new();
-        element_commands(&cfg(), Family::V4, "delete", els.iter(), &mut delete);
-        assert!(delete.starts_with("delete element ip skiff-test service-ips { 10.96.0.1 . tcp . 80, 10.96.0.2 . tcp . 80 }\n"));
+        element_commands(Family::V4, "delete", els.iter().map(placed), &mut delete);
+        assert!(delete.starts_with(
+            "delete element ip t-nat1 service-ips { 10.96.0.1 . tcp . 80, 10.96.0.2 . tcp . 80 }\n"
+        ));
     }
 }
