@@ -1023,6 +1023,52 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_address_moves_to_the_next_holders_nat_table() {
+        let cfg = NftablesConfig::new("t");
+        let (first, second) = (0..50)
+            .map(|i| format!("z{i}"))
+            .find(|n| cfg.shard_of("default", n) != cfg.shard_of("default", "a"))
+            .map(|other| ("a".to_string(), other))
+            .unwrap();
+        let mut old = ProxyState::default();
+        for (n, ip) in [(&first, "10.96.0.1"), (&second, "10.96.0.2")] {
+            let mut p = port(ip);
+            p.external_ips = vec!["192.0.2.1".parse().unwrap()];
+            old.services.insert(name(n), (p, vec![ep("10.244.0.1")]));
+        }
+        let mut nft = Nftables::new(cfg.clone());
+        nft.commit(nft.plan(&old, &BTreeSet::new()));
+        let mut new = old.clone();
+        new.services.remove(&name(&first));
+        let plan = nft.plan(&new, &changed_service_ports(&old, &new));
+        let (from, to) = (
+            cfg.nat_table(cfg.shard_of("default", &first)),
+            cfg.nat_table(cfg.shard_of("default", &second)),
+        );
+        assert!(
+            plan.text.contains(&format!(
+                "delete element ip {from} service-ips {{ 10.96.0.1 . tcp . 80, 192.0.2.1 . tcp . 80 }}"
+            )),
+            "{}",
+            plan.text
+        );
+        assert!(
+            plan.text.contains(&format!(
+                "add element ip {to} service-ips {{ 192.0.2.1 . tcp . 80 : goto svc-default/{second}/tcp/http }}"
+            )),
+            "{}",
+            plan.text
+        );
+        assert!(
+            plan.text.contains(&format!(
+                "add element ip {to} external-keys {{ 192.0.2.1 . tcp . 80 }}"
+            )),
+            "{}",
+            plan.text
+        );
+    }
+
+    #[test]
     fn stale_ipv6_udp_flows_are_deleted_with_the_ipv6_family() {
         let udp6 = |eps: &[&str]| {
             let mut s = udp_state(eps);
