@@ -467,6 +467,9 @@ pub async fn run(
         "kernel = nft's system time: building the objects, re-validating the table from its hooks, committing"
     );
     println!(
+        "(the kernel samples the user/system split at its clock tick: read the split over several runs, the sum is steadier)"
+    );
+    println!(
         "targets at 10,000 Services: full sync <= {TARGET_FULL_MS} ms, one-Service change <= {TARGET_CHANGE_MS} ms (wall, release build)"
     );
     if cfg!(debug_assertions) {
