@@ -16,6 +16,7 @@ packages=(
   bind9-dnsutils               # dig, the resolver client the cluster DNS tests ask with
   conntrack                    # the proxy deletes stale UDP conntrack entries with it
   ipset                        # the IPVS mode's companion rules match ipsets
+  dnsmasq-base                 # the reference resolver `skiff bench proxy` compares cluster DNS with (binary only, no system service)
 )
 
 missing=()

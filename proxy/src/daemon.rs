@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::dataplane::cidr::Ipv4Cidr;
 use crate::dataplane::iptables::{Iptables, IptablesConfig};
 use crate::dataplane::ipvs::{Ipvs, IpvsConfig};
-use crate::dataplane::nftables::{Ipv4Cidr, Nftables, NftablesConfig};
+use crate::dataplane::nftables::{ClusterCidrs, Family, Nftables, NftablesConfig};
 use crate::dataplane::{Dataplane, DataplaneError, Mode};
 use crate::dns::local_address::{self, LocalAddressError};
 use crate::dns::{self, DnsConfig, DnsError, DnsHandle};
@@ -43,8 +44,9 @@ pub struct ProxyOptions {
     pub kubeconfig: PathBuf,
     pub node_name: String,
     pub mode: Mode,
-    /// Pod addresses; traffic to a ClusterIP from outside them is masqueraded.
-    pub cluster_cidr: Option<Ipv4Cidr>,
+    /// Pod addresses, one range per family; traffic to a ClusterIP from outside them is
+    /// masqueraded.
+    pub cluster_cidr: Option<ClusterCidrs>,
     /// Where cluster DNS answers; `None`: no DNS.
     pub dns_address: Option<SocketAddr>,
     /// The device that holds `dns_address` when no interface has it.
@@ -55,8 +57,8 @@ pub struct ProxyOptions {
     pub metrics_bind_address: Option<SocketAddr>,
     pub tls: Option<TlsFiles>,
     pub healthz_timeout: Duration,
-    /// Addresses NodePorts answer on; empty: every global IPv4 address of the node.
-    pub nodeport_addresses: Vec<Ipv4Addr>,
+    /// Addresses NodePorts answer on; empty: every global address of the node.
+    pub nodeport_addresses: Vec<IpAddr>,
     /// The nftables table the proxy owns.
     pub table: String,
     pub min_sync_period: Duration,
@@ -84,14 +86,14 @@ impl ProxyOptions {
     }
 }
 
-/// The node's global IPv4 addresses, from `ip -j -4 addr`.
-async fn node_addresses() -> Result<Vec<Ipv4Addr>, DaemonError> {
+/// The node's global addresses of both families, from `ip -j addr`.
+async fn node_addresses() -> Result<Vec<IpAddr>, DaemonError> {
     let err = |m: String| DaemonError::NodeAddresses(m);
     let out = tokio::process::Command::new("ip")
-        .args(["-j", "-4", "addr", "show"])
+        .args(["-j", "addr", "show"])
         .output()
         .await
-        .map_err(|e| err(format!("running ip -j -4 addr show: {e}")))?;
+        .map_err(|e| err(format!("running ip -j addr show: {e}")))?;
     if !out.status.success() {
         return Err(err(format!("ip addr show failed: {}", out.status)));
     }
@@ -137,19 +139,42 @@ impl Backends {
             opts.nodeport_addresses.clone()
         };
         let mut nftables = NftablesConfig::new(&opts.table);
-        nftables.cluster_cidr = opts.cluster_cidr;
+        if !Path::new("/proc/net/if_inet6").exists() {
+            // IPv6 is disabled on this host: an ip6 table could not be hooked.
+            nftables.families = vec![Family::V4];
+        }
+        nftables.cluster_cidr = opts.cluster_cidr.clone();
         nftables.node_name = Some(opts.node_name.clone());
         nftables.node_port_addresses = node_ports.clone();
+        // The iptables and IPVS backends are IPv4-only.
+        let cidr_v4 = opts
+            .cluster_cidr
+            .as_ref()
+            .and_then(|c| c.of(Family::V4))
+            .and_then(|c| match c.addr {
+                IpAddr::V4(addr) => Some(Ipv4Cidr {
+                    addr,
+                    prefix: c.prefix,
+                }),
+                IpAddr::V6(_) => None,
+            });
+        let ports_v4: Vec<Ipv4Addr> = node_ports
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
         let iptables = IptablesConfig {
-            cluster_cidr: opts.cluster_cidr,
+            cluster_cidr: cidr_v4,
             node_name: Some(opts.node_name.clone()),
-            node_port_addresses: node_ports.clone(),
+            node_port_addresses: ports_v4.clone(),
             ..IptablesConfig::default()
         };
         let mut ipvs = IpvsConfig::new();
-        ipvs.cluster_cidr = opts.cluster_cidr;
+        ipvs.cluster_cidr = cidr_v4;
         ipvs.node_name = Some(opts.node_name.clone());
-        ipvs.node_port_addresses = node_ports;
+        ipvs.node_port_addresses = ports_v4;
         Ok(Backends {
             nftables,
             iptables,

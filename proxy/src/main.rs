@@ -1,6 +1,6 @@
 //! `skiff-proxy`: Services on nftables, iptables or IPVS, and cluster DNS.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use skiff_proxy::daemon::{self, ProxyOptions};
 use skiff_proxy::dataplane::Mode;
-use skiff_proxy::dataplane::nftables::Ipv4Cidr;
+use skiff_proxy::dataplane::nftables::ClusterCidrs;
 use skiff_proxy::http::TlsFiles;
 
 #[derive(Parser, Debug)]
@@ -25,7 +25,7 @@ struct Args {
     mode: Mode,
     /// Pod addresses; traffic to a ClusterIP from outside them is masqueraded.
     #[arg(long)]
-    cluster_cidr: Option<Ipv4Cidr>,
+    cluster_cidr: Option<ClusterCidrs>,
     /// Where cluster DNS listens, `IP` (port 53) or `IP:PORT`; the kube-dns Service's
     /// IP must reach it. Without it no DNS is served.
     #[arg(long)]
@@ -52,10 +52,10 @@ struct Args {
     /// `/healthz` fails once a change has waited this long (seconds) to be programmed.
     #[arg(long, default_value_t = 60)]
     healthz_timeout_seconds: u64,
-    /// Node addresses NodePorts answer on (comma-separated); default: every global IPv4
-    /// address of the node.
+    /// Node addresses NodePorts answer on (comma-separated, either family); default: every
+    /// global IPv4 and IPv6 address of the node.
     #[arg(long, value_delimiter = ',')]
-    nodeport_addresses: Vec<Ipv4Addr>,
+    nodeport_addresses: Vec<IpAddr>,
     /// The nftables table skiff-proxy owns.
     #[arg(long, default_value = "skiff-proxy")]
     table: String,
@@ -82,7 +82,7 @@ impl Args {
     fn options(&self) -> Result<ProxyOptions> {
         let mut o = ProxyOptions::new(&self.kubeconfig, &self.node_name);
         o.mode = self.mode;
-        o.cluster_cidr = self.cluster_cidr;
+        o.cluster_cidr = self.cluster_cidr.clone();
         o.dns_address = self.dns_address.as_deref().map(dns_listen).transpose()?;
         o.dns_interface = self.dns_interface.clone();
         o.cluster_domain = self.cluster_domain.clone();

@@ -7,9 +7,10 @@
 //! their first endpoints, are deleted so that the next packet is NATed afresh. TCP needs
 //! nothing: a dead endpoint resets or times out and the client reconnects.
 //!
-//! This runs the `conntrack` tool (conntrack-tools), as kube-proxy long did.
+//! This runs the `conntrack` tool (conntrack-tools), as kube-proxy long did. It looks at
+//! IPv4 flows unless told `-f ipv6`, so IPv6 flushes say so.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Stdio;
 
 use tokio::process::Command;
@@ -23,14 +24,16 @@ pub enum Flush {
     /// Flows to `address` (or to any address on `port`, for NodePorts) that were NATed to
     /// `endpoint`.
     ToEndpoint {
-        address: Option<Ipv4Addr>,
+        address: Option<IpAddr>,
         port: Option<u16>,
-        endpoint: Ipv4Addr,
+        endpoint: IpAddr,
     },
-    /// Flows to `address` (if any) and `port` (if any), NATed or not.
+    /// Flows to `address` (if any) and `port` (if any), NATed or not; `ipv6` picks the
+    /// family when there is no address (a NodePort).
     ToService {
-        address: Option<Ipv4Addr>,
+        address: Option<IpAddr>,
         port: Option<u16>,
+        ipv6: bool,
     },
 }
 
@@ -38,14 +41,21 @@ impl Flush {
     /// The `conntrack` arguments.
     pub fn args(&self) -> Vec<String> {
         let mut args = vec!["-D".to_string(), "-p".to_string(), "udp".to_string()];
-        let (address, port, endpoint) = match self {
+        let (address, port, endpoint, ipv6) = match self {
             Flush::ToEndpoint {
                 address,
                 port,
                 endpoint,
-            } => (address, port, Some(endpoint)),
-            Flush::ToService { address, port } => (address, port, None),
+            } => (address, port, Some(endpoint), endpoint.is_ipv6()),
+            Flush::ToService {
+                address,
+                port,
+                ipv6,
+            } => (address, port, None, *ipv6),
         };
+        if ipv6 {
+            args.extend(["-f".to_string(), "ipv6".to_string()]);
+        }
         if let Some(a) = address {
             args.extend(["--orig-dst".to_string(), a.to_string()]);
         }
@@ -59,36 +69,51 @@ impl Flush {
     }
 }
 
-/// A programmed UDP service port's addresses and usable endpoints.
+/// A programmed UDP service port's addresses and usable endpoints, of one family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpRecord {
-    addresses: Vec<Ipv4Addr>,
+    ipv6: bool,
+    addresses: Vec<IpAddr>,
     port: u16,
     node_port: Option<u16>,
-    endpoints: Vec<Ipv4Addr>,
+    endpoints: Vec<IpAddr>,
 }
 
 impl UdpRecord {
-    /// `None` for a service port that is not UDP or not programmed.
+    /// The IPv4 record of a service port, for the IPv4-only backends; `None` for a service
+    /// port that is not UDP or not programmed.
     pub fn new(name: &ServicePortName, port: &ServicePort, endpoints: &[Endpoint]) -> Option<Self> {
         if name.protocol != Protocol::Udp || !endpoints::programs(port) {
             return None;
         }
-        let mut addresses: Vec<Ipv4Addr> = endpoints::v4(&port.cluster_ips).collect();
-        addresses.extend(endpoints::v4(&port.external_ips));
-        addresses.extend(endpoints::v4(&port.load_balancer_ips));
-        let mut eps: Vec<Ipv4Addr> = endpoints::endpoints_v4(endpoints)
-            .into_iter()
-            .map(|(ip, _)| ip)
+        let addresses = endpoints::v4(&port.cluster_ips)
+            .chain(endpoints::v4(&port.external_ips))
+            .chain(endpoints::v4(&port.load_balancer_ips))
+            .map(IpAddr::V4)
             .collect();
-        eps.sort();
-        eps.dedup();
-        Some(UdpRecord {
+        let eps = endpoints::endpoints_v4(endpoints)
+            .into_iter()
+            .map(|(ip, _)| IpAddr::V4(ip))
+            .collect();
+        Some(Self::of_family(false, addresses, port, eps))
+    }
+
+    /// A record from a backend's own choice of one family's addresses and endpoints.
+    pub fn of_family(
+        ipv6: bool,
+        addresses: Vec<IpAddr>,
+        port: &ServicePort,
+        mut endpoints: Vec<IpAddr>,
+    ) -> Self {
+        endpoints.sort();
+        endpoints.dedup();
+        UdpRecord {
+            ipv6,
             addresses,
             port: port.port,
             node_port: port.node_port,
-            endpoints: eps,
-        })
+            endpoints,
+        }
     }
 }
 
@@ -96,7 +121,7 @@ impl UdpRecord {
 /// that are gone, and flows that reached the service while it had no endpoints.
 pub fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flush> {
     let mut flushes = Vec::new();
-    let new_endpoints: &[Ipv4Addr] = new.map_or(&[], |n| &n.endpoints);
+    let new_endpoints: &[IpAddr] = new.map_or(&[], |n| &n.endpoints);
     if let Some(old) = old {
         for &endpoint in old.endpoints.iter().filter(|e| !new_endpoints.contains(e)) {
             for &address in &old.addresses {
@@ -123,12 +148,14 @@ pub fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>) -> Vec<Flus
             flushes.push(Flush::ToService {
                 address: Some(address),
                 port: Some(new.port),
+                ipv6: new.ipv6,
             });
         }
         if let Some(node_port) = new.node_port {
             flushes.push(Flush::ToService {
                 address: None,
                 port: Some(node_port),
+                ipv6: new.ipv6,
             });
         }
     }
@@ -186,8 +213,8 @@ mod tests {
 
     #[test]
     fn flushes_name_the_address_port_and_endpoint() {
-        let ep: Ipv4Addr = "10.244.1.5".parse().unwrap();
-        let svc: Ipv4Addr = "10.96.0.10".parse().unwrap();
+        let ep: IpAddr = "10.244.1.5".parse().unwrap();
+        let svc: IpAddr = "10.96.0.10".parse().unwrap();
         assert_eq!(
             Flush::ToEndpoint {
                 address: Some(svc),
@@ -225,7 +252,8 @@ mod tests {
         assert_eq!(
             Flush::ToService {
                 address: Some(svc),
-                port: Some(53)
+                port: Some(53),
+                ipv6: false,
             }
             .args(),
             [
@@ -237,6 +265,36 @@ mod tests {
                 "--orig-port-dst",
                 "53"
             ]
+        );
+        assert_eq!(
+            Flush::ToEndpoint {
+                address: Some("fd00:96::a".parse().unwrap()),
+                port: Some(53),
+                endpoint: "fd00:244::5".parse().unwrap(),
+            }
+            .args(),
+            [
+                "-D",
+                "-p",
+                "udp",
+                "-f",
+                "ipv6",
+                "--orig-dst",
+                "fd00:96::a",
+                "--orig-port-dst",
+                "53",
+                "--dst-nat",
+                "fd00:244::5"
+            ]
+        );
+        assert_eq!(
+            Flush::ToService {
+                address: None,
+                port: Some(30053),
+                ipv6: true,
+            }
+            .args(),
+            ["-D", "-p", "udp", "-f", "ipv6", "--orig-port-dst", "30053"]
         );
     }
 }

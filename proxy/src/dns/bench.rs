@@ -69,7 +69,7 @@ pub fn synthetic_cluster(n: usize) -> ClusterData {
     let mut d = ClusterData::new();
     d.add_namespace("bench");
     for i in 0..n {
-        let ip = std::net::Ipv4Addr::from(0x0a60_0000u32 + 1 + i as u32);
+        let ip = service_ip(i);
         d.upsert_service(
             "bench",
             &format!("svc-{i}"),
@@ -100,11 +100,29 @@ pub async fn measure(config: BenchConfig) -> Result<BenchReport, DnsError> {
         },
     )
     .await?;
-    let server = dns.local_addr();
+    let report = measure_at(dns.local_addr(), &config).await;
+    dns.shutdown().await;
+    Ok(report)
+}
+
+/// The cluster IP `synthetic_cluster` gives Service `i`.
+pub fn service_ip(i: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(0x0a60_0000u32 + 1 + i as u32)
+}
+
+/// The name `synthetic_cluster` gives Service `i`, as a query asks for it.
+pub fn service_name(i: usize) -> String {
+    format!("svc-{i}.bench.svc.cluster.local")
+}
+
+/// Measures any DNS server on `server` that answers A queries for
+/// [`service_name`]`(0..config.services)`, with the same clients `measure` uses: how a
+/// reference resolver is compared in the same run.
+pub async fn measure_at(server: SocketAddr, config: &BenchConfig) -> BenchReport {
     let names: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..config.services.max(1))
             .filter_map(|i| {
-                let name = Name::from_ascii(format!("svc-{i}.bench.svc.cluster.local.")).ok()?;
+                let name = Name::from_ascii(format!("{}.", service_name(i))).ok()?;
                 let mut m = Message::new(0, MessageType::Query, OpCode::Query);
                 m.metadata.recursion_desired = true;
                 m.add_query(Query::query(name, RecordType::A));
@@ -129,7 +147,6 @@ pub async fn measure(config: BenchConfig) -> Result<BenchReport, DnsError> {
     })
     .await
     .unwrap_or_default();
-    dns.shutdown().await;
 
     let mut latencies: Vec<Duration> = Vec::new();
     let mut failed = 0;
@@ -145,7 +162,7 @@ pub async fn measure(config: BenchConfig) -> Result<BenchReport, DnsError> {
         let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
         latencies[i]
     };
-    Ok(BenchReport {
+    BenchReport {
         services: config.services,
         clients,
         answered: latencies.len() as u64,
@@ -154,7 +171,7 @@ pub async fn measure(config: BenchConfig) -> Result<BenchReport, DnsError> {
         p50: pct(0.50),
         p99: pct(0.99),
         max: latencies.last().copied().unwrap_or_default(),
-    })
+    }
 }
 
 /// One client: queries back to back until `end`; latencies of answers from `start` on.

@@ -335,6 +335,38 @@ mod tests {
     }
 
     #[test]
+    fn a_dual_stack_service_keeps_both_cluster_ips_and_its_ipv6_slices() {
+        let svc = service(json!({
+            "metadata": {"namespace": "default", "name": "web"},
+            "spec": {
+                "clusterIP": "10.96.0.20",
+                "clusterIPs": ["10.96.0.20", "fd00:96::20"],
+                "ipFamilies": ["IPv4", "IPv6"],
+                "ports": [{"name": "http", "port": 80}]
+            }
+        }));
+        let v6 = slice(json!({
+            "metadata": {"namespace": "default", "name": "web-v6",
+                         "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv6",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": ["fd00:244::5"], "conditions": {"ready": true}}]
+        }));
+        let state = build_state(&[svc], &[web_slice(), v6]);
+        let (http, eps) = &state.services[&key("web", "http", Protocol::Tcp)];
+        assert_eq!(
+            http.cluster_ips,
+            vec![
+                "10.96.0.20".parse::<IpAddr>().unwrap(),
+                "fd00:96::20".parse::<IpAddr>().unwrap()
+            ]
+        );
+        // Both families' endpoints are kept; each backend table takes its own family's.
+        assert_eq!(eps.len(), 4);
+        assert_eq!(eps.iter().filter(|e| e.ip.is_ipv6()).count(), 1);
+    }
+
+    #[test]
     fn endpoints_from_several_slices_are_merged_without_duplicates() {
         let mut second = web_slice();
         second.metadata.name = Some("web-def".into());

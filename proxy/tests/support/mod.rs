@@ -27,6 +27,15 @@ pub const OUTSIDE_IP: &str = "192.168.77.2";
 /// The node's address on the outside link: where NodePorts are reached.
 pub const NODE_IP: &str = "192.168.77.1";
 pub const CLUSTER_CIDR: &str = "10.244.0.0/16";
+/// The same topology's IPv6 (ULA) addresses.
+pub const CLIENT_IP6: &str = "fd00:244:1::2";
+pub const BACKEND1_IP6: &str = "fd00:244:2::2";
+pub const BACKEND2_IP6: &str = "fd00:244:3::2";
+pub const OUTSIDE_IP6: &str = "fd00:77::2";
+pub const NODE_IP6: &str = "fd00:77::1";
+pub const CLUSTER_CIDR6: &str = "fd00:244::/32";
+/// Both pod ranges, as `--cluster-cidr` takes them.
+pub const CLUSTER_CIDRS: &str = "10.244.0.0/16,fd00:244::/32";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -79,7 +88,10 @@ impl Server {
         let path = format!("/run/netns/{ns}");
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         let mut threads = Vec::new();
-        for udp in [false, true] {
+        // The namespace has `bindv6only`, so the IPv6 sockets take IPv6 only and a client's
+        // IPv4 address is never seen as `::ffff:…`.
+        let kinds = [(false, false), (true, false), (false, true), (true, true)];
+        for (udp, ipv6) in kinds {
             let (stop, path, name, ready) = (
                 stop.clone(),
                 path.clone(),
@@ -89,7 +101,11 @@ impl Server {
             threads.push(std::thread::spawn(move || {
                 let setup = || -> Result<Box<dyn FnMut() -> bool>> {
                     enter(&path)?;
-                    let addr: SocketAddr = ([0, 0, 0, 0], BACKEND_PORT).into();
+                    let addr: SocketAddr = if ipv6 {
+                        (std::net::Ipv6Addr::UNSPECIFIED, BACKEND_PORT).into()
+                    } else {
+                        ([0, 0, 0, 0], BACKEND_PORT).into()
+                    };
                     if udp {
                         let socket = UdpSocket::bind(addr)?;
                         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
@@ -129,7 +145,7 @@ impl Server {
             }));
         }
         let server = Server { stop, threads };
-        for _ in 0..2 {
+        for _ in kinds {
             ready_rx
                 .recv()
                 .context("server thread died")?
@@ -148,10 +164,12 @@ impl Drop for Server {
     }
 }
 
-/// node ─┬─ client   (10.244.1.2, in the cluster CIDR)
-///       ├─ backend1 (10.244.2.2, server "backend1")
-///       ├─ backend2 (10.244.3.2, server "backend2")
-///       └─ outside  (192.168.77.2; the node is 192.168.77.1 there)
+/// node ─┬─ client   (10.244.1.2, fd00:244:1::2, in the cluster CIDRs)
+///       ├─ backend1 (10.244.2.2, fd00:244:2::2, server "backend1")
+///       ├─ backend2 (10.244.3.2, fd00:244:3::2, server "backend2")
+///       └─ outside  (192.168.77.2, fd00:77::2; the node is 192.168.77.1, fd00:77::1 there)
+///
+/// Every link has both families; the node's side is `…::1` / `….1`.
 pub struct Topology {
     pub node: String,
     pub client: String,
@@ -224,49 +242,70 @@ impl Topology {
             run(&["ip", "netns", "add", ns])?;
             self.created.push(ns.clone());
             run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+            // Links made from now on skip duplicate address detection for their
+            // link-local addresses too: nothing waits for DAD.
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.default.accept_dad=0",
+                "net.ipv6.bindv6only=1",
+            ])?;
         }
         let node = self.node.clone();
         let links = [
             (
                 &self.client,
                 "c0",
-                "10.244.1.1/24",
-                "10.244.1.2/24",
-                "10.244.1.1",
+                ["10.244.1.1/24", "fd00:244:1::1/64"],
+                ["10.244.1.2/24", "fd00:244:1::2/64"],
+                ["10.244.1.1", "fd00:244:1::1"],
             ),
             (
                 &self.backend1,
                 "b1",
-                "10.244.2.1/24",
-                "10.244.2.2/24",
-                "10.244.2.1",
+                ["10.244.2.1/24", "fd00:244:2::1/64"],
+                ["10.244.2.2/24", "fd00:244:2::2/64"],
+                ["10.244.2.1", "fd00:244:2::1"],
             ),
             (
                 &self.backend2,
                 "b2",
-                "10.244.3.1/24",
-                "10.244.3.2/24",
-                "10.244.3.1",
+                ["10.244.3.1/24", "fd00:244:3::1/64"],
+                ["10.244.3.2/24", "fd00:244:3::2/64"],
+                ["10.244.3.1", "fd00:244:3::1"],
             ),
             (
                 &self.outside,
                 "o0",
-                "192.168.77.1/24",
-                "192.168.77.2/24",
-                "192.168.77.1",
+                ["192.168.77.1/24", "fd00:77::1/64"],
+                ["192.168.77.2/24", "fd00:77::2/64"],
+                ["192.168.77.1", "fd00:77::1"],
             ),
         ];
-        for (peer, node_if, node_addr, peer_addr, gateway) in links {
+        for (peer, node_if, node_addrs, peer_addrs, gateways) in links {
             // Both ends are created straight in their namespaces: nothing touches the host's.
             run(&[
                 "ip", "link", "add", "name", node_if, "netns", &node, "type", "veth", "peer",
                 "name", "eth0", "netns", peer,
             ])?;
-            run(&["ip", "-n", &node, "addr", "add", node_addr, "dev", node_if])?;
+            for (node_addr, peer_addr) in node_addrs.into_iter().zip(peer_addrs) {
+                // `nodad`: the addresses are usable at once, not after a second of DAD.
+                run(&[
+                    "ip", "-n", &node, "addr", "add", node_addr, "dev", node_if, "nodad",
+                ])?;
+                run(&[
+                    "ip", "-n", peer, "addr", "add", peer_addr, "dev", "eth0", "nodad",
+                ])?;
+            }
             run(&["ip", "-n", &node, "link", "set", node_if, "up"])?;
-            run(&["ip", "-n", peer, "addr", "add", peer_addr, "dev", "eth0"])?;
             run(&["ip", "-n", peer, "link", "set", "eth0", "up"])?;
-            run(&["ip", "-n", peer, "route", "add", "default", "via", gateway])?;
+            for gateway in gateways {
+                run(&["ip", "-n", peer, "route", "add", "default", "via", gateway])?;
+            }
         }
         run(&[
             "ip",
@@ -276,6 +315,7 @@ impl Topology {
             "sysctl",
             "-qw",
             "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
         ])?;
         // The node routes the service range somewhere, as real nodes do through their
         // default route; without a route, packets to a ClusterIP without endpoints would be
@@ -289,6 +329,16 @@ impl Topology {
             "10.96.0.0/12",
             "via",
             OUTSIDE_IP,
+        ])?;
+        run(&[
+            "ip",
+            "-n",
+            &node,
+            "route",
+            "add",
+            "fd00:96::/112",
+            "via",
+            OUTSIDE_IP6,
         ])?;
         self.servers
             .push(Server::start(&self.backend1, "backend1")?);
@@ -336,7 +386,7 @@ impl UdpFlow {
         std::thread::spawn(move || {
             let setup = || -> Result<UdpSocket> {
                 enter(&path)?;
-                let socket = UdpSocket::bind(("0.0.0.0", 0))?;
+                let socket = UdpSocket::bind(any_address(addr))?;
                 socket.set_read_timeout(Some(Duration::from_secs(2)))?;
                 Ok(socket)
             };
@@ -375,11 +425,20 @@ impl UdpFlow {
 /// Sends one UDP datagram from namespace `ns` and returns the answer.
 pub fn udp_request(ns: &str, addr: SocketAddr) -> Result<std::io::Result<String>> {
     in_netns(ns, move || {
-        let socket = UdpSocket::bind(("0.0.0.0", 0))?;
+        let socket = UdpSocket::bind(any_address(addr))?;
         socket.set_read_timeout(Some(Duration::from_secs(2)))?;
         socket.send_to(b"hello", addr)?;
         let mut buf = [0u8; 512];
         let (n, _) = socket.recv_from(&mut buf)?;
         Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
     })
+}
+
+/// The unspecified address and any port, of `to`'s family.
+fn any_address(to: SocketAddr) -> SocketAddr {
+    if to.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        ([0, 0, 0, 0], 0).into()
+    }
 }

@@ -10,6 +10,7 @@ mod exec_client;
 mod pods;
 mod procs;
 mod proxy;
+mod proxy_dns;
 mod rollout;
 mod scheduler;
 mod streams;
@@ -60,7 +61,8 @@ pub enum Which {
         ref_runs: usize,
     },
     /// Proxy (root): nftables full sync and one-Service change at each scale, against raw
-    /// `nft -f` of the equivalent kube-proxy-shaped ruleset, in a throwaway netns.
+    /// `nft -f` of the equivalent kube-proxy-shaped ruleset, in a throwaway netns; then
+    /// cluster DNS queries/s and latency on loopback, against dnsmasq when installed.
     Proxy {
         /// Numbers of Services (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
@@ -71,6 +73,18 @@ pub enum Which {
         /// Runs of each one-Service change (the median is shown).
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// NAT tables per family the Services are spread over (skiff-proxy's default: 8).
+        #[arg(long, default_value_t = 8)]
+        nat_shards: usize,
+        /// Service names in the cluster DNS measurement.
+        #[arg(long, default_value_t = 1000)]
+        dns_services: usize,
+        /// Concurrent DNS clients, one query each in flight.
+        #[arg(long, default_value_t = 8)]
+        dns_clients: usize,
+        /// Seconds of each DNS measurement (0 skips DNS).
+        #[arg(long, default_value_t = 5.0)]
+        dns_seconds: f64,
     },
     /// Scheduler: pods/s and create → bound latency for a burst of pods (mixed requests,
     /// node affinity, tolerations) on simulated nodes registered as Node objects.
@@ -123,7 +137,17 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             services,
             endpoints,
             repeats,
-        } => proxy::run(services, endpoints, repeats).await,
+            nat_shards,
+            dns_services,
+            dns_clients,
+            dns_seconds,
+        } => {
+            proxy::run(services, endpoints, repeats, nat_shards).await?;
+            if dns_seconds > 0.0 {
+                proxy_dns::run(dns_services, dns_clients, dns_seconds).await?;
+            }
+            Ok(())
+        }
         Which::Rollout { replicas, nodes } => rollout::run(replicas, nodes).await,
         Which::Cni { pods, rounds } => {
             tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use crate::dataplane::nftables::Ipv4Cidr;
+use crate::dataplane::cidr::Ipv4Cidr;
 
 /// Configuration of [`super::Ipvs`].
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::dataplane::conntrack::Flush;
+use crate::dataplane::conntrack::{Flush, UdpRecord, udp_flushes};
 use crate::model::{
     Endpoint, Protocol, ProxyState, ServicePort, ServicePortName, usable_endpoints,
 };
@@ -37,15 +37,6 @@ pub struct PortWants {
     pub addresses: Vec<Ipv4Addr>,
     pub entries: Vec<Entry>,
     udp: Option<UdpRecord>,
-}
-
-/// A UDP service port's addresses and real servers: what its stale flows are found by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct UdpRecord {
-    addresses: Vec<Ipv4Addr>,
-    port: u16,
-    node_port: Option<u16>,
-    endpoints: Vec<Ipv4Addr>,
 }
 
 fn v4(ips: &[IpAddr]) -> impl Iterator<Item = Ipv4Addr> + '_ {
@@ -192,59 +183,11 @@ pub fn port_wants(
     w.entries.sort();
     w.entries.dedup();
     if proto == Protocol::Udp {
-        let mut endpoints: Vec<Ipv4Addr> = usable.iter().map(|(ip, _)| *ip).collect();
-        endpoints.sort();
-        endpoints.dedup();
-        w.udp = Some(UdpRecord {
-            addresses: w.addresses.clone(),
-            port: port.port,
-            node_port: port.node_port,
-            endpoints,
-        });
+        let endpoints = usable.iter().map(|(ip, _)| IpAddr::V4(*ip)).collect();
+        let addresses = w.addresses.iter().copied().map(IpAddr::V4).collect();
+        w.udp = Some(UdpRecord::of_family(false, addresses, port, endpoints));
     }
     w
-}
-
-/// The conntrack deletions a UDP service port's change calls for: flows NATed to
-/// endpoints that are gone, and flows that reached it while it had no endpoints. (The same
-/// rule as the nftables backend's.)
-fn udp_flushes(old: Option<&UdpRecord>, new: Option<&UdpRecord>, out: &mut Vec<Flush>) {
-    let new_endpoints: &[Ipv4Addr] = new.map_or(&[], |n| &n.endpoints);
-    if let Some(old) = old {
-        for &endpoint in old.endpoints.iter().filter(|e| !new_endpoints.contains(e)) {
-            for &address in &old.addresses {
-                out.push(Flush::ToEndpoint {
-                    address: Some(address),
-                    port: Some(old.port),
-                    endpoint,
-                });
-            }
-            if let Some(node_port) = old.node_port {
-                out.push(Flush::ToEndpoint {
-                    address: None,
-                    port: Some(node_port),
-                    endpoint,
-                });
-            }
-        }
-    }
-    if let Some(new) = new
-        && !new.endpoints.is_empty()
-        && old.is_none_or(|o| o.endpoints.is_empty())
-    {
-        for &address in &new.addresses {
-            out.push(Flush::ToService {
-                address: Some(address),
-                port: Some(new.port),
-            });
-        }
-        if let Some(node_port) = new.node_port {
-            out.push(Flush::ToService {
-                address: None,
-                port: Some(node_port),
-            });
-        }
-    }
 }
 
 /// The service ports that want a virtual server; the programmed one is the first's, so
@@ -427,7 +370,8 @@ pub fn plan(
         if *before == after {
             continue;
         }
-        udp_flushes(before.udp.as_ref(), after.udp.as_ref(), &mut p.conntrack);
+        p.conntrack
+            .extend(udp_flushes(before.udp.as_ref(), after.udp.as_ref()));
         for (key, _) in &before.services {
             touched
                 .entry(*key)

@@ -1,14 +1,18 @@
-//! The nftables backend: one `ip` table of our own, written with `nft -f -`.
+//! The nftables backend: tables of our own for each family (`ip`, `ip6`), written with
+//! `nft -f -`: a main table (reject, masquerade, hairpin) and NAT tables the Services are
+//! spread over by name, so that a change makes the kernel re-validate one of them only.
 //!
-//! The first sync (and any sync after a failed one) replaces the whole table in one
+//! The first sync (and any sync after a failed one) replaces all tables in one
 //! transaction. Later syncs rewrite only the chains of the changed service ports and add or
 //! delete only the map and set elements that differ, again in one transaction.
 
 mod config;
 mod exec;
+mod family;
 mod ruleset;
 
-pub use config::{Ipv4Cidr, NftablesConfig};
+pub use config::{ClusterCidrs, IpCidr, NftablesConfig};
+pub use family::Family;
 pub use ruleset::{Collection, chain_name};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,7 +22,7 @@ use crate::model::{Endpoint, ProxyState, ServicePort, ServicePortName};
 
 use super::conntrack::{self, Flush, UdpRecord, udp_flushes};
 use super::{Dataplane, DataplaneError, SyncStats};
-use ruleset::{AffinitySet, Elements, SKELETON_RULES};
+use ruleset::{AffinitySet, Elements};
 
 /// An element of one of the table's collections.
 type Key = (Collection, String);
@@ -42,15 +46,47 @@ struct Programmed {
     udp: HashMap<ServicePortName, UdpRecord>,
 }
 
+/// The UDP record of one family of a service port (none if it is not UDP or not
+/// programmed in that family).
+fn udp_record(
+    family: Family,
+    name: &ServicePortName,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Option<UdpRecord> {
+    if name.protocol != crate::model::Protocol::Udp || !ruleset::programs(family, port) {
+        return None;
+    }
+    let addresses = port
+        .cluster_ips
+        .iter()
+        .chain(&port.external_ips)
+        .chain(&port.load_balancer_ips)
+        .copied()
+        .filter(|ip| family.has(ip))
+        .collect();
+    let eps = ruleset::family_endpoints(family, endpoints)
+        .into_iter()
+        .map(|(ip, _)| ip)
+        .collect();
+    Some(UdpRecord::of_family(
+        family == Family::V6,
+        addresses,
+        port,
+        eps,
+    ))
+}
+
 /// The elements one service port wants (none if this backend does not program it).
 fn wanted_elements(
     cfg: &NftablesConfig,
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Elements {
     let mut elements = Elements::new();
-    ruleset::service_elements(cfg, name, port, endpoints, &mut elements);
+    ruleset::service_elements(cfg, family, name, port, endpoints, &mut elements);
     elements
 }
 
@@ -77,6 +113,15 @@ pub struct Plan {
     pub full: bool,
     /// Stale UDP flows to delete once the transaction is committed.
     pub conntrack: Vec<Flush>,
+    /// Per family, in the order of [`Nftables::tables`].
+    deltas: Vec<Delta>,
+}
+
+/// One family's part of a plan.
+struct Part {
+    text: String,
+    full: bool,
+    conntrack: Vec<Flush>,
     delta: Delta,
 }
 
@@ -84,15 +129,19 @@ pub struct Plan {
 #[derive(Debug)]
 pub struct Nftables {
     cfg: NftablesConfig,
-    /// `None` until a full sync succeeded, and again after any failure.
-    programmed: Option<Programmed>,
+    /// One per configured family, each `None` until a full sync succeeded, and again after
+    /// any failure.
+    tables: Vec<(Family, Option<Programmed>)>,
 }
 
 impl Nftables {
     pub fn new(cfg: NftablesConfig) -> Self {
+        let mut families = cfg.families.clone();
+        families.sort();
+        families.dedup();
         Nftables {
             cfg,
-            programmed: None,
+            tables: families.into_iter().map(|f| (f, None)).collect(),
         }
     }
 
@@ -101,17 +150,37 @@ impl Nftables {
     }
 
     /// The transaction the next sync would run: pure, so it is tested without a kernel.
+    /// Both families' commands go into one transaction.
     pub fn plan(&self, state: &ProxyState, changed: &BTreeSet<ServicePortName>) -> Plan {
-        match &self.programmed {
-            None => self.plan_full(state),
-            Some(old) => self.plan_incremental(old, state, changed),
+        let mut plan = Plan {
+            text: String::new(),
+            full: false,
+            conntrack: Vec::new(),
+            deltas: Vec::with_capacity(self.tables.len()),
+        };
+        for (family, programmed) in &self.tables {
+            let part = match programmed {
+                None => self.plan_full(*family, state),
+                Some(old) => self.plan_incremental(*family, old, state, changed),
+            };
+            plan.text.push_str(&part.text);
+            plan.full |= part.full;
+            plan.conntrack.extend(part.conntrack);
+            plan.deltas.push(part.delta);
         }
+        plan
     }
 
     /// Records that `plan` is what the kernel now holds.
     fn commit(&mut self, plan: Plan) {
-        match plan.delta {
-            Delta::Full(programmed) => self.programmed = Some(programmed),
+        for ((_, programmed), delta) in self.tables.iter_mut().zip(plan.deltas) {
+            Self::commit_one(programmed, delta);
+        }
+    }
+
+    fn commit_one(programmed: &mut Option<Programmed>, delta: Delta) {
+        match delta {
+            Delta::Full(full) => *programmed = Some(full),
             Delta::Incremental {
                 chains,
                 wants,
@@ -119,7 +188,7 @@ impl Nftables {
                 sets,
                 udp,
             } => {
-                let Some(p) = self.programmed.as_mut() else {
+                let Some(p) = programmed.as_mut() else {
                     return;
                 };
                 for (name, chain) in chains {
@@ -163,35 +232,58 @@ impl Nftables {
         }
     }
 
-    fn plan_full(&self, state: &ProxyState) -> Plan {
-        let t = format!("ip {}", self.cfg.table);
+    /// The NAT table a service port's chains and affinity sets live in.
+    fn service_table(&self, family: Family, name: &ServicePortName) -> String {
+        let shard = self.cfg.shard_of(&name.namespace, &name.name);
+        format!("{} {}", family.nft(), self.cfg.nat_table(shard))
+    }
+
+    /// The table an element lives in: the NAT table of the service port that holds it, for
+    /// the collections whose verdicts point at service chains; the main table otherwise.
+    fn element_table(&self, collection: Collection, holder: &ServicePortName) -> String {
+        if collection.in_nat_table() {
+            self.cfg
+                .nat_table(self.cfg.shard_of(&holder.namespace, &holder.name))
+        } else {
+            self.cfg.table.clone()
+        }
+    }
+
+    fn plan_full(&self, family: Family, state: &ProxyState) -> Part {
         let mut text = String::with_capacity(128 * state.services.len() + 4096);
         // `add` then `delete` removes a table left by an earlier run whether or not there is
         // one; the kernel applies the whole file atomically, so traffic never sees a gap.
-        let _ = writeln!(text, "add table {t}");
-        let _ = writeln!(text, "delete table {t}");
-        ruleset::skeleton(&self.cfg, &mut text);
+        for table in self.cfg.tables() {
+            let _ = writeln!(text, "add table {} {table}", family.nft());
+            let _ = writeln!(text, "delete table {} {table}", family.nft());
+        }
+        let mut skeleton_rules = ruleset::skeleton(&self.cfg, family, &mut text);
+        for shard in 0..self.cfg.shards() {
+            skeleton_rules += ruleset::nat_skeleton(&self.cfg, family, shard, &mut text);
+        }
         let mut programmed = Programmed {
-            rules: SKELETON_RULES,
+            rules: skeleton_rules,
             ..Programmed::default()
         };
         for (name, (port, endpoints)) in &state.services {
-            if !ruleset::programs(port) {
+            if !ruleset::programs(family, port) {
                 continue;
             }
-            let sets = ruleset::affinity_sets(name, port, endpoints);
+            let t = self.service_table(family, name);
+            let sets = ruleset::affinity_sets(family, name, port, endpoints);
             for set in &sets {
                 let _ = writeln!(text, "add set {t} {}", set.declaration());
             }
             if !sets.is_empty() {
                 programmed.sets.insert(name.clone(), sets);
             }
-            if let Some(record) = UdpRecord::new(name, port, endpoints) {
+            if let Some(record) = udp_record(family, name, port, endpoints) {
                 programmed.udp.insert(name.clone(), record);
             }
             let mut names = Vec::new();
             let mut count = 0;
-            for (chain, rules) in ruleset::service_chains(&self.cfg, name, port, endpoints) {
+            for (chain, rules) in ruleset::service_chains(&self.cfg, family, name, port, endpoints)
+            {
                 let _ = writeln!(text, "add chain {t} {chain}");
                 for rule in &rules {
                     let _ = writeln!(text, "add rule {t} {chain} {rule}");
@@ -201,7 +293,7 @@ impl Nftables {
             }
             programmed.rules += count;
             programmed.chains.insert(name.clone(), (names, count));
-            let elements = wanted_elements(&self.cfg, name, port, endpoints);
+            let elements = wanted_elements(&self.cfg, family, name, port, endpoints);
             let mut keys = Vec::with_capacity(elements.len());
             for (key, value) in elements {
                 programmed
@@ -213,12 +305,21 @@ impl Nftables {
             }
             programmed.keys_of.insert(name.clone(), keys);
         }
-        let elements = programmed
+        let elements: Vec<(String, &Key, &String)> = programmed
             .wants
             .iter()
-            .filter_map(|(key, wanted)| wanted.values().next().map(|v| (key, v)));
-        ruleset::element_commands(&self.cfg, "add", elements, &mut text);
-        Plan {
+            .filter_map(|(key, wanted)| {
+                let (holder, value) = wanted.iter().next()?;
+                Some((self.element_table(key.0, holder), key, value))
+            })
+            .collect();
+        ruleset::element_commands(
+            family,
+            "add",
+            elements.iter().map(|(t, k, v)| (t.as_str(), *k, *v)),
+            &mut text,
+        );
+        Part {
             text,
             full: true,
             conntrack: Vec::new(),
@@ -228,11 +329,11 @@ impl Nftables {
 
     fn plan_incremental(
         &self,
+        family: Family,
         old: &Programmed,
         state: &ProxyState,
         changed: &BTreeSet<ServicePortName>,
-    ) -> Plan {
-        let t = format!("ip {}", self.cfg.table);
+    ) -> Part {
         let mut chains_text = String::new();
         let mut removed = Vec::new();
         let mut chains = Vec::new();
@@ -244,12 +345,13 @@ impl Nftables {
         let mut flushes = Vec::new();
         let no_sets = Vec::new();
         for name in changed {
+            let t = self.service_table(family, name);
             let old_sets = old.sets.get(name).unwrap_or(&no_sets);
             let old_udp = old.udp.get(name);
             let new_udp = state
                 .services
                 .get(name)
-                .and_then(|(port, endpoints)| UdpRecord::new(name, port, endpoints));
+                .and_then(|(port, endpoints)| udp_record(family, name, port, endpoints));
             flushes.extend(udp_flushes(old_udp, new_udp.as_ref()));
             if old_udp != new_udp.as_ref() {
                 udp.push((name.clone(), new_udp));
@@ -263,12 +365,13 @@ impl Nftables {
             let wanted = state
                 .services
                 .get(name)
-                .filter(|(port, _)| ruleset::programs(port));
+                .filter(|(port, _)| ruleset::programs(family, port));
             let mut keys = Vec::new();
             match wanted {
                 Some((port, endpoints)) => {
-                    let service_chains = ruleset::service_chains(&self.cfg, name, port, endpoints);
-                    let new_sets = ruleset::affinity_sets(name, port, endpoints);
+                    let service_chains =
+                        ruleset::service_chains(&self.cfg, family, name, port, endpoints);
+                    let new_sets = ruleset::affinity_sets(family, name, port, endpoints);
                     let old_names: &[String] = old.chains.get(name).map_or(&[], |(n, _)| n);
                     // `add chain` is a no-op for an existing chain; `flush` empties it.
                     for (chain, _) in &service_chains {
@@ -284,7 +387,7 @@ impl Nftables {
                         let _ = writeln!(chains_text, "flush chain {t} {chain}");
                     }
                     if !gone.is_empty() {
-                        removed.push((gone, Vec::new()));
+                        removed.push((t.clone(), gone, Vec::new()));
                     }
                     // Only this service port's chains use its sets: once they are flushed,
                     // the sets that went (or changed timeout) can go, and new ones come in.
@@ -307,7 +410,7 @@ impl Nftables {
                         names.push(chain);
                     }
                     chains.push((name.clone(), Some((names, count))));
-                    for (key, value) in wanted_elements(&self.cfg, name, port, endpoints) {
+                    for (key, value) in wanted_elements(&self.cfg, family, name, port, endpoints) {
                         touched
                             .entry(key.clone())
                             .or_insert_with(|| old.wants.get(&key).cloned().unwrap_or_default())
@@ -317,7 +420,7 @@ impl Nftables {
                 }
                 None => {
                     if let Some((names, _)) = old.chains.get(name) {
-                        removed.push((names.clone(), old_sets.clone()));
+                        removed.push((t.clone(), names.clone(), old_sets.clone()));
                         chains.push((name.clone(), None));
                         if !old_sets.is_empty() {
                             sets.push((name.clone(), Vec::new()));
@@ -328,26 +431,42 @@ impl Nftables {
             keys_of.push((name.clone(), keys));
         }
 
-        let mut stale = Elements::new();
-        let mut fresh = Elements::new();
+        // An element changes when its value or its table (the holder's shard) does.
+        let mut stale: Vec<(String, &Key, String)> = Vec::new();
+        let mut fresh: Vec<(String, &Key, String)> = Vec::new();
         for (key, wanted) in &touched {
-            let before = old.wants.get(key).and_then(|w| w.values().next());
-            let after = wanted.values().next();
+            let placed = |holder: &ServicePortName, value: &String| {
+                (self.element_table(key.0, holder), value.clone())
+            };
+            let before = old
+                .wants
+                .get(key)
+                .and_then(|w| w.iter().next())
+                .map(|(h, v)| placed(h, v));
+            let after = wanted.iter().next().map(|(h, v)| placed(h, v));
             if before != after {
-                if before.is_some() {
-                    stale.insert(key.clone(), String::new());
+                if let Some((table, _)) = before {
+                    stale.push((table, key, String::new()));
                 }
-                if let Some(value) = after {
-                    fresh.insert(key.clone(), value.clone());
+                if let Some((table, value)) = after {
+                    fresh.push((table, key, value));
                 }
             }
         }
+        // Deterministic text: the same change always makes the same transaction.
+        stale.sort();
+        fresh.sort();
 
         // Elements first: nothing may point at a chain when it is flushed or deleted.
         let mut text = String::new();
-        ruleset::element_commands(&self.cfg, "delete", stale.iter(), &mut text);
+        ruleset::element_commands(
+            family,
+            "delete",
+            stale.iter().map(|(t, k, v)| (t.as_str(), *k, v)),
+            &mut text,
+        );
         text.push_str(&chains_text);
-        for (names, chain_sets) in removed {
+        for (t, names, chain_sets) in removed {
             for chain in &names {
                 let _ = writeln!(text, "flush chain {t} {chain}");
             }
@@ -358,8 +477,13 @@ impl Nftables {
                 let _ = writeln!(text, "delete chain {t} {chain}");
             }
         }
-        ruleset::element_commands(&self.cfg, "add", fresh.iter(), &mut text);
-        Plan {
+        ruleset::element_commands(
+            family,
+            "add",
+            fresh.iter().map(|(t, k, v)| (t.as_str(), *k, v)),
+            &mut text,
+        );
+        Part {
             text,
             full: false,
             conntrack: flushes,
@@ -389,9 +513,12 @@ impl Dataplane for Nftables {
         if !plan.text.is_empty() {
             // Whatever happens, the kernel's state is unknown until this succeeds: a failed
             // transaction (or a cancelled sync) leads to a full rewrite next time.
-            let record = self.programmed.take();
+            let records: Vec<Option<Programmed>> =
+                self.tables.iter_mut().map(|(_, p)| p.take()).collect();
             exec::run_nft(&self.cfg.nft_command, &plan.text).await?;
-            self.programmed = record;
+            for ((_, p), record) in self.tables.iter_mut().zip(records) {
+                *p = record;
+            }
         }
         tracing::debug!(
             table = %self.cfg.table,
@@ -410,19 +537,26 @@ impl Dataplane for Nftables {
             tracing::warn!(error = %e, "deleting stale UDP conntrack entries");
         }
         Ok(SyncStats {
-            rules: self.programmed.as_ref().map_or(0, |p| p.rules),
+            rules: self
+                .tables
+                .iter()
+                .filter_map(|(_, p)| p.as_ref())
+                .map(|p| p.rules)
+                .sum(),
             full,
         })
     }
 
     async fn cleanup(&mut self) -> Result<(), DataplaneError> {
-        let t = format!("ip {}", self.cfg.table);
-        self.programmed = None;
-        exec::run_nft(
-            &self.cfg.nft_command,
-            &format!("add table {t}\ndelete table {t}\n"),
-        )
-        .await
+        let mut text = String::new();
+        for (family, programmed) in &mut self.tables {
+            *programmed = None;
+            for table in self.cfg.tables() {
+                let t = format!("{} {table}", family.nft());
+                let _ = writeln!(text, "add table {t}\ndelete table {t}");
+            }
+        }
+        exec::run_nft(&self.cfg.nft_command, &text).await
     }
 }
 
@@ -430,6 +564,8 @@ impl Dataplane for Nftables {
 mod tests {
     use super::*;
     use crate::model::{Endpoint, Protocol, ServicePort, changed_service_ports};
+    use ruleset::{NAT_SKELETON_RULES, SKELETON_RULES};
+    use std::net::IpAddr;
 
     fn name(n: &str) -> ServicePortName {
         ServicePortName {
@@ -473,9 +609,21 @@ mod tests {
         s
     }
 
+    /// One NAT table, so the expected transactions name `t-nat0`.
+    fn test_cfg() -> NftablesConfig {
+        let mut cfg = NftablesConfig::new("t");
+        cfg.nat_shards = 1;
+        cfg
+    }
+
+    /// The IPv4 table's record.
+    fn v4(nft: &Nftables) -> &Programmed {
+        nft.tables[0].1.as_ref().unwrap()
+    }
+
     /// A backend that believes `state` is programmed.
     fn synced(state: &ProxyState) -> Nftables {
-        let mut cfg = NftablesConfig::new("t");
+        let mut cfg = test_cfg();
         cfg.node_name = Some("here".into());
         let mut nft = Nftables::new(cfg);
         let plan = nft.plan(state, &state.services.keys().cloned().collect());
@@ -489,29 +637,28 @@ mod tests {
             ("a", "10.96.0.1", &["10.244.0.1", "10.244.0.2"]),
             ("b", "10.96.0.2", &[]),
         ]);
-        let nft = Nftables::new(NftablesConfig::new("t"));
+        let nft = Nftables::new(test_cfg());
         let plan = nft.plan(&s, &BTreeSet::new());
         assert!(plan.full);
+        assert!(plan.text.starts_with(
+            "add table ip t\ndelete table ip t\nadd table ip t-nat0\ndelete table ip t-nat0\nadd table ip t\n"
+        ));
         assert!(
             plan.text
-                .starts_with("add table ip t\ndelete table ip t\nadd table ip t\n")
-        );
-        assert!(
-            plan.text
-                .contains("add chain ip t svc-default/a/tcp/http\n")
+                .contains("add chain ip t-nat0 svc-default/a/tcp/http\n")
         );
         assert!(plan.text.contains(
-            "add rule ip t svc-default/a/tcp/http numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.1:8080\n"
+            "add rule ip t-nat0 svc-default/a/tcp/http numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.1:8080\n"
         ));
         assert!(plan.text.contains(
-            "add element ip t service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n"
+            "add element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n"
         ));
         assert!(plan.text.contains(
             "add element ip t no-endpoint-services { 10.96.0.2 . tcp . 80 : goto reject-service }\n"
         ));
         let mut nft = nft;
         nft.commit(plan);
-        assert_eq!(nft.programmed.unwrap().rules, SKELETON_RULES + 2);
+        assert_eq!(v4(&nft).rules, SKELETON_RULES + NAT_SKELETON_RULES + 2);
     }
 
     #[test]
@@ -537,9 +684,9 @@ mod tests {
         assert_eq!(
             plan.text,
             "delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
-             add chain ip t svc-default/a/tcp/http\n\
-             flush chain ip t svc-default/a/tcp/http\n\
-             add rule ip t svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.3:8080\n\
+             add chain ip t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
+             add rule ip t-nat0 svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.3:8080\n\
              add element ip t hairpin { 10.244.0.3 . 10.244.0.3 }\n"
         );
     }
@@ -551,10 +698,10 @@ mod tests {
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
         assert_eq!(
             plan.text,
-            "delete element ip t service-ips { 10.96.0.1 . tcp . 80 }\n\
+            "delete element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 }\n\
              delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
-             add chain ip t svc-default/a/tcp/http\n\
-             flush chain ip t svc-default/a/tcp/http\n\
+             add chain ip t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
              add element ip t no-endpoint-services { 10.96.0.1 . tcp . 80 : goto reject-service }\n"
         );
     }
@@ -570,15 +717,15 @@ mod tests {
         let plan = nft.plan(&new, &changed_service_ports(&old, &new));
         assert_eq!(
             plan.text,
-            "delete element ip t service-ips { 10.96.0.1 . tcp . 80 }\n\
+            "delete element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 }\n\
              delete element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
-             flush chain ip t svc-default/a/tcp/http\n\
-             delete chain ip t svc-default/a/tcp/http\n"
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
+             delete chain ip t-nat0 svc-default/a/tcp/http\n"
         );
         nft.commit(plan);
-        let programmed = nft.programmed.unwrap();
+        let programmed = v4(&nft);
         assert_eq!(programmed.chains.len(), 1);
-        assert_eq!(programmed.rules, SKELETON_RULES + 1);
+        assert_eq!(programmed.rules, SKELETON_RULES + NAT_SKELETON_RULES + 1);
         assert_eq!(programmed.wants.len(), 2);
     }
 
@@ -642,10 +789,7 @@ mod tests {
             let plan = nft.plan(&next, &changed_service_ports(&previous, &next));
             nft.commit(plan);
             let rebuilt = synced(&next);
-            let (inc, full) = (
-                nft.programmed.as_ref().unwrap(),
-                rebuilt.programmed.as_ref().unwrap(),
-            );
+            let (inc, full) = (v4(&nft), v4(&rebuilt));
             assert_eq!(effective(inc), effective(full));
             assert_eq!(inc.chains, full.chains);
             assert_eq!(inc.sets, full.sets);
@@ -669,7 +813,8 @@ mod tests {
         new.services.remove(&name("a"));
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
         assert!(
-            plan.text.contains("delete element ip t service-ips { "),
+            plan.text
+                .contains("delete element ip t-nat0 service-ips { "),
             "{}",
             plan.text
         );
@@ -697,19 +842,19 @@ mod tests {
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
         let flush = plan
             .text
-            .find("flush chain ip t svc-default/a/tcp/http")
+            .find("flush chain ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         let delete = plan
             .text
-            .find("delete set ip t aff-default/a/tcp/http/10.244.0.1/8080\n")
+            .find("delete set ip t-nat0 aff-default/a/tcp/http/10.244.0.1/8080\n")
             .unwrap();
         let add = plan
             .text
-            .find("add set ip t aff-default/a/tcp/http/10.244.0.3/8080 {")
+            .find("add set ip t-nat0 aff-default/a/tcp/http/10.244.0.3/8080 {")
             .unwrap();
         let rule = plan
             .text
-            .find("add rule ip t svc-default/a/tcp/http")
+            .find("add rule ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         assert!(
             flush < delete && delete < add && add < rule,
@@ -719,7 +864,7 @@ mod tests {
         assert!(
             !plan
                 .text
-                .contains("add set ip t aff-default/a/tcp/http/10.244.0.2/8080"),
+                .contains("add set ip t-nat0 aff-default/a/tcp/http/10.244.0.2/8080"),
             "kept set re-created: {}",
             plan.text
         );
@@ -728,21 +873,179 @@ mod tests {
         let plan = synced(&new).plan(&gone, &changed_service_ports(&new, &gone));
         let delete_set = plan
             .text
-            .find("delete set ip t aff-default/a/tcp/http/10.244.0.2/8080")
+            .find("delete set ip t-nat0 aff-default/a/tcp/http/10.244.0.2/8080")
             .unwrap();
         let delete_chain = plan
             .text
-            .find("delete chain ip t svc-default/a/tcp/http")
+            .find("delete chain ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         let flush = plan
             .text
-            .find("flush chain ip t svc-default/a/tcp/http")
+            .find("flush chain ip t-nat0 svc-default/a/tcp/http")
             .unwrap();
         assert!(
             flush < delete_set && delete_set < delete_chain,
             "{}",
             plan.text
         );
+    }
+
+    #[test]
+    fn a_dual_stack_service_is_programmed_in_both_tables_in_one_transaction() {
+        let mut s = state(&[("a", "10.96.0.1", &["10.244.0.1", "fd00:244::1"])]);
+        s.services.get_mut(&name("a")).unwrap().0.cluster_ips =
+            vec!["10.96.0.1".parse().unwrap(), "fd00:96::1".parse().unwrap()];
+        let nft = synced(&ProxyState::default());
+        let plan = nft.plan(&s, &changed_service_ports(&ProxyState::default(), &s));
+        assert_eq!(
+            plan.text,
+            "add chain ip t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip t-nat0 svc-default/a/tcp/http\n\
+             add rule ip t-nat0 svc-default/a/tcp/http meta l4proto tcp dnat to 10.244.0.1:8080\n\
+             add element ip t-nat0 service-ips { 10.96.0.1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
+             add element ip t hairpin { 10.244.0.1 . 10.244.0.1 }\n\
+             add chain ip6 t-nat0 svc-default/a/tcp/http\n\
+             flush chain ip6 t-nat0 svc-default/a/tcp/http\n\
+             add rule ip6 t-nat0 svc-default/a/tcp/http meta l4proto tcp dnat to [fd00:244::1]:8080\n\
+             add element ip6 t-nat0 service-ips { fd00:96::1 . tcp . 80 : goto svc-default/a/tcp/http }\n\
+             add element ip6 t hairpin { fd00:244::1 . fd00:244::1 }\n"
+        );
+        // A full sync writes both tables, the IPv6 one after the IPv4 one.
+        let full = Nftables::new(test_cfg()).plan(&s, &BTreeSet::new());
+        let v6 = full
+            .text
+            .find("add table ip6 t\ndelete table ip6 t\n")
+            .unwrap();
+        assert!(full.text[..v6].contains("dnat to 10.244.0.1:8080"));
+        assert!(full.text[v6..].contains("dnat to [fd00:244::1]:8080"));
+        assert!(!full.text[v6..].contains("10.244.0.1"));
+
+        // An IPv4-only configuration writes no ip6 table.
+        let mut cfg = test_cfg();
+        cfg.families = vec![Family::V4];
+        let v4only = Nftables::new(cfg).plan(&s, &BTreeSet::new());
+        assert!(!v4only.text.contains("ip6"));
+    }
+
+    #[test]
+    fn services_are_spread_over_nat_tables_and_a_change_touches_one() {
+        let names: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+        let services: Vec<(&str, String, Vec<&str>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), format!("10.96.1.{i}"), vec!["10.244.0.1"]))
+            .collect();
+        let s = {
+            let mut s = ProxyState::default();
+            for (n, ip, eps) in &services {
+                s.services
+                    .insert(name(n), (port(ip), eps.iter().map(|e| ep(e)).collect()));
+            }
+            s
+        };
+        let cfg = NftablesConfig::new("t");
+        let shards: BTreeSet<usize> = names.iter().map(|n| cfg.shard_of("default", n)).collect();
+        assert!(shards.len() >= 6, "40 Services in only {shards:?}");
+        let mut nft = Nftables::new(cfg.clone());
+        let plan = nft.plan(&s, &BTreeSet::new());
+        for table in cfg.tables() {
+            assert!(plan.text.contains(&format!("add table ip {table}\n")));
+        }
+        nft.commit(plan);
+        let mut next = s.clone();
+        next.services.get_mut(&name("s7")).unwrap().1 = vec![ep("10.244.0.9")];
+        let plan = nft.plan(&next, &changed_service_ports(&s, &next));
+        let home = cfg.nat_table(cfg.shard_of("default", "s7"));
+        for line in plan.text.lines() {
+            assert!(
+                line.contains(&format!("ip {home} ")) || line.contains("ip t hairpin"),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shared_address_moves_to_the_next_holders_nat_table() {
+        let cfg = NftablesConfig::new("t");
+        let (first, second) = (0..50)
+            .map(|i| format!("z{i}"))
+            .find(|n| cfg.shard_of("default", n) != cfg.shard_of("default", "a"))
+            .map(|other| ("a".to_string(), other))
+            .unwrap();
+        let mut old = ProxyState::default();
+        for (n, ip) in [(&first, "10.96.0.1"), (&second, "10.96.0.2")] {
+            let mut p = port(ip);
+            p.external_ips = vec!["192.0.2.1".parse().unwrap()];
+            old.services.insert(name(n), (p, vec![ep("10.244.0.1")]));
+        }
+        let mut nft = Nftables::new(cfg.clone());
+        nft.commit(nft.plan(&old, &BTreeSet::new()));
+        let mut new = old.clone();
+        new.services.remove(&name(&first));
+        let plan = nft.plan(&new, &changed_service_ports(&old, &new));
+        let (from, to) = (
+            cfg.nat_table(cfg.shard_of("default", &first)),
+            cfg.nat_table(cfg.shard_of("default", &second)),
+        );
+        assert!(
+            plan.text.contains(&format!(
+                "delete element ip {from} service-ips {{ 10.96.0.1 . tcp . 80, 192.0.2.1 . tcp . 80 }}"
+            )),
+            "{}",
+            plan.text
+        );
+        assert!(
+            plan.text.contains(&format!(
+                "add element ip {to} service-ips {{ 192.0.2.1 . tcp . 80 : goto svc-default/{second}/tcp/http }}"
+            )),
+            "{}",
+            plan.text
+        );
+        assert!(
+            plan.text.contains(&format!(
+                "add element ip {to} external-keys {{ 192.0.2.1 . tcp . 80 }}"
+            )),
+            "{}",
+            plan.text
+        );
+    }
+
+    #[test]
+    fn stale_ipv6_udp_flows_are_deleted_with_the_ipv6_family() {
+        let udp6 = |eps: &[&str]| {
+            let mut s = udp_state(eps);
+            for (p, _) in s.services.values_mut() {
+                p.cluster_ips = vec!["fd00:96::a".parse().unwrap()];
+            }
+            s
+        };
+        let old = udp6(&["fd00:244::1", "fd00:244::2"]);
+        let new = udp6(&["fd00:244::2"]);
+        let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
+        let endpoint: IpAddr = "fd00:244::1".parse().unwrap();
+        assert_eq!(
+            plan.conntrack,
+            vec![
+                Flush::ToEndpoint {
+                    address: Some("fd00:96::a".parse().unwrap()),
+                    port: Some(53),
+                    endpoint
+                },
+                Flush::ToEndpoint {
+                    address: None,
+                    port: Some(30053),
+                    endpoint
+                },
+            ]
+        );
+        let empty = udp6(&[]);
+        let plan = synced(&empty).plan(&new, &changed_service_ports(&empty, &new));
+        assert!(
+            plan.conntrack
+                .iter()
+                .all(|f| matches!(f, Flush::ToService { ipv6: true, .. }))
+        );
+        assert_eq!(plan.conntrack.len(), 2);
     }
 
     fn udp_state(eps: &[&str]) -> ProxyState {
@@ -762,7 +1065,7 @@ mod tests {
         let old = udp_state(&["10.244.0.1", "10.244.0.2"]);
         let new = udp_state(&["10.244.0.2"]);
         let plan = synced(&old).plan(&new, &changed_service_ports(&old, &new));
-        let endpoint = "10.244.0.1".parse().unwrap();
+        let endpoint: IpAddr = "10.244.0.1".parse().unwrap();
         assert_eq!(
             plan.conntrack,
             vec![
@@ -790,11 +1093,13 @@ mod tests {
             vec![
                 Flush::ToService {
                     address: Some("10.96.0.10".parse().unwrap()),
-                    port: Some(53)
+                    port: Some(53),
+                    ipv6: false,
                 },
                 Flush::ToService {
                     address: None,
-                    port: Some(30053)
+                    port: Some(30053),
+                    ipv6: false,
                 },
             ]
         );

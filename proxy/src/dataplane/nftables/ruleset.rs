@@ -7,16 +7,19 @@
 //! by a cascade of `numgen random mod k == 0` rules (uniform, like iptables' statistic
 //! cascade) that DNAT directly; hairpin traffic is caught in postrouting by one named set of
 //! `endpoint . endpoint` pairs instead of a rule per endpoint.
+//!
+//! Every function writes one family's table: the `ip` and `ip6` tables have the same shape,
+//! and each holds only its family's addresses, so a dual-stack Service's IPv4 cluster IP
+//! reaches its IPv4 endpoints and its IPv6 cluster IP its IPv6 ones.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use crate::dataplane::endpoints::{self, Split, v4};
-pub use crate::dataplane::endpoints::{endpoints_v4, programs};
-use crate::model::{Endpoint, ServicePort, ServicePortName};
+use crate::model::{Endpoint, ServicePort, ServicePortName, usable_endpoints};
 
 use super::config::NftablesConfig;
+use super::family::Family;
 
 /// The table's named sets and maps that hold per-service elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,6 +27,11 @@ pub enum Collection {
     /// `address . protocol . port : goto service-chain` for ClusterIPs, externalIPs and
     /// load-balancer addresses.
     ServiceIps,
+    /// `address . protocol . port` of ClusterIPs with endpoints: traffic to them from
+    /// outside the cluster CIDR is masqueraded. One rule in the `services` chain matches
+    /// it, instead of a rule in every service chain, which keeps the chains the kernel
+    /// walks on each commit short.
+    ClusterKeys,
     /// `address . protocol . port` of externalIPs and load-balancer addresses: traffic to
     /// them comes from outside and is masqueraded.
     ExternalKeys,
@@ -40,8 +48,9 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 7] = [
+    pub const ALL: [Collection; 8] = [
         Collection::ServiceIps,
+        Collection::ClusterKeys,
         Collection::ExternalKeys,
         Collection::NodePorts,
         Collection::NodePortKeys,
@@ -53,6 +62,7 @@ impl Collection {
     pub fn name(self) -> &'static str {
         match self {
             Collection::ServiceIps => "service-ips",
+            Collection::ClusterKeys => "cluster-keys",
             Collection::ExternalKeys => "external-keys",
             Collection::NodePorts => "service-nodeports",
             Collection::NodePortKeys => "nodeport-keys",
@@ -63,24 +73,39 @@ impl Collection {
     }
 
     /// The type of the set or map's elements.
-    fn element_type(self) -> &'static str {
+    fn element_type(self, family: Family) -> String {
+        let addr = family.addr_type();
         match self {
             Collection::ServiceIps | Collection::NoEndpointServices => {
-                "ipv4_addr . inet_proto . inet_service : verdict"
+                format!("{addr} . inet_proto . inet_service : verdict")
             }
-            Collection::ExternalKeys => "ipv4_addr . inet_proto . inet_service",
+            Collection::ClusterKeys | Collection::ExternalKeys => {
+                format!("{addr} . inet_proto . inet_service")
+            }
             Collection::NodePorts | Collection::NoEndpointNodePorts => {
-                "inet_proto . inet_service : verdict"
+                "inet_proto . inet_service : verdict".to_string()
             }
-            Collection::NodePortKeys => "inet_proto . inet_service",
-            Collection::Hairpin => "ipv4_addr . ipv4_addr",
+            Collection::NodePortKeys => "inet_proto . inet_service".to_string(),
+            Collection::Hairpin => format!("{addr} . {addr}"),
         }
+    }
+
+    /// Whether the collection lives in the NAT tables (with the service chains its verdicts
+    /// point at) or in the main table.
+    pub fn in_nat_table(self) -> bool {
+        !matches!(
+            self,
+            Collection::NoEndpointServices | Collection::NoEndpointNodePorts | Collection::Hairpin
+        )
     }
 
     fn is_map(self) -> bool {
         !matches!(
             self,
-            Collection::ExternalKeys | Collection::NodePortKeys | Collection::Hairpin
+            Collection::ClusterKeys
+                | Collection::ExternalKeys
+                | Collection::NodePortKeys
+                | Collection::Hairpin
         )
     }
 }
@@ -118,10 +143,37 @@ pub fn chain_name(name: &ServicePortName) -> String {
     format!("{clean}-{:016x}", hasher.finish())
 }
 
+/// The addresses of one family in a list.
+fn of(family: Family, ips: &[IpAddr]) -> impl Iterator<Item = IpAddr> + '_ {
+    ips.iter().copied().filter(move |ip| family.has(ip))
+}
+
+/// The endpoints of one family that take new connections. Each family is judged on its
+/// own (its terminating endpoints serve when none of *its* endpoints is ready), as
+/// kube-proxy's per-family proxiers do.
+pub fn family_endpoints(family: Family, endpoints: &[Endpoint]) -> Vec<(IpAddr, u16)> {
+    let own: Vec<Endpoint> = endpoints
+        .iter()
+        .filter(|e| family.has(&e.ip))
+        .cloned()
+        .collect();
+    usable_endpoints(&own)
+        .into_iter()
+        .map(|e| (e.ip, e.port))
+        .collect()
+}
+
+/// Whether one family's table programs the service port at all (it has a cluster IP of
+/// that family).
+pub fn programs(family: Family, port: &ServicePort) -> bool {
+    of(family, &port.cluster_ips).next().is_some()
+}
+
 /// A ClientIP-affinity set: the clients recently sent to one endpoint of a service port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AffinitySet {
     pub name: String,
+    pub family: Family,
     pub timeout_secs: u64,
 }
 
@@ -129,8 +181,10 @@ impl AffinitySet {
     /// The `add set` body after the table.
     pub fn declaration(&self) -> String {
         format!(
-            "{} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}",
-            self.name, self.timeout_secs
+            "{} {{ type {}; flags dynamic,timeout; timeout {}s; }}",
+            self.name,
+            self.family.addr_type(),
+            self.timeout_secs
         )
     }
 }
@@ -139,6 +193,7 @@ impl AffinitySet {
 /// endpoint, named after the endpoint so a client stays with it across endpoint changes.
 /// Only Services that ask for affinity pay for these objects.
 pub fn affinity_sets(
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
@@ -148,10 +203,12 @@ pub fn affinity_sets(
     };
     let base = chain_name(name);
     let base = base.strip_prefix("svc-").unwrap_or(&base);
-    endpoints_v4(endpoints)
+    family_endpoints(family, endpoints)
         .into_iter()
         .map(|(ip, p)| AffinitySet {
-            name: format!("aff-{base}/{ip}/{p}"),
+            // nft identifiers take no `:`; IPv6 addresses are written with `-` instead.
+            name: format!("aff-{base}/{}/{p}", ip.to_string().replace(':', "-")),
+            family,
             timeout_secs: timeout.as_secs().max(1),
         })
         .collect()
@@ -164,34 +221,86 @@ pub fn ext_chain_name(name: &ServicePortName) -> String {
     format!("ext-{}", chain.strip_prefix("svc-").unwrap_or(&chain))
 }
 
-fn split(cfg: &NftablesConfig, port: &ServicePort, endpoints: &[Endpoint]) -> Split {
-    endpoints::split(cfg.node_name.as_deref(), port, endpoints)
+/// Which endpoints each kind of traffic goes to, after the traffic policies.
+struct Split {
+    /// Every usable endpoint.
+    all: Vec<(IpAddr, u16)>,
+    /// For ClusterIP traffic (this node's only, with `internalTrafficPolicy: Local`).
+    cluster: Vec<(IpAddr, u16)>,
+    /// For external addresses and the NodePort (this node's only, with
+    /// `externalTrafficPolicy: Local`).
+    external: Vec<(IpAddr, u16)>,
+    /// Whether external traffic needs a chain of its own.
+    ext_chain: bool,
+}
+
+fn has_external(family: Family, port: &ServicePort) -> bool {
+    port.node_port.is_some()
+        || of(family, &port.external_ips).next().is_some()
+        || of(family, &port.load_balancer_ips).next().is_some()
+}
+
+fn split(
+    cfg: &NftablesConfig,
+    family: Family,
+    port: &ServicePort,
+    endpoints: &[Endpoint],
+) -> Split {
+    let all = family_endpoints(family, endpoints);
+    let local = || {
+        let on_node: Vec<Endpoint> = endpoints
+            .iter()
+            .filter(|e| cfg.node_name.is_some() && e.node_name == cfg.node_name)
+            .cloned()
+            .collect();
+        // Usable among this node's endpoints: a terminating local endpoint still serves
+        // when no local one is ready.
+        family_endpoints(family, &on_node)
+    };
+    let cluster = if port.internal_local {
+        local()
+    } else {
+        all.clone()
+    };
+    let external = if port.external_local {
+        local()
+    } else {
+        all.clone()
+    };
+    let ext_chain = has_external(family, port) && !external.is_empty() && external != cluster;
+    Split {
+        all,
+        cluster,
+        external,
+        ext_chain,
+    }
 }
 
 /// DNAT rules choosing among `eps` (a subset of `all`, whose affinity sets are `sets`).
 fn dnat_rules(
+    family: Family,
     proto: &str,
     sets: &[AffinitySet],
-    all: &[(Ipv4Addr, u16)],
-    eps: &[(Ipv4Addr, u16)],
+    all: &[(IpAddr, u16)],
+    eps: &[(IpAddr, u16)],
     rules: &mut Vec<String>,
 ) {
-    let set_of = |ep: &(Ipv4Addr, u16)| all.iter().position(|a| a == ep).and_then(|i| sets.get(i));
+    let ip = family.nft();
+    let set_of = |ep: &(IpAddr, u16)| all.iter().position(|a| a == ep).and_then(|i| sets.get(i));
     // With affinity, a client seen recently goes back to its endpoint (refreshing its
     // timeout); every pick records the client in the chosen endpoint's set.
-    let remember = |ep: &(Ipv4Addr, u16)| {
+    let remember = |ep: &(IpAddr, u16)| {
         set_of(ep)
-            .map(|s| format!("update @{} {{ ip saddr }} ", s.name))
+            .map(|s| format!("update @{} {{ {ip} saddr }} ", s.name))
             .unwrap_or_default()
     };
     for ep in eps {
         if let Some(set) = set_of(ep) {
             rules.push(format!(
-                "ip saddr @{} {}meta l4proto {proto} dnat to {}:{}",
+                "{ip} saddr @{} {}meta l4proto {proto} dnat to {}",
                 set.name,
                 remember(ep),
-                ep.0,
-                ep.1
+                family.dnat_target(&ep.0, ep.1)
             ));
         }
     }
@@ -205,10 +314,9 @@ fn dnat_rules(
             String::new()
         };
         rules.push(format!(
-            "{pick}{}meta l4proto {proto} dnat to {}:{}",
+            "{pick}{}meta l4proto {proto} dnat to {}",
             remember(ep),
-            ep.0,
-            ep.1
+            family.dnat_target(&ep.0, ep.1)
         ));
     }
 }
@@ -218,22 +326,26 @@ fn dnat_rules(
 /// external traffic go elsewhere, the external chain.
 pub fn service_chains(
     cfg: &NftablesConfig,
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Vec<(String, Vec<String>)> {
-    let sets = affinity_sets(name, port, endpoints);
-    let split = split(cfg, port, endpoints);
+    let sets = affinity_sets(family, name, port, endpoints);
+    let split = split(cfg, family, port, endpoints);
     let proto = name.protocol.as_str();
     let mut cluster = Vec::new();
+    // Masquerade marking of ClusterIP traffic from outside the cluster CIDR is done in
+    // the `services` chain (through `cluster-keys`), not here.
     if !split.cluster.is_empty() {
-        if let Some(cidr) = cfg.cluster_cidr {
-            cluster.push(format!(
-                "ip saddr != {cidr} meta mark set meta mark | {:#x}",
-                cfg.masquerade_mark
-            ));
-        }
-        dnat_rules(proto, &sets, &split.all, &split.cluster, &mut cluster);
+        dnat_rules(
+            family,
+            proto,
+            &sets,
+            &split.all,
+            &split.cluster,
+            &mut cluster,
+        );
     }
     let mut chains = vec![(chain_name(name), cluster)];
     if split.ext_chain {
@@ -241,7 +353,14 @@ pub fn service_chains(
         // kept, which is the point of the policy. (With `Cluster`, the external-keys and
         // nodeport-keys sets mark it.)
         let mut external = Vec::new();
-        dnat_rules(proto, &sets, &split.all, &split.external, &mut external);
+        dnat_rules(
+            family,
+            proto,
+            &sets,
+            &split.all,
+            &split.external,
+            &mut external,
+        );
         chains.push((ext_chain_name(name), external));
     }
     chains
@@ -256,7 +375,7 @@ fn service_rules(
     port: &ServicePort,
     endpoints: &[Endpoint],
 ) -> Vec<String> {
-    service_chains(cfg, name, port, endpoints)
+    service_chains(cfg, Family::V4, name, port, endpoints)
         .into_iter()
         .next()
         .map(|(_, rules)| rules)
@@ -267,16 +386,17 @@ fn service_rules(
 /// service port (two Services on one externalIP and port) stays with the first.
 pub fn service_elements(
     cfg: &NftablesConfig,
+    family: Family,
     name: &ServicePortName,
     port: &ServicePort,
     endpoints: &[Endpoint],
     out: &mut Elements,
 ) {
-    if !programs(port) {
+    if !programs(family, port) {
         return;
     }
     let proto = name.protocol.as_str();
-    let split = split(cfg, port, endpoints);
+    let split = split(cfg, family, port, endpoints);
     let endpoints = split.all;
     // With endpoints elsewhere but none for this kind of traffic here (a `Local` policy),
     // traffic is dropped, as kube-proxy does; with none at all it is rejected.
@@ -315,10 +435,15 @@ pub fn service_elements(
         out.entry((collection, key))
             .or_insert_with(|| value.to_string());
     };
-    for ip in v4(&port.cluster_ips) {
-        put(services, format!("{ip} . {proto} . {}", port.port), &target);
+    let mark_cluster = !split.cluster.is_empty() && cfg.cluster_cidr_of(family).is_some();
+    for ip in of(family, &port.cluster_ips) {
+        let key = format!("{ip} . {proto} . {}", port.port);
+        if mark_cluster {
+            put(Collection::ClusterKeys, key.clone(), "");
+        }
+        put(services, key, &target);
     }
-    for ip in v4(&port.external_ips).chain(v4(&port.load_balancer_ips)) {
+    for ip in of(family, &port.external_ips).chain(of(family, &port.load_balancer_ips)) {
         let key = format!("{ip} . {proto} . {}", port.port);
         if !endpoints.is_empty() && mark_external {
             put(Collection::ExternalKeys, key.clone(), "");
@@ -337,64 +462,30 @@ pub fn service_elements(
     }
 }
 
-/// The fixed part: table, collections, hooks and the shared chains.
-pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
-    let t = format!("ip {}", cfg.table);
+/// The main table's fixed part: the collections of the filter and postrouting side, the
+/// hooks that reject connections to Services without endpoints and masquerade, and the
+/// shared chains. Returns the number of rules written.
+pub fn skeleton(cfg: &NftablesConfig, family: Family, out: &mut String) -> usize {
+    let ip = family.nft();
+    let t = format!("{ip} {}", cfg.table);
     let mark = format!("{:#x}", cfg.masquerade_mark);
     let _ = writeln!(out, "add table {t}");
-    for c in Collection::ALL {
-        let kind = if c.is_map() { "map" } else { "set" };
-        let _ = writeln!(
-            out,
-            "add {kind} {t} {} {{ type {}; }}",
-            c.name(),
-            c.element_type()
-        );
-    }
-    let _ = writeln!(out, "add set {t} nodeport-ips {{ type ipv4_addr; }}");
+    collections(family, &t, false, out);
+    node_port_ips(cfg, family, &t, out);
     let base = [
-        ("nat-prerouting", "nat hook prerouting priority dstnat"),
-        ("nat-output", "nat hook output priority -100"),
         ("nat-postrouting", "nat hook postrouting priority srcnat"),
         ("filter-input", "filter hook input priority -110"),
         ("filter-forward", "filter hook forward priority -110"),
         ("filter-output", "filter hook output priority -110"),
     ];
-    for (chain, hook) in base {
-        let _ = writeln!(
-            out,
-            "add chain {t} {chain} {{ type {hook}; policy accept; }}"
-        );
-    }
-    for chain in ["services", "endpoints-check", "reject-service"] {
+    base_chains(&t, &base, out);
+    for chain in ["endpoints-check", "reject-service"] {
         let _ = writeln!(out, "add chain {t} {chain}");
     }
     let rules = [
-        ("nat-prerouting", "jump services".to_string()),
-        ("nat-output", "jump services".to_string()),
-        (
-            "services",
-            format!(
-                "ip daddr . meta l4proto . th dport @external-keys meta mark set meta mark | {mark}"
-            ),
-        ),
-        (
-            "services",
-            "ip daddr . meta l4proto . th dport vmap @service-ips".to_string(),
-        ),
-        (
-            "services",
-            format!(
-                "ip daddr @nodeport-ips meta l4proto . th dport @nodeport-keys meta mark set meta mark | {mark}"
-            ),
-        ),
-        (
-            "services",
-            "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports".to_string(),
-        ),
         (
             "nat-postrouting",
-            "ct status dnat ip saddr . ip daddr @hairpin masquerade".to_string(),
+            format!("ct status dnat {ip} saddr . {ip} daddr @hairpin masquerade"),
         ),
         (
             "nat-postrouting",
@@ -416,57 +507,148 @@ pub fn skeleton(cfg: &NftablesConfig, out: &mut String) {
         ),
         (
             "endpoints-check",
-            "ip daddr . meta l4proto . th dport vmap @no-endpoint-services".to_string(),
+            format!("{ip} daddr . meta l4proto . th dport vmap @no-endpoint-services"),
         ),
         (
             "endpoints-check",
-            "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"
-                .to_string(),
+            format!("{ip} daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"),
         ),
         // ICMP port unreachable: a client sees "connection refused" at once instead of
         // waiting for a timeout.
-        (
-            "reject-service",
-            "reject with icmp type port-unreachable".to_string(),
-        ),
+        ("reject-service", family.reject().to_string()),
     ];
-    for (chain, rule) in rules {
+    for (chain, rule) in &rules {
         let _ = writeln!(out, "add rule {t} {chain} {rule}");
     }
-    if !cfg.node_port_addresses.is_empty() {
-        let ips: Vec<String> = cfg
-            .node_port_addresses
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
+    rules.len()
+}
+
+/// The fixed part of one NAT table (see [`NftablesConfig::nat_shards`]): its collections,
+/// the prerouting and output hooks and the `services` chain that marks and dispatches.
+/// Returns the number of rules written.
+pub fn nat_skeleton(cfg: &NftablesConfig, family: Family, shard: usize, out: &mut String) -> usize {
+    let ip = family.nft();
+    let t = format!("{ip} {}", cfg.nat_table(shard));
+    let mark = format!("{:#x}", cfg.masquerade_mark);
+    let _ = writeln!(out, "add table {t}");
+    collections(family, &t, true, out);
+    node_port_ips(cfg, family, &t, out);
+    let base = [
+        ("nat-prerouting", "nat hook prerouting priority dstnat"),
+        ("nat-output", "nat hook output priority -100"),
+    ];
+    base_chains(&t, &base, out);
+    let _ = writeln!(out, "add chain {t} services");
+    let cluster_mark = cfg.cluster_cidr_of(family).map(|cidr| {
+        (
+            "services",
+            format!(
+                "{ip} saddr != {cidr} {ip} daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | {mark}"
+            ),
+        )
+    });
+    let rules = [
+        ("nat-prerouting", "jump services".to_string()),
+        ("nat-output", "jump services".to_string()),
+        (
+            "services",
+            format!(
+                "{ip} daddr . meta l4proto . th dport @external-keys meta mark set meta mark | {mark}"
+            ),
+        ),
+        (
+            "services",
+            format!("{ip} daddr . meta l4proto . th dport vmap @service-ips"),
+        ),
+        (
+            "services",
+            format!(
+                "{ip} daddr @nodeport-ips meta l4proto . th dport @nodeport-keys meta mark set meta mark | {mark}"
+            ),
+        ),
+        (
+            "services",
+            format!("{ip} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"),
+        ),
+    ];
+    // Marking rules come before the verdict maps in `services`: those leave the chain.
+    let rules: Vec<(&str, String)> = cluster_mark.into_iter().chain(rules).collect();
+    for (chain, rule) in &rules {
+        let _ = writeln!(out, "add rule {t} {chain} {rule}");
+    }
+    rules.len()
+}
+
+fn collections(family: Family, t: &str, nat: bool, out: &mut String) {
+    for c in Collection::ALL
+        .into_iter()
+        .filter(|c| c.in_nat_table() == nat)
+    {
+        let kind = if c.is_map() { "map" } else { "set" };
+        let _ = writeln!(
+            out,
+            "add {kind} {t} {} {{ type {}; }}",
+            c.name(),
+            c.element_type(family)
+        );
+    }
+}
+
+fn node_port_ips(cfg: &NftablesConfig, family: Family, t: &str, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "add set {t} nodeport-ips {{ type {}; }}",
+        family.addr_type()
+    );
+    let ips: Vec<String> = of(family, &cfg.node_port_addresses)
+        .map(|i| i.to_string())
+        .collect();
+    if !ips.is_empty() {
         let _ = writeln!(out, "add element {t} nodeport-ips {{ {} }}", ips.join(", "));
     }
 }
 
-/// The number of rules [`skeleton`] writes.
-pub const SKELETON_RULES: usize = 14;
+fn base_chains(t: &str, chains: &[(&str, &str)], out: &mut String) {
+    for (chain, hook) in chains {
+        let _ = writeln!(
+            out,
+            "add chain {t} {chain} {{ type {hook}; policy accept; }}"
+        );
+    }
+}
 
-/// `add element` / `delete element` commands, one per collection.
+/// The number of rules [`skeleton`] writes.
+#[cfg(test)]
+pub const SKELETON_RULES: usize = 8;
+/// The number of rules [`nat_skeleton`] writes without a cluster CIDR (one more with one).
+#[cfg(test)]
+pub const NAT_SKELETON_RULES: usize = 6;
+
+/// `add element` / `delete element` commands, one per collection and table. Each element
+/// comes with the table it lives in.
 pub fn element_commands<'a>(
-    cfg: &NftablesConfig,
+    family: Family,
     verb: &str,
-    elements: impl Iterator<Item = (&'a (Collection, String), &'a String)>,
+    elements: impl Iterator<Item = (&'a str, &'a (Collection, String), &'a String)>,
     out: &mut String,
 ) {
-    let mut by_collection: BTreeMap<Collection, Vec<String>> = BTreeMap::new();
-    for ((collection, key), value) in elements {
+    let mut by_collection: BTreeMap<(Collection, &str), Vec<String>> = BTreeMap::new();
+    for (table, (collection, key), value) in elements {
         let item = if collection.is_map() && verb == "add" {
             format!("{key} : {value}")
         } else {
             key.clone()
         };
-        by_collection.entry(*collection).or_default().push(item);
+        by_collection
+            .entry((*collection, table))
+            .or_default()
+            .push(item);
     }
-    for (collection, items) in by_collection {
+    for ((collection, table), items) in by_collection {
         let _ = writeln!(
             out,
-            "{verb} element ip {} {} {{ {} }}",
-            cfg.table,
+            "{verb} element {} {table} {} {{ {} }}",
+            family.nft(),
             collection.name(),
             items.join(", ")
         );
@@ -545,7 +727,6 @@ mod tests {
         assert_eq!(
             rules,
             vec![
-                "ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
                 "numgen random mod 3 == 0 meta l4proto tcp dnat to 10.244.1.5:8080",
                 "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.2.6:8080",
                 "meta l4proto tcp dnat to 10.244.3.7:8080",
@@ -562,9 +743,9 @@ mod tests {
             &port(),
             &[ep("10.244.1.5", true, false), ep("10.244.2.6", false, true)],
         );
-        assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.1.5:8080"]);
+        assert_eq!(rules[..], ["meta l4proto udp dnat to 10.244.1.5:8080"]);
         let rules = service_rules(&cfg(), &n, &port(), &[ep("10.244.2.6", false, true)]);
-        assert_eq!(rules[1..], ["meta l4proto udp dnat to 10.244.2.6:8080"]);
+        assert_eq!(rules[..], ["meta l4proto udp dnat to 10.244.2.6:8080"]);
     }
 
     #[test]
@@ -573,7 +754,7 @@ mod tests {
         with_affinity.affinity = Some(std::time::Duration::from_secs(600));
         let n = name("http", Protocol::Tcp);
         let eps = [ep("10.244.1.5", true, false), ep("10.244.2.6", true, false)];
-        let sets = affinity_sets(&n, &with_affinity, &eps);
+        let sets = affinity_sets(Family::V4, &n, &with_affinity, &eps);
         assert_eq!(
             sets.iter().map(|s| s.declaration()).collect::<Vec<_>>(),
             vec![
@@ -585,7 +766,7 @@ mod tests {
         let a = "aff-default/web/tcp/http/10.244.1.5/8080";
         let b = "aff-default/web/tcp/http/10.244.2.6/8080";
         assert_eq!(
-            rules[1..],
+            rules[..],
             [
                 format!(
                     "ip saddr @{a} update @{a} {{ ip saddr }} meta l4proto tcp dnat to 10.244.1.5:8080"
@@ -599,7 +780,7 @@ mod tests {
                 format!("update @{b} {{ ip saddr }} meta l4proto tcp dnat to 10.244.2.6:8080"),
             ]
         );
-        assert!(affinity_sets(&n, &port(), &eps).is_empty());
+        assert!(affinity_sets(Family::V4, &n, &port(), &eps).is_empty());
     }
 
     fn on(ip: &str, node: &str) -> Endpoint {
@@ -616,12 +797,12 @@ mod tests {
         local.external_local = true;
         let n = name("http", Protocol::Tcp);
         let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
-        let chains = service_chains(&cfg, &n, &local, &eps);
+        let chains = service_chains(&cfg, Family::V4, &n, &local, &eps);
         assert_eq!(chains.len(), 2);
         assert_eq!(chains[0].0, "svc-default/web/tcp/http");
         assert_eq!(
             chains[0].1.len(),
-            3,
+            2,
             "the cluster chain keeps both endpoints"
         );
         assert_eq!(
@@ -632,7 +813,7 @@ mod tests {
             )
         );
         let mut out = Elements::new();
-        service_elements(&cfg, &n, &local, &eps, &mut out);
+        service_elements(&cfg, Family::V4, &n, &local, &eps, &mut out);
         let ext = "goto ext-default/web/tcp/http".to_string();
         assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], ext);
         assert_eq!(
@@ -650,10 +831,17 @@ mod tests {
 
         // No endpoint on this node: external traffic is dropped, not sent elsewhere.
         let mut out = Elements::new();
-        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        service_elements(
+            &cfg,
+            Family::V4,
+            &n,
+            &local,
+            &[on("10.244.2.6", "there")],
+            &mut out,
+        );
         assert_eq!(out[&(Collection::NodePorts, "tcp . 30080".into())], "drop");
         assert_eq!(
-            service_chains(&cfg, &n, &local, &[on("10.244.2.6", "there")]).len(),
+            service_chains(&cfg, Family::V4, &n, &local, &[on("10.244.2.6", "there")]).len(),
             1
         );
     }
@@ -666,16 +854,23 @@ mod tests {
         local.internal_local = true;
         let n = name("http", Protocol::Tcp);
         let eps = [on("10.244.1.5", "here"), on("10.244.2.6", "there")];
-        let chains = service_chains(&cfg, &n, &local, &eps);
+        let chains = service_chains(&cfg, Family::V4, &n, &local, &eps);
         assert_eq!(
-            chains[0].1[1..],
+            chains[0].1[..],
             ["meta l4proto tcp dnat to 10.244.1.5:8080"]
         );
         // External traffic (Cluster policy) still reaches every endpoint, through its own chain.
         assert_eq!(chains[1].0, "ext-default/web/tcp/http");
         assert_eq!(chains[1].1.len(), 2);
         let mut out = Elements::new();
-        service_elements(&cfg, &n, &local, &[on("10.244.2.6", "there")], &mut out);
+        service_elements(
+            &cfg,
+            Family::V4,
+            &n,
+            &local,
+            &[on("10.244.2.6", "there")],
+            &mut out,
+        );
         assert_eq!(
             out[&(Collection::ServiceIps, "10.96.0.20 . tcp . 80".into())],
             "drop"
@@ -686,13 +881,18 @@ mod tests {
     fn without_a_cluster_cidr_cluster_ip_traffic_is_not_marked() {
         let mut cfg = cfg();
         cfg.cluster_cidr = None;
-        let rules = service_rules(
-            &cfg,
-            &name("http", Protocol::Tcp),
-            &port(),
-            &[ep("10.244.1.5", true, false)],
+        let n = name("http", Protocol::Tcp);
+        let eps = [ep("10.244.1.5", true, false)];
+        assert_eq!(
+            service_rules(&cfg, &n, &port(), &eps),
+            ["meta l4proto tcp dnat to 10.244.1.5:8080"]
         );
-        assert_eq!(rules, ["meta l4proto tcp dnat to 10.244.1.5:8080"]);
+        let mut out = Elements::new();
+        service_elements(&cfg, Family::V4, &n, &port(), &eps, &mut out);
+        assert!(!out.keys().any(|(c, _)| *c == Collection::ClusterKeys));
+        let mut skel = String::new();
+        assert_eq!(skeleton(&cfg, Family::V4, &mut skel), SKELETON_RULES);
+        assert!(!skel.contains("@cluster-keys meta mark"));
     }
 
     #[test]
@@ -701,6 +901,7 @@ mod tests {
         let n = name("http", Protocol::Tcp);
         service_elements(
             &cfg(),
+            Family::V4,
             &n,
             &port(),
             &[ep("10.244.1.5", true, false)],
@@ -715,6 +916,10 @@ mod tests {
             (
                 (Collection::ServiceIps, "192.0.2.7 . tcp . 80".into()),
                 goto.clone(),
+            ),
+            (
+                (Collection::ClusterKeys, "10.96.0.20 . tcp . 80".into()),
+                String::new(),
             ),
             (
                 (Collection::ExternalKeys, "192.0.2.7 . tcp . 80".into()),
@@ -741,6 +946,7 @@ mod tests {
         let n = name("http", Protocol::Tcp);
         service_elements(
             &cfg(),
+            Family::V4,
             &n,
             &port(),
             &[ep("10.244.1.5", false, false)],
@@ -779,6 +985,7 @@ mod tests {
         other.name = "a-first".into();
         service_elements(
             &cfg(),
+            Family::V4,
             &other,
             &port(),
             &[ep("10.244.9.9", true, false)],
@@ -786,6 +993,7 @@ mod tests {
         );
         service_elements(
             &cfg(),
+            Family::V4,
             &name("http", Protocol::Tcp),
             &port(),
             &[ep("10.244.1.5", true, false)],
@@ -798,25 +1006,137 @@ mod tests {
     }
 
     #[test]
-    fn the_skeleton_hooks_nat_and_filter_and_lists_node_addresses() {
+    fn the_skeletons_hook_nat_and_filter_and_list_node_addresses() {
         let mut out = String::new();
-        skeleton(&cfg(), &mut out);
+        assert_eq!(skeleton(&cfg(), Family::V4, &mut out), SKELETON_RULES);
         assert!(out.starts_with("add table ip skiff-test\n"));
-        assert!(out.contains(
-            "add chain ip skiff-test nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }"
-        ));
-        assert!(out.contains(
-            "add rule ip skiff-test services ip daddr . meta l4proto . th dport vmap @service-ips"
-        ));
         assert!(
             out.contains("add rule ip skiff-test filter-forward ct state new jump endpoints-check")
         );
         assert!(out.contains("add element ip skiff-test nodeport-ips { 192.168.1.10 }"));
+        assert!(out.contains("add set ip skiff-test hairpin"));
+        assert!(!out.contains("service-ips") && !out.contains("nat-prerouting"));
         assert_eq!(out.matches("add rule ").count(), SKELETON_RULES);
+
+        let mut nat = String::new();
+        assert_eq!(
+            nat_skeleton(&cfg(), Family::V4, 3, &mut nat),
+            NAT_SKELETON_RULES + 1
+        );
+        assert!(nat.starts_with("add table ip skiff-test-nat3\n"));
+        assert!(nat.contains(
+            "add chain ip skiff-test-nat3 nat-prerouting { type nat hook prerouting priority dstnat; policy accept; }"
+        ));
+        assert!(nat.contains(
+            "add rule ip skiff-test-nat3 services ip daddr . meta l4proto . th dport vmap @service-ips"
+        ));
+        assert!(nat.contains("add element ip skiff-test-nat3 nodeport-ips { 192.168.1.10 }"));
+        assert!(!nat.contains("hairpin") && !nat.contains("no-endpoint"));
+        // With a cluster CIDR, one rule marks ClusterIP traffic from outside it, before the
+        // verdict map that leaves the chain.
+        let mark = nat
+            .find("add rule ip skiff-test-nat3 services ip saddr != 10.244.0.0/16 ip daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000")
+            .unwrap();
+        assert!(mark < nat.find("vmap @service-ips").unwrap());
+        assert_eq!(nat.matches("add rule ").count(), NAT_SKELETON_RULES + 1);
     }
 
     #[test]
-    fn element_commands_group_by_collection() {
+    fn the_ipv6_table_holds_ipv6_addresses_and_endpoints_only() {
+        let mut cfg = cfg();
+        cfg.cluster_cidr = Some("10.244.0.0/16,fd00:244::/56".parse().unwrap());
+        cfg.node_port_addresses = vec![
+            "192.168.1.10".parse().unwrap(),
+            "fd00:1::10".parse().unwrap(),
+        ];
+        let mut p = port();
+        p.affinity = Some(std::time::Duration::from_secs(60));
+        p.external_ips.push("2001:db8::7".parse().unwrap());
+        let n = name("http", Protocol::Tcp);
+        // The IPv6 endpoint is only terminating, yet serves: no IPv6 endpoint is ready.
+        let eps = [
+            ep("10.244.1.5", true, false),
+            ep("fd00:244::5", false, true),
+        ];
+        let chains = service_chains(&cfg, Family::V6, &n, &p, &eps);
+        let set = "aff-default/web/tcp/http/fd00-244--5/8080";
+        assert_eq!(
+            chains,
+            vec![(
+                "svc-default/web/tcp/http".to_string(),
+                vec![
+                    format!(
+                        "ip6 saddr @{set} update @{set} {{ ip6 saddr }} meta l4proto tcp dnat to [fd00:244::5]:8080"
+                    ),
+                    format!(
+                        "update @{set} {{ ip6 saddr }} meta l4proto tcp dnat to [fd00:244::5]:8080"
+                    ),
+                ]
+            )]
+        );
+        assert_eq!(
+            affinity_sets(Family::V6, &n, &p, &eps)[0].declaration(),
+            format!("{set} {{ type ipv6_addr; flags dynamic,timeout; timeout 60s; }}")
+        );
+        let mut out = Elements::new();
+        service_elements(&cfg, Family::V6, &n, &p, &eps, &mut out);
+        let keys: Vec<&str> = out.keys().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "2001:db8::7 . tcp . 80",
+                "fd00::20 . tcp . 80",
+                "fd00::20 . tcp . 80",
+                "2001:db8::7 . tcp . 80",
+                "tcp . 30080",
+                "tcp . 30080",
+                "fd00:244::5 . fd00:244::5",
+            ]
+        );
+        let mut v4 = Elements::new();
+        service_elements(&cfg, Family::V4, &n, &p, &eps, &mut v4);
+        assert!(!v4.keys().any(|(_, k)| k.contains(':')), "{v4:?}");
+
+        let mut skel = String::new();
+        skeleton(&cfg, Family::V6, &mut skel);
+        nat_skeleton(&cfg, Family::V6, 0, &mut skel);
+        assert!(skel.starts_with("add table ip6 skiff-test\n"));
+        assert!(skel.contains("add map ip6 skiff-test-nat0 service-ips { type ipv6_addr . inet_proto . inet_service : verdict; }"));
+        assert!(skel.contains("add element ip6 skiff-test nodeport-ips { fd00:1::10 }"));
+        assert!(skel.contains(
+            "add rule ip6 skiff-test reject-service reject with icmpv6 type port-unreachable"
+        ));
+        assert!(skel.contains("ct status dnat ip6 saddr . ip6 daddr @hairpin masquerade"));
+        assert!(!skel.contains("ip daddr") && !skel.contains("ipv4_addr"));
+        assert!(skel.contains(
+            "add rule ip6 skiff-test-nat0 services ip6 saddr != fd00:244::/56 ip6 daddr . meta l4proto . th dport @cluster-keys meta mark set meta mark | 0x4000"
+        ));
+        assert_eq!(
+            skel.matches("add rule ").count(),
+            SKELETON_RULES + NAT_SKELETON_RULES + 1
+        );
+    }
+
+    #[test]
+    fn a_single_stack_service_is_not_in_the_other_familys_table() {
+        let mut p = port();
+        p.cluster_ips = vec!["10.96.0.20".parse().unwrap()];
+        assert!(programs(Family::V4, &p));
+        assert!(!programs(Family::V6, &p));
+        let mut out = Elements::new();
+        service_elements(
+            &cfg(),
+            Family::V6,
+            &name("http", Protocol::Tcp),
+            &p,
+            &[ep("fd00::5", true, false)],
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn element_commands_group_by_table_and_collection() {
         let mut els = Elements::new();
         els.insert(
             (Collection::ServiceIps, "10.96.0.1 . tcp . 80".into()),
@@ -830,15 +1150,22 @@ mod tests {
             (Collection::Hairpin, "10.1.1.1 . 10.1.1.1".into()),
             String::new(),
         );
+        let placed = |(k, v): (&'static (Collection, String), &'static String)| {
+            let table = if k.0.in_nat_table() { "t-nat1" } else { "t" };
+            (table, k, v)
+        };
+        let els: &'static Elements = Box::leak(Box::new(els));
         let mut add = String::new();
-        element_commands(&cfg(), "add", els.iter(), &mut add);
+        element_commands(Family::V4, "add", els.iter().map(placed), &mut add);
         assert_eq!(
             add,
-            "add element ip skiff-test service-ips { 10.96.0.1 . tcp . 80 : goto a, 10.96.0.2 . tcp . 80 : goto b }\n\
-             add element ip skiff-test hairpin { 10.1.1.1 . 10.1.1.1 }\n"
+            "add element ip t-nat1 service-ips { 10.96.0.1 . tcp . 80 : goto a, 10.96.0.2 . tcp . 80 : goto b }\n\
+             add element ip t hairpin { 10.1.1.1 . 10.1.1.1 }\n"
         );
         let mut delete = String::new();
-        element_commands(&cfg(), "delete", els.iter(), &mut delete);
-        assert!(delete.starts_with("delete element ip skiff-test service-ips { 10.96.0.1 . tcp . 80, 10.96.0.2 . tcp . 80 }\n"));
+        element_commands(Family::V4, "delete", els.iter().map(placed), &mut delete);
+        assert!(delete.starts_with(
+            "delete element ip t-nat1 service-ips { 10.96.0.1 . tcp . 80, 10.96.0.2 . tcp . 80 }\n"
+        ));
     }
 }
