@@ -151,6 +151,12 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
                 hpa_cpu_initialization_period: cfg
                     .horizontal_pod_autoscaler_cpu_initialization_period,
                 hpa_initial_readiness_delay: cfg.horizontal_pod_autoscaler_initial_readiness_delay,
+                node_ipam: cfg.allocate_node_cidrs.then(|| {
+                    controllers::nodeipam::NodeIpamSettings {
+                        cluster_cidr: cfg.cluster_cidr.clone(),
+                        node_cidr_mask_size: cfg.node_cidr_mask_size,
+                    }
+                }),
                 ..Default::default()
             },
         )

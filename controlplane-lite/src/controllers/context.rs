@@ -163,6 +163,9 @@ pub struct Settings {
     /// How long after a pod starts an unready pod counts as never having been ready
     /// (`--horizontal-pod-autoscaler-initial-readiness-delay`).
     pub hpa_initial_readiness_delay: Duration,
+    /// Node IPAM (`--allocate-node-cidrs`, `--cluster-cidr`, `--node-cidr-mask-size`);
+    /// `None` allocates nothing.
+    pub node_ipam: Option<super::nodeipam::NodeIpamSettings>,
 }
 
 impl Default for Settings {
@@ -180,6 +183,7 @@ impl Default for Settings {
             hpa_downscale_stabilization: Duration::from_secs(300),
             hpa_cpu_initialization_period: Duration::from_secs(300),
             hpa_initial_readiness_delay: Duration::from_secs(30),
+            node_ipam: None,
         }
     }
 }
