@@ -153,6 +153,9 @@ pub struct Rules {
     /// records written before it existed, and from those of attachments without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spoof_check: Option<SpoofCheck>,
+    /// Ranges masqueraded pods reach with their own address, besides their subnet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_masquerade: Vec<IpNet>,
 }
 
 /// Frames entering the bridge from `port` whose source MAC is not `mac` are dropped.
@@ -346,6 +349,22 @@ impl Rules {
             .collect()
     }
 
+    /// For each masqueraded pod, the ranges it reaches unmasqueraded: its subnet, then
+    /// the `non_masquerade` ranges of its family.
+    pub(super) fn masquerade_exceptions(&self) -> Vec<Masquerade> {
+        let mut out = Vec::new();
+        for m in self.masquerades() {
+            out.push(m);
+            for net in &self.non_masquerade {
+                let subnet = net.trunc();
+                if Family::of(subnet.addr()) == m.family && subnet != m.subnet {
+                    out.push(Masquerade { subnet, ..m });
+                }
+            }
+        }
+        out
+    }
+
     /// Families this attachment programs anything for.
     pub(super) fn families(&self) -> Vec<Family> {
         let mut fams: Vec<Family> = self
@@ -380,6 +399,7 @@ mod tests {
             port_mappings: mappings,
             container_ips: vec!["10.22.0.5".parse().unwrap(), "fd00::5".parse().unwrap()],
             spoof_check: None,
+            non_masquerade: Vec::new(),
         }
     }
 
