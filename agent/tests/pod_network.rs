@@ -1,0 +1,375 @@
+//! The pod network across nodes on the real kernel: two "nodes" (network namespaces joined
+//! by a veth), each with a "pod" namespace behind a bridge on its pod range. The agent's
+//! planner and applier program both nodes from Node objects (no control plane), and a pod
+//! on one node reaches a pod on the other, keeping its address, over VXLAN and host-gw.
+//! Everything lives in namespaces the test makes and removes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use serde_json::json;
+use skiff_agent::network::{self, Mode, NodeNet, ROUTE_PROTOCOL, VXLAN_DEVICE, sync};
+
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `f` on a thread inside netns `name`: sockets and child processes live there.
+fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{name}");
+    std::thread::spawn(move || {
+        let ns = File::open(&path).unwrap();
+        // SAFETY: setns on this thread only, with an fd we own.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Two nodes, `a` (198.18.77.1, pods 10.244.1.0/24) and `b` (198.18.77.2, pods
+/// 10.244.2.0/24), each with one pod (.2 of its range).
+struct Lab {
+    names: Vec<String>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let id = format!(
+            "skpn{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let lab = Lab {
+            names: ["a", "b", "pa", "pb"]
+                .iter()
+                .map(|s| format!("{id}{s}"))
+                .collect(),
+        };
+        for n in &lab.names {
+            sh(&["ip", "netns", "add", n]);
+            sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
+        }
+        let (a, b) = (lab.node("a"), lab.node("b"));
+        sh(&[
+            "ip", "-n", &a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+            &b,
+        ]);
+        for (n, ip, i) in [(&a, "198.18.77.1/24", 1), (&b, "198.18.77.2/24", 2)] {
+            sh(&["ip", "-n", n, "addr", "add", ip, "dev", "eth0"]);
+            sh(&["ip", "-n", n, "link", "set", "eth0", "up"]);
+            let pod = lab.pod(if i == 1 { "a" } else { "b" });
+            sh(&["ip", "-n", n, "link", "add", "br0", "type", "bridge"]);
+            sh(&[
+                "ip",
+                "-n",
+                n,
+                "addr",
+                "add",
+                &format!("10.244.{i}.1/24"),
+                "dev",
+                "br0",
+            ]);
+            sh(&["ip", "-n", n, "link", "set", "br0", "up"]);
+            sh(&[
+                "ip", "-n", n, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0",
+                "netns", &pod,
+            ]);
+            sh(&["ip", "-n", n, "link", "set", "vpod", "master", "br0", "up"]);
+            sh(&[
+                "ip",
+                "-n",
+                &pod,
+                "addr",
+                "add",
+                &format!("10.244.{i}.2/24"),
+                "dev",
+                "eth0",
+            ]);
+            sh(&["ip", "-n", &pod, "link", "set", "eth0", "up"]);
+            sh(&[
+                "ip",
+                "-n",
+                &pod,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.244.{i}.1"),
+            ]);
+        }
+        lab
+    }
+
+    fn node(&self, n: &str) -> String {
+        self.names[if n == "a" { 0 } else { 1 }].clone()
+    }
+
+    fn pod(&self, n: &str) -> String {
+        self.names[if n == "a" { 2 } else { 3 }].clone()
+    }
+
+    /// `ip` in node `n`'s namespace.
+    fn ip(&self, n: &str, args: &[&str]) -> String {
+        let ns = self.node(n);
+        let mut all = vec!["ip", "-n", &ns];
+        all.extend_from_slice(args);
+        sh(&all)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes every link in it.
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn node(name: &str, cidr: &str, ip: &str, mac: Option<&str>) -> NodeNet {
+    let mut annotations = json!({});
+    if let Some(mac) = mac {
+        annotations[network::ANNOTATION_VXLAN_MAC] = json!(mac);
+    }
+    let n: Node = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}]},
+    }))
+    .unwrap();
+    NodeNet::of(&n).unwrap()
+}
+
+/// Sets node `n` up in `mode`; returns its VTEP MAC (VXLAN).
+fn setup(lab: &Lab, n: &str, mode: Mode) -> Option<String> {
+    let (ip, cidr) = if n == "a" {
+        ("198.18.77.1", "10.244.1.0/24")
+    } else {
+        ("198.18.77.2", "10.244.2.0/24")
+    };
+    in_netns(&lab.node(n), move || {
+        sync::setup(mode, ip.parse().unwrap(), cidr.parse().unwrap()).unwrap()
+    })
+}
+
+fn reconcile(lab: &Lab, me: &str, mode: Mode, nodes: &[NodeNet]) -> sync::Outcome {
+    let (me, nodes) = (me.to_string(), nodes.to_vec());
+    in_netns(&lab.node(&me), move || {
+        sync::reconcile(mode, &me, &nodes).unwrap()
+    })
+}
+
+/// Connects from pod a to pod b's echo server; returns the address pod b saw.
+fn pod_to_pod(lab: &Lab) -> std::io::Result<String> {
+    let to: SocketAddr = "10.244.2.2:8080".parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pb = lab.pod("b");
+    let server = std::thread::spawn(move || {
+        in_netns(&pb, move || {
+            let l = TcpListener::bind(to).unwrap();
+            tx.send(()).unwrap();
+            l.set_nonblocking(false).unwrap();
+            if let Some(Ok(mut s)) = l.incoming().next() {
+                let peer = s
+                    .peer_addr()
+                    .map(|p| p.ip().to_string())
+                    .unwrap_or_default();
+                let _ = s.write_all(peer.as_bytes());
+            }
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let got = in_netns(&lab.pod("a"), move || -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(3))?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        Ok(buf)
+    });
+    if got.is_err() {
+        // Unblock the listener so its thread ends.
+        let pb = lab.pod("b");
+        in_netns(&pb, move || {
+            let _ = TcpStream::connect_timeout(&to, Duration::from_millis(200));
+        });
+    }
+    server.join().unwrap();
+    got
+}
+
+#[test]
+fn vxlan_carries_pod_traffic_between_nodes_and_forgets_nodes_that_leave() {
+    let lab = Lab::new();
+    let mac_a = setup(&lab, "a", Mode::Vxlan).unwrap();
+    let mac_b = setup(&lab, "b", Mode::Vxlan).unwrap();
+    let a = node("a", "10.244.1.0/24", "198.18.77.1", Some(&mac_a));
+    let b = node("b", "10.244.2.0/24", "198.18.77.2", Some(&mac_b));
+    let nodes = [a.clone(), b.clone()];
+    for me in ["a", "b"] {
+        let o = reconcile(&lab, me, Mode::Vxlan, &nodes);
+        assert!(o.failures.is_empty(), "{:?}", o.failures);
+        assert!(o.skipped.is_empty(), "{:?}", o.skipped);
+        assert_eq!(o.changes.add_routes.len(), 1);
+    }
+
+    // The device as wanted: VNI, port, no learning, MTU 50 below the veth's, the VTEP
+    // address.
+    let link = lab.ip("a", &["-d", "-j", "link", "show", "dev", VXLAN_DEVICE]);
+    let link: serde_json::Value = serde_json::from_str(&link).unwrap();
+    let data = &link[0]["linkinfo"]["info_data"];
+    assert_eq!(data["id"], 1);
+    assert_eq!(data["port"], 8472);
+    assert_eq!(data["learning"], false);
+    assert_eq!(data["local"], "198.18.77.1");
+    assert_eq!(link[0]["mtu"], 1450);
+    assert!(
+        lab.ip("a", &["-4", "addr", "show", "dev", VXLAN_DEVICE])
+            .contains("10.244.1.0/32")
+    );
+    let routes = lab.ip(
+        "a",
+        &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()],
+    );
+    assert!(
+        routes.contains("10.244.2.0/24 via 10.244.2.0 dev skiff.1") && routes.contains("onlink"),
+        "{routes}"
+    );
+    let neigh = lab.ip("a", &["neigh", "show", "dev", VXLAN_DEVICE]);
+    assert!(
+        neigh.contains(&format!("10.244.2.0 lladdr {mac_b} PERMANENT")),
+        "{neigh}"
+    );
+    let fdb = sh(&[
+        "bridge",
+        "-n",
+        &lab.node("a"),
+        "fdb",
+        "show",
+        "dev",
+        VXLAN_DEVICE,
+    ]);
+    assert!(fdb.contains(&format!("{mac_b} dst 198.18.77.2")), "{fdb}");
+
+    // A pod on a reaches a pod on b, which sees the pod's own address.
+    assert_eq!(pod_to_pod(&lab).unwrap(), "10.244.1.2");
+
+    // Again: nothing to do.
+    assert!(reconcile(&lab, "a", Mode::Vxlan, &nodes).changes.is_empty());
+
+    // b leaves: a forgets its route, neighbour and forwarding entry.
+    let o = reconcile(&lab, "a", Mode::Vxlan, std::slice::from_ref(&a));
+    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    assert!(
+        lab.ip(
+            "a",
+            &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()]
+        )
+        .trim()
+        .is_empty()
+    );
+    assert!(
+        !lab.ip("a", &["neigh", "show", "dev", VXLAN_DEVICE])
+            .contains("10.244.2.0")
+    );
+    let fdb = sh(&[
+        "bridge",
+        "-n",
+        &lab.node("a"),
+        "fdb",
+        "show",
+        "dev",
+        VXLAN_DEVICE,
+    ]);
+    assert!(!fdb.contains(&mac_b), "{fdb}");
+    assert!(pod_to_pod(&lab).is_err());
+
+    // Down removes the device and the routes.
+    reconcile(&lab, "a", Mode::Vxlan, &nodes);
+    let left = in_netns(&lab.node("a"), network::down);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        lab.ip(
+            "a",
+            &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()]
+        )
+        .trim()
+        .is_empty()
+    );
+    assert!(!lab.ip("a", &["link", "show"]).contains(VXLAN_DEVICE));
+}
+
+#[test]
+fn host_gw_routes_via_nodes_on_the_link_and_refuses_others() {
+    let lab = Lab::new();
+    assert_eq!(setup(&lab, "a", Mode::HostGw), None);
+    assert_eq!(setup(&lab, "b", Mode::HostGw), None);
+    let a = node("a", "10.244.1.0/24", "198.18.77.1", None);
+    let b = node("b", "10.244.2.0/24", "198.18.77.2", None);
+    // A node this one shares no link with.
+    let far = node("far", "10.244.9.0/24", "192.0.2.99", None);
+    let nodes = [a.clone(), b.clone(), far];
+    let o = reconcile(&lab, "a", Mode::HostGw, &nodes);
+    assert_eq!(o.failures.len(), 1, "{:?}", o.failures);
+    let f = &o.failures[0];
+    let route = f.route.as_ref().unwrap();
+    assert_eq!(route.dst.to_string(), "10.244.9.0/24");
+    let msg = network::hostgw::explain("far", route, &f.error);
+    assert!(
+        msg.contains("not on a link of this node"),
+        "{msg} ({})",
+        f.error
+    );
+    let o = reconcile(&lab, "b", Mode::HostGw, &nodes[..2]);
+    assert!(o.failures.is_empty(), "{:?}", o.failures);
+
+    let routes = lab.ip(
+        "a",
+        &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()],
+    );
+    assert!(
+        routes.contains("10.244.2.0/24 via 198.18.77.2 dev eth0"),
+        "{routes}"
+    );
+    assert_eq!(pod_to_pod(&lab).unwrap(), "10.244.1.2");
+
+    // b moves to another address on the link: the route follows.
+    lab.ip("b", &["addr", "add", "198.18.77.3/24", "dev", "eth0"]);
+    let b2 = node("b", "10.244.2.0/24", "198.18.77.3", None);
+    let o = reconcile(&lab, "a", Mode::HostGw, &[a.clone(), b2]);
+    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    let routes = lab.ip(
+        "a",
+        &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()],
+    );
+    assert!(routes.contains("10.244.2.0/24 via 198.18.77.3"), "{routes}");
+    assert_eq!(pod_to_pod(&lab).unwrap(), "10.244.1.2");
+
+    // b leaves.
+    reconcile(&lab, "a", Mode::HostGw, std::slice::from_ref(&a));
+    assert!(
+        lab.ip(
+            "a",
+            &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()]
+        )
+        .trim()
+        .is_empty()
+    );
+}
