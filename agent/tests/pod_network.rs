@@ -373,3 +373,46 @@ fn host_gw_routes_via_nodes_on_the_link_and_refuses_others() {
         .is_empty()
     );
 }
+
+async fn client(cp: &skiff_tests::ControlPlane) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(cp.kubeconfig()).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_a_range_waits_for_the_control_planes() {
+    let bin = skiff_tests::workspace_bin("skiff-controlplane").unwrap();
+    let cp = skiff_tests::ControlPlane::start(&bin, &["--cluster-cidr", "10.251.0.0/16"]).unwrap();
+    let c = client(&cp).await;
+    // The node registers after the agent began waiting.
+    let waiting = tokio::spawn(sync::wait_for_pod_cidr(
+        c.clone(),
+        "wait-1",
+        Duration::from_secs(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: wait-1\n",
+    );
+    let got = waiting.await.unwrap().unwrap();
+    assert_eq!(got.to_string(), "10.251.0.0/24");
+
+    // Without node IPAM the wait ends, saying why.
+    let off = skiff_tests::ControlPlane::start(&bin, &["--allocate-node-cidrs=false"]).unwrap();
+    off.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: wait-2\n",
+    );
+    let err = sync::wait_for_pod_cidr(client(&off).await, "wait-2", Duration::from_secs(2))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no spec.podCIDR") && err.contains("--allocate-node-cidrs"),
+        "{err}"
+    );
+}

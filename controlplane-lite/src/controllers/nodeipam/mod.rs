@@ -71,9 +71,11 @@ pub fn start<C: Cluster>(ctx: &Ctx<C>) -> Vec<JoinHandle<()>> {
             return Vec::new();
         }
     };
-    let c = Arc::new(NodeIpam::new(ctx, set));
-    c.rebuild();
     let q = WorkQueue::new();
+    let mut c = NodeIpam::new(ctx, set);
+    c.waiting = Some(q.clone());
+    c.rebuild();
+    let c = Arc::new(c);
     vec![
         watch(&ctx.informers.nodes, q.clone(), itself),
         // One worker: allocations are decided under one lock anyway, and one worker keeps
@@ -92,6 +94,8 @@ pub struct NodeIpam<C> {
     cluster: Arc<C>,
     nodes: Informer<Node>,
     table: Mutex<Table>,
+    /// Where Nodes still waiting for a range are put again when one is freed.
+    waiting: Option<WorkQueue<ObjectKey>>,
 }
 
 /// The range a Node holds: the first of `podCIDRs`, else `podCIDR`.
@@ -114,6 +118,7 @@ impl<C: Cluster> NodeIpam<C> {
                 set,
                 by_node: HashMap::new(),
             }),
+            waiting: None,
         }
     }
 
@@ -152,6 +157,18 @@ impl<C: Cluster> NodeIpam<C> {
         if let Some(c) = t.by_node.remove(node) {
             t.set.release(&c);
             tracing::info!(node, cidr = %c, "node range released");
+        } else {
+            return;
+        }
+        // A Node that found the cluster CIDR used up need not wait for its retry.
+        if let Some(q) = &self.waiting {
+            for n in self.nodes.list() {
+                if node_pod_cidr(&n).is_none()
+                    && let Some(name) = &n.metadata.name
+                {
+                    q.add(ObjectKey::new(None, name));
+                }
+            }
         }
     }
 }
