@@ -101,7 +101,7 @@ fn parse_net(s: &str) -> Option<Ipv4Net> {
     if s.contains('/') {
         s.parse().ok()
     } else {
-        s.parse::<Ipv4Addr>().ok().map(|a| Ipv4Net::from(a))
+        s.parse::<Ipv4Addr>().ok().map(Ipv4Net::from)
     }
 }
 
