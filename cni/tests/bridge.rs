@@ -132,6 +132,39 @@ fn masquerade_reaches_the_outside() {
 }
 
 #[test]
+fn non_masquerade_ranges_see_the_pod_address() {
+    let mut fx = Fixture::new();
+    let (out_ns, host_ip, out_ip) = outside(&mut fx);
+    let out_net = format!("198.19.{}.0/30", fx.slot);
+    let conf = fx.conf(
+        "1.1.0",
+        "skiff-ipam",
+        &format!(r#","nonMasqueradeCIDRs":["{out_net}"]"#),
+    );
+    let pod = fx.netns("p");
+    let r = add(&fx, &conf, "pod-n", &pod);
+    // As another node would: the outside routes the pod subnet back through the host.
+    let out_name = out_ns.rsplit('/').next().unwrap().to_string();
+    sh(&[
+        "ip",
+        "-n",
+        &out_name,
+        "route",
+        "add",
+        &fx.subnet(),
+        "via",
+        &host_ip.to_string(),
+    ]);
+    let target = SocketAddr::new(out_ip, 9000);
+    let _srv = echo_peer_server(Some(&out_ns), target);
+    assert_eq!(
+        connect_from(Some(&pod), target).unwrap(),
+        pod_ip(&r).to_string()
+    );
+    cni(BRIDGE_BIN, "DEL", "pod-n", &pod, "eth0", &path(), &conf).ok();
+}
+
+#[test]
 fn host_port_maps_from_the_host_and_outside() {
     let mut fx = Fixture::new();
     let (out_ns, host_ip, _) = outside(&mut fx);
