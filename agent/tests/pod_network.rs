@@ -374,19 +374,11 @@ fn host_gw_routes_via_nodes_on_the_link_and_refuses_others() {
     );
 }
 
-async fn client(cp: &skiff_tests::ControlPlane) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(cp.kubeconfig()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(cfg).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_without_a_range_waits_for_the_control_planes() {
     let bin = skiff_tests::workspace_bin("skiff-controlplane").unwrap();
     let cp = skiff_tests::ControlPlane::start(&bin, &["--cluster-cidr", "10.251.0.0/16"]).unwrap();
-    let c = client(&cp).await;
+    let c = kube_client(&cp.kubeconfig()).await;
     // The node registers after the agent began waiting.
     let waiting = tokio::spawn(sync::wait_for_pod_cidr(
         c.clone(),
@@ -407,12 +399,160 @@ async fn an_agent_without_a_range_waits_for_the_control_planes() {
         &["apply", "-f", "-"],
         "apiVersion: v1\nkind: Node\nmetadata:\n  name: wait-2\n",
     );
-    let err = sync::wait_for_pod_cidr(client(&off).await, "wait-2", Duration::from_secs(2))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = sync::wait_for_pod_cidr(
+        kube_client(&off.kubeconfig()).await,
+        "wait-2",
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("no spec.podCIDR") && err.contains("--allocate-node-cidrs"),
         "{err}"
     );
+}
+
+/// Runs `f` to completion on a runtime whose threads all live in netns `name`.
+fn block_in_netns<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send + 'static,
+) -> T {
+    in_netns(name, move || {
+        // Worker and blocking threads are made from this thread, so they share its netns.
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f())
+    })
+}
+
+fn eventually_true(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn agents_follow_the_nodes_through_the_api() {
+    let lab = Lab::new();
+    // The control plane runs in node a's namespace on a's address, so both nodes reach it.
+    let bin = skiff_tests::workspace_bin("skiff-controlplane").unwrap();
+    let cp = in_netns(&lab.node("a"), move || {
+        skiff_tests::ControlPlane::start(&bin, &["--bind-address", "198.18.77.1"]).unwrap()
+    });
+    let kubeconfig = cp.kubeconfig();
+
+    // Both Nodes register with their ranges (as `--pod-cidr` makes them) and addresses.
+    let kc = kubeconfig.clone();
+    let a_ns = lab.node("a");
+    block_in_netns(&a_ns, move || {
+        Box::pin(async move {
+            let api: kube::Api<Node> = kube::Api::all(kube_client(&kc).await);
+            for (name, cidr, ip) in [
+                ("a", "10.244.1.0/24", "198.18.77.1"),
+                ("b", "10.244.2.0/24", "198.18.77.2"),
+            ] {
+                let n: Node = serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+                }))
+                .unwrap();
+                api.create(&Default::default(), &n).await.unwrap();
+                let status =
+                    json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
+                api.patch_status(name, &Default::default(), &kube::api::Patch::Merge(&status))
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+
+    // An agent's pod network loop per node, each in its node's namespace.
+    let mut stops = Vec::new();
+    let mut loops = Vec::new();
+    for (n, ip, cidr) in [
+        ("a", "198.18.77.1", "10.244.1.0/24"),
+        ("b", "198.18.77.2", "10.244.2.0/24"),
+    ] {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        let (kc, ns) = (kubeconfig.clone(), lab.node(n));
+        loops.push(std::thread::spawn(move || {
+            block_in_netns(&ns, move || {
+                Box::pin(async move {
+                    let pn = network::PodNetwork {
+                        mode: Mode::Vxlan,
+                        node_name: n.into(),
+                        node_ip: ip.parse().unwrap(),
+                        pod_cidr: cidr.parse().unwrap(),
+                        resync: Duration::from_secs(2),
+                    };
+                    let task = pn.start(kube_client(&kc).await).await.unwrap();
+                    let _ = stopped.await;
+                    task.abort();
+                })
+            })
+        }));
+    }
+
+    // Each learns the other from its Node and its annotations; pods reach each other.
+    eventually_true("routes on both nodes", || {
+        ["a", "b"].iter().all(|n| {
+            lab.ip(n, &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()])
+                .contains("dev skiff.1")
+        })
+    });
+    assert_eq!(pod_to_pod(&lab).unwrap(), "10.244.1.2");
+
+    // Someone removes a's route: the resync puts it back.
+    lab.ip("a", &["route", "del", "10.244.2.0/24"]);
+    eventually_true("the route put back", || {
+        lab.ip(
+            "a",
+            &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()],
+        )
+        .contains("10.244.2.0/24")
+    });
+
+    // Node b is deleted: a forgets it.
+    let kc = kubeconfig.clone();
+    block_in_netns(&a_ns, move || {
+        Box::pin(async move {
+            let api: kube::Api<Node> = kube::Api::all(kube_client(&kc).await);
+            api.delete("b", &Default::default()).await.unwrap();
+        })
+    });
+    eventually_true("b's route removed", || {
+        lab.ip(
+            "a",
+            &["route", "show", "proto", &ROUTE_PROTOCOL.to_string()],
+        )
+        .trim()
+        .is_empty()
+    });
+    assert!(
+        !lab.ip("a", &["neigh", "show", "dev", VXLAN_DEVICE])
+            .contains("10.244.2.0")
+    );
+
+    for s in stops {
+        let _ = s.send(());
+    }
+    for l in loops {
+        l.join().unwrap();
+    }
+    drop(cp);
+}
+
+async fn kube_client(kubeconfig: &std::path::Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
 }
