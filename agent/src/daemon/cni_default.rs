@@ -15,11 +15,13 @@ pub const DEFAULT_FIREWALL_TABLE: &str = "skiff";
 
 /// The default configuration list for `pod_cidr`, keeping its state under `root_dir/cni`;
 /// pod traffic to `non_masquerade` ranges (the cluster's pod range, when pods on other
-/// nodes are routed to) keeps its source address.
+/// nodes are routed to) keeps its source address; `mtu` is the pods' link MTU (below the
+/// node's when pod traffic is tunnelled).
 pub fn default_conflist(
     root_dir: &Path,
     pod_cidr: &str,
     non_masquerade: &[&str],
+    mtu: Option<u32>,
 ) -> serde_json::Value {
     let cni = root_dir.join("cni");
     let mut v = json!({
@@ -46,6 +48,9 @@ pub fn default_conflist(
     if !non_masquerade.is_empty() {
         v["plugins"][0]["nonMasqueradeCIDRs"] = json!(non_masquerade);
     }
+    if let Some(mtu) = mtu {
+        v["plugins"][0]["mtu"] = json!(mtu);
+    }
     v
 }
 
@@ -56,6 +61,7 @@ pub fn ensure(
     root_dir: &Path,
     pod_cidr: &str,
     non_masquerade: &[&str],
+    mtu: Option<u32>,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(conf_dir)?;
     let has_config = std::fs::read_dir(conf_dir)?.flatten().any(|e| {
@@ -68,8 +74,9 @@ pub fn ensure(
     if has_config {
         return Ok(());
     }
-    let text = serde_json::to_vec_pretty(&default_conflist(root_dir, pod_cidr, non_masquerade))
-        .map_err(std::io::Error::other)?;
+    let text =
+        serde_json::to_vec_pretty(&default_conflist(root_dir, pod_cidr, non_masquerade, mtu))
+            .map_err(std::io::Error::other)?;
     let tmp = conf_dir.join(format!(".{FILE}.tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, conf_dir.join(FILE))
@@ -85,7 +92,14 @@ mod tests {
     fn written_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("net.d");
-        ensure(&conf, dir.path(), "10.244.3.0/24", &["10.244.0.0/16"]).unwrap();
+        ensure(
+            &conf,
+            dir.path(),
+            "10.244.3.0/24",
+            &["10.244.0.0/16"],
+            Some(1450),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(conf.join(FILE)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["name"], "skiff");
@@ -95,8 +109,9 @@ mod tests {
         assert_eq!(bridge["firewallTable"], DEFAULT_FIREWALL_TABLE);
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.244.3.0/24");
         assert_eq!(bridge["nonMasqueradeCIDRs"], json!(["10.244.0.0/16"]));
+        assert_eq!(bridge["mtu"], 1450);
         assert!(
-            default_conflist(dir.path(), "10.244.3.0/24", &[])["plugins"][0]
+            default_conflist(dir.path(), "10.244.3.0/24", &[], None)["plugins"][0]
                 .get("nonMasqueradeCIDRs")
                 .is_none()
         );
@@ -106,7 +121,7 @@ mod tests {
         );
         // A configuration of the node's own is left alone.
         std::fs::write(conf.join(FILE), "{}").unwrap();
-        ensure(&conf, dir.path(), "10.244.3.0/24", &[]).unwrap();
+        ensure(&conf, dir.path(), "10.244.3.0/24", &[], None).unwrap();
         assert_eq!(std::fs::read_to_string(conf.join(FILE)).unwrap(), "{}");
     }
 }

@@ -182,6 +182,7 @@ struct DefaultNetwork<'a> {
     conf_dir: &'a Path,
     mode: Mode,
     cluster_cidr: &'a str,
+    node_ip: Option<IpAddr>,
 }
 
 impl DefaultNetwork<'_> {
@@ -192,7 +193,15 @@ impl DefaultNetwork<'_> {
             Mode::None => Vec::new(),
             _ => vec![self.cluster_cidr],
         };
-        cni_default::ensure(self.conf_dir, self.root_dir, pod_cidr, &keep_source)
+        // Tunnelled pod traffic carries VXLAN's headers: pods' links are as much smaller
+        // as the VXLAN device's.
+        let mtu = match (self.mode, self.node_ip) {
+            (Mode::Vxlan, Some(IpAddr::V4(ip))) => network::vxlan::underlay(ip)
+                .ok()
+                .map(|(_, mtu)| mtu.saturating_sub(network::VXLAN_OVERHEAD)),
+            _ => None,
+        };
+        cni_default::ensure(self.conf_dir, self.root_dir, pod_cidr, &keep_source, mtu)
             .context("writing the default CNI configuration")
     }
 }
@@ -339,6 +348,7 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         conf_dir: &conf_dir,
         mode: cfg.pod_network,
         cluster_cidr: &cfg.cluster_cidr,
+        node_ip: node_ips.first().copied(),
     };
     let writes_config = cfg.cni_conf_dir.is_none();
     if writes_config && let Some(c) = &cfg.pod_cidr {
