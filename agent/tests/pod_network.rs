@@ -556,3 +556,242 @@ async fn kube_client(kubeconfig: &std::path::Path) -> kube::Client {
         .unwrap();
     kube::Client::try_from(cfg).unwrap()
 }
+
+/// A real `skiff-agent` run inside a node's network namespace (started from a thread in it:
+/// `ip netns exec` would also remount /sys, hiding the cgroup tree), with its own
+/// containerd, state, cgroup tree and default network. On drop it is killed and
+/// `--down` removes everything it made.
+struct NetnsAgent {
+    netns: String,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    proc: Option<skiff_tests::Proc>,
+}
+
+impl NetnsAgent {
+    fn start(netns: &str, name: &str, node_ip: &str, kubeconfig: &std::path::Path) -> NetnsAgent {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-pn-")
+            .tempdir()
+            .unwrap();
+        std::fs::copy(kubeconfig, dir.path().join("kubeconfig")).unwrap();
+        let bin = skiff_tests::workspace_bin("skiff-agent").unwrap();
+        let plugins = skiff_tests::workspace_bin("skiff-bridge").unwrap();
+        let plugins = plugins.parent().unwrap().display().to_string();
+        let args: Vec<String> = vec![
+            bin.display().to_string(),
+            "--kubeconfig".into(),
+            dir.path().join("kubeconfig").display().to_string(),
+            "--node-name".into(),
+            name.into(),
+            "--root-dir".into(),
+            dir.path().join("root").display().to_string(),
+            "--cni-bin-dir".into(),
+            format!("{plugins},/usr/lib/cni"),
+            "--pod-logs-dir".into(),
+            dir.path().join("logs").display().to_string(),
+            "--cgroup-root".into(),
+            format!("/{netns}/kubepods"),
+            "--node-ip".into(),
+            node_ip.into(),
+            "--port".into(),
+            "0".into(),
+            "--pod-network".into(),
+            "vxlan".into(),
+            "--cluster-cidr".into(),
+            "10.77.0.0/16".into(),
+        ];
+        let mut cmd = Command::new(&args[0]);
+        cmd.args(&args[1..]).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,skiff_agent=info".into()),
+        );
+        let proc = in_netns(netns, move || {
+            skiff_tests::spawn_until_ready(cmd, "skiff-agent", Duration::from_secs(90)).unwrap()
+        });
+        NetnsAgent {
+            netns: netns.into(),
+            dir,
+            args,
+            proc: Some(proc),
+        }
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("root/containerd/containerd.sock")
+    }
+
+    /// Everything the pods on this node wrote.
+    fn logs(&self) -> String {
+        fn walk(p: &std::path::Path, out: &mut String) {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(t) = std::fs::read_to_string(&path) {
+                    out.push_str(&t);
+                }
+            }
+        }
+        let mut out = String::new();
+        walk(&self.dir.path().join("logs"), &mut out);
+        out
+    }
+}
+
+impl Drop for NetnsAgent {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+        let args = self.args.clone();
+        let out = in_netns(&self.netns, move || {
+            Command::new(&args[0])
+                .args(&args[1..])
+                .arg("--down")
+                .output()
+        });
+        if let Ok(o) = out
+            && !o.status.success()
+        {
+            eprintln!(
+                "{}: --down: {}",
+                self.netns,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        // --down removes the agent's cgroup tree; its parent is this test's.
+        for c in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(c.path().join(&self.netns));
+        }
+    }
+}
+
+fn pod_manifest(name: &str, node: &str, command: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "app",
+                "image": "skiff.test/busybox:pn",
+                "imagePullPolicy": "Never",
+                "command": ["sh", "-c", command],
+            }],
+        },
+    }))
+    .unwrap()
+}
+
+/// Pod `name`'s IP once it runs.
+fn running_pod_ip(ns: &str, kubeconfig: &std::path::Path, name: &str) -> String {
+    let (kc, name) = (kubeconfig.to_path_buf(), name.to_string());
+    block_in_netns(ns, move || {
+        Box::pin(async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(kube_client(&kc).await, "default");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(s) = api.get(&name).await.unwrap().status
+                    && s.phase.as_deref() == Some("Running")
+                    && let Some(ip) = s.pod_ip
+                {
+                    return ip;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "pod {name} never ran"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    })
+}
+
+#[test]
+fn two_agents_with_node_ipam_and_vxlan_connect_their_pods() {
+    let lab = Lab::new();
+    let a_ns = lab.node("a");
+    let bin = skiff_tests::workspace_bin("skiff-controlplane").unwrap();
+    let cp = in_netns(&a_ns, move || {
+        skiff_tests::ControlPlane::start(
+            &bin,
+            &[
+                "--bind-address",
+                "198.18.77.1",
+                "--cluster-cidr",
+                "10.77.0.0/16",
+            ],
+        )
+        .unwrap()
+    });
+    let kubeconfig = cp.kubeconfig();
+    // No --pod-cidr: each agent waits for the range node IPAM gives its Node.
+    let agents = [
+        NetnsAgent::start(&lab.node("a"), "pn-a", "198.18.77.1", &kubeconfig),
+        NetnsAgent::start(&lab.node("b"), "pn-b", "198.18.77.2", &kubeconfig),
+    ];
+    let skiff = skiff_tests::workspace_bin("skiff").unwrap();
+    for a in &agents {
+        sh(&[
+            &skiff.display().to_string(),
+            "image",
+            "busybox",
+            "--name",
+            "skiff.test/busybox:pn",
+            "--containerd-socket",
+            &a.socket().display().to_string(),
+        ]);
+        let conf =
+            std::fs::read_to_string(a.dir.path().join("root/cni/net.d/10-skiff.conflist")).unwrap();
+        assert!(
+            conf.contains("10.77.0.0/16") && conf.contains("\"mtu\": 1450"),
+            "{conf}"
+        );
+    }
+
+    // The server on b answers every connection with its connections as it sees them.
+    let kc = kubeconfig.clone();
+    block_in_netns(&a_ns, move || {
+        Box::pin(async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(kube_client(&kc).await, "default");
+            let server = pod_manifest("server", "pn-b", "exec nc -ll -p 8080 -e netstat -tn");
+            api.create(&Default::default(), &server).await.unwrap();
+        })
+    });
+    let server_ip = running_pod_ip(&a_ns, &kubeconfig, "server");
+    let kc = kubeconfig.clone();
+    let target = server_ip.clone();
+    block_in_netns(&a_ns, move || {
+        Box::pin(async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(kube_client(&kc).await, "default");
+            let client = pod_manifest(
+                "client",
+                "pn-a",
+                &format!("while true; do nc -w 2 {target} 8080 </dev/null; sleep 1; done"),
+            );
+            api.create(&Default::default(), &client).await.unwrap();
+        })
+    });
+    let client_ip = running_pod_ip(&a_ns, &kubeconfig, "client");
+    let (ra, rb) = (
+        &client_ip[..client_ip.rfind('.').unwrap()],
+        &server_ip[..server_ip.rfind('.').unwrap()],
+    );
+    assert_ne!(ra, rb, "both pods in one range: {client_ip} {server_ip}");
+
+    // The client reaches the server on the other node, which sees the client's own address.
+    eventually_true("the client's address in the server's answer", || {
+        agents[0].logs().contains(&format!("{server_ip}:8080"))
+            && agents[0].logs().contains(&format!("{client_ip}:"))
+    });
+    drop(agents);
+    drop(cp);
+}

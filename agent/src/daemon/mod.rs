@@ -361,6 +361,8 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
     };
     let (cni, cni_error) = match cni_source.load() {
         Ok(c) => (Some(c), None),
+        // Written once the control plane gives the node its range: expected.
+        Err(e) if writes_config && cfg.pod_cidr.is_none() => (None, Some(e)),
         Err(e) => {
             tracing::warn!(error = %e, "no usable CNI configuration yet; only host-network pods can run");
             (None, Some(e))
