@@ -417,7 +417,18 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
     let needs_range = writes_config || cfg.pod_network != Mode::None;
     let mut late_config: Option<Option<String>> = None;
     let pod_cidr = match (&cfg.pod_cidr, needs_range) {
-        (Some(c), _) => Some(c.clone()),
+        (Some(c), _) => {
+            // A Node registered before with another range keeps it (podCIDR is set once):
+            // the other nodes route that one here.
+            if cfg.pod_network != Mode::None
+                && let Ok(held) =
+                    network::wait_for_pod_cidr(client.clone(), &cfg.node_name, Duration::ZERO).await
+                && held.to_string() != *c
+            {
+                tracing::warn!(node = %cfg.node_name, pod_cidr = %c, node_pod_cidr = %held, "the Node holds another pod range than --pod-cidr; other nodes route the Node's to this one");
+            }
+            Some(c.clone())
+        }
         (None, true) => {
             let c =
                 network::wait_for_pod_cidr(client.clone(), &cfg.node_name, cfg.pod_cidr_timeout)

@@ -82,7 +82,7 @@ pub async fn wait_for_pod_cidr(
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "reading the node"),
         }
-        if !told {
+        if !told && !timeout.is_zero() {
             tracing::info!(
                 node = name,
                 "waiting for the node's spec.podCIDR from the control plane's node IPAM"
