@@ -220,6 +220,14 @@ fn vxlan_carries_pod_traffic_between_nodes_and_forgets_nodes_that_leave() {
     let lab = Lab::new();
     let mac_a = setup(&lab, "a", Mode::Vxlan).unwrap();
     let mac_b = setup(&lab, "b", Mode::Vxlan).unwrap();
+    // A restarted agent keeps the device it finds as wanted.
+    let ifindex = |lab: &Lab| {
+        let l = lab.ip("a", &["-j", "link", "show", "dev", VXLAN_DEVICE]);
+        serde_json::from_str::<serde_json::Value>(&l).unwrap()[0]["ifindex"].clone()
+    };
+    let before = ifindex(&lab);
+    assert_eq!(setup(&lab, "a", Mode::Vxlan).unwrap(), mac_a);
+    assert_eq!(ifindex(&lab), before, "the device was made again");
     let a = node("a", "10.244.1.0/24", "198.18.77.1", Some(&mac_a));
     let b = node("b", "10.244.2.0/24", "198.18.77.2", Some(&mac_b));
     let nodes = [a.clone(), b.clone()];
