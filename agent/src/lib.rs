@@ -6,6 +6,7 @@ pub mod cgroups;
 pub mod daemon;
 pub mod logs;
 pub mod metrics;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod probes;

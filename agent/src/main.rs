@@ -34,9 +34,22 @@ struct Args {
     /// configuration under the root dir.
     #[arg(long)]
     cni_conf_dir: Option<PathBuf>,
-    /// The pod network of the configuration the agent writes.
-    #[arg(long, default_value = "10.244.0.0/24")]
-    pod_cidr: String,
+    /// The node's pod range: the Node registers with it and the configuration the agent
+    /// writes uses it. Without it the agent waits for the control plane to give its Node one
+    /// (node IPAM).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// How pods reach pods on other nodes: `vxlan` (a VXLAN tunnel between the nodes),
+    /// `host-gw` (routes via the other nodes' addresses; the nodes must share a link) or
+    /// `none` (no routes between nodes).
+    #[arg(long, default_value = "vxlan")]
+    pod_network: skiff_agent::network::Mode,
+    /// The cluster's pod range: pod traffic to it is not masqueraded.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// How long to wait for the Node's pod range from the control plane, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pod_cidr_timeout_seconds: u64,
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
     /// Cluster DNS server addresses for pods' resolv.conf (comma-separated).
@@ -103,6 +116,9 @@ impl Args {
         }
         cfg.cni_conf_dir = self.cni_conf_dir;
         cfg.pod_cidr = self.pod_cidr;
+        cfg.pod_network = self.pod_network;
+        cfg.cluster_cidr = self.cluster_cidr;
+        cfg.pod_cidr_timeout = Duration::from_secs(self.pod_cidr_timeout_seconds.max(1));
         cfg.max_pods = self.max_pods;
         cfg.cluster_dns = self.cluster_dns;
         cfg.cluster_domain = self.cluster_domain;

@@ -24,6 +24,7 @@ fn node_cfg(name: &str, dir: &std::path::Path) -> NodeConfig {
         node_ip: Some("127.0.0.1".parse().unwrap()),
         labels: Default::default(),
         daemon_port: Some(10250),
+        pod_cidr: None,
     }
 }
 

@@ -132,6 +132,40 @@ fn masquerade_reaches_the_outside() {
 }
 
 #[test]
+fn non_masquerade_ranges_see_the_pod_address() {
+    let mut fx = Fixture::new();
+    let (out_ns, host_ip, out_ip) = outside(&mut fx);
+    // A range holding both the pod subnet (198.18.<slot>.0/24) and the outside, as a
+    // cluster CIDR holds the node's pod range and the other nodes'.
+    let conf = fx.conf(
+        "1.1.0",
+        "skiff-ipam",
+        r#","nonMasqueradeCIDRs":["198.18.0.0/15"]"#,
+    );
+    let pod = fx.netns("p");
+    let r = add(&fx, &conf, "pod-n", &pod);
+    // As another node would: the outside routes the pod subnet back through the host.
+    let out_name = out_ns.rsplit('/').next().unwrap().to_string();
+    sh(&[
+        "ip",
+        "-n",
+        &out_name,
+        "route",
+        "add",
+        &fx.subnet(),
+        "via",
+        &host_ip.to_string(),
+    ]);
+    let target = SocketAddr::new(out_ip, 9000);
+    let _srv = echo_peer_server(Some(&out_ns), target);
+    assert_eq!(
+        connect_from(Some(&pod), target).unwrap(),
+        pod_ip(&r).to_string()
+    );
+    cni(BRIDGE_BIN, "DEL", "pod-n", &pod, "eth0", &path(), &conf).ok();
+}
+
+#[test]
 fn host_port_maps_from_the_host_and_outside() {
     let mut fx = Fixture::new();
     let (out_ns, host_ip, _) = outside(&mut fx);

@@ -187,6 +187,7 @@ fn pod_rules(n: u8, bridge: &str, ports: Vec<PortMapping>) -> Rules {
             format!("fd99::{n}").parse().unwrap(),
         ],
         spoof_check: None,
+        non_masquerade: Vec::new(),
     }
 }
 

@@ -99,6 +99,16 @@ pub struct Config {
     /// How long after a pod starts an unready pod is taken as never having been ready.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
+    // Node IPAM (kube-controller-manager's range allocator).
+    /// Give every Node a `spec.podCIDR` from `--cluster-cidr`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub allocate_node_cidrs: bool,
+    /// The range pods' addresses come from, split into one range per Node.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    /// The prefix length of each Node's range.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
 }
 
 /// Parses `300ms`, `10s`, `5m`, `1h`.
@@ -150,6 +160,9 @@ impl Config {
             horizontal_pod_autoscaler_downscale_stabilization: Duration::from_secs(300),
             horizontal_pod_autoscaler_cpu_initialization_period: Duration::from_secs(300),
             horizontal_pod_autoscaler_initial_readiness_delay: Duration::from_secs(30),
+            allocate_node_cidrs: true,
+            cluster_cidr: "10.244.0.0/16".into(),
+            node_cidr_mask_size: 24,
         }
     }
 }

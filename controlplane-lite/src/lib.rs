@@ -189,6 +189,12 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
                 hpa_initial_readiness_delay: cfg.horizontal_pod_autoscaler_initial_readiness_delay,
                 apiserver_endpoint,
                 load_balancer_pool: lb_pool,
+                node_ipam: cfg.allocate_node_cidrs.then(|| {
+                    controllers::nodeipam::NodeIpamSettings {
+                        cluster_cidr: cfg.cluster_cidr.clone(),
+                        node_cidr_mask_size: cfg.node_cidr_mask_size,
+                    }
+                }),
                 ..Default::default()
             },
         )

@@ -1,6 +1,6 @@
 //! `skiff down`: removes everything `skiff up` made on this machine — pods and their
-//! containers, containerd, sandboxes, volumes, cgroups, the pod network's bridge and
-//! firewall table, and the state directory.
+//! containers, containerd, sandboxes, volumes, cgroups, the pod network's bridge,
+//! firewall table, VXLAN device and routes, and the state directory.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

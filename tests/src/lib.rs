@@ -472,6 +472,10 @@ impl AgentNode {
             self.cgroup_root(),
             "--node-ip".into(),
             "127.0.0.1".into(),
+            // Several test nodes share this machine's network namespace: none of them
+            // routes to the others' pods.
+            "--pod-network".into(),
+            "none".into(),
         ];
         if !self
             .extra

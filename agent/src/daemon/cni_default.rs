@@ -13,10 +13,18 @@ pub const DEFAULT_BRIDGE: &str = "skiff0";
 /// The nftables table (and iptables chain prefix) of the default network.
 pub const DEFAULT_FIREWALL_TABLE: &str = "skiff";
 
-/// The default configuration list for `pod_cidr`, keeping its state under `root_dir/cni`.
-pub fn default_conflist(root_dir: &Path, pod_cidr: &str) -> serde_json::Value {
+/// The default configuration list for `pod_cidr`, keeping its state under `root_dir/cni`;
+/// pod traffic to `non_masquerade` ranges (the cluster's pod range, when pods on other
+/// nodes are routed to) keeps its source address; `mtu` is the pods' link MTU (below the
+/// node's when pod traffic is tunnelled).
+pub fn default_conflist(
+    root_dir: &Path,
+    pod_cidr: &str,
+    non_masquerade: &[&str],
+    mtu: Option<u32>,
+) -> serde_json::Value {
     let cni = root_dir.join("cni");
-    json!({
+    let mut v = json!({
         "cniVersion": "1.1.0",
         "name": "skiff",
         "plugins": [{
@@ -36,12 +44,25 @@ pub fn default_conflist(root_dir: &Path, pod_cidr: &str) -> serde_json::Value {
                 "routes": [{"dst": "0.0.0.0/0"}],
             },
         }],
-    })
+    });
+    if !non_masquerade.is_empty() {
+        v["plugins"][0]["nonMasqueradeCIDRs"] = json!(non_masquerade);
+    }
+    if let Some(mtu) = mtu {
+        v["plugins"][0]["mtu"] = json!(mtu);
+    }
+    v
 }
 
 /// Writes the default configuration into `conf_dir` unless a configuration is there already
 /// (the node's own choice wins).
-pub fn ensure(conf_dir: &Path, root_dir: &Path, pod_cidr: &str) -> std::io::Result<()> {
+pub fn ensure(
+    conf_dir: &Path,
+    root_dir: &Path,
+    pod_cidr: &str,
+    non_masquerade: &[&str],
+    mtu: Option<u32>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(conf_dir)?;
     let has_config = std::fs::read_dir(conf_dir)?.flatten().any(|e| {
         let name = e.file_name();
@@ -53,8 +74,9 @@ pub fn ensure(conf_dir: &Path, root_dir: &Path, pod_cidr: &str) -> std::io::Resu
     if has_config {
         return Ok(());
     }
-    let text = serde_json::to_vec_pretty(&default_conflist(root_dir, pod_cidr))
-        .map_err(std::io::Error::other)?;
+    let text =
+        serde_json::to_vec_pretty(&default_conflist(root_dir, pod_cidr, non_masquerade, mtu))
+            .map_err(std::io::Error::other)?;
     let tmp = conf_dir.join(format!(".{FILE}.tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, conf_dir.join(FILE))
@@ -70,7 +92,14 @@ mod tests {
     fn written_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("net.d");
-        ensure(&conf, dir.path(), "10.244.3.0/24").unwrap();
+        ensure(
+            &conf,
+            dir.path(),
+            "10.244.3.0/24",
+            &["10.244.0.0/16"],
+            Some(1450),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(conf.join(FILE)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["name"], "skiff");
@@ -79,13 +108,20 @@ mod tests {
         assert_eq!(bridge["bridge"], DEFAULT_BRIDGE);
         assert_eq!(bridge["firewallTable"], DEFAULT_FIREWALL_TABLE);
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.244.3.0/24");
+        assert_eq!(bridge["nonMasqueradeCIDRs"], json!(["10.244.0.0/16"]));
+        assert_eq!(bridge["mtu"], 1450);
+        assert!(
+            default_conflist(dir.path(), "10.244.3.0/24", &[], None)["plugins"][0]
+                .get("nonMasqueradeCIDRs")
+                .is_none()
+        );
         assert_eq!(
             bridge["ipam"]["dataDir"],
             dir.path().join("cni/ipam").display().to_string()
         );
         // A configuration of the node's own is left alone.
         std::fs::write(conf.join(FILE), "{}").unwrap();
-        ensure(&conf, dir.path(), "10.244.3.0/24").unwrap();
+        ensure(&conf, dir.path(), "10.244.3.0/24", &[], None).unwrap();
         assert_eq!(std::fs::read_to_string(conf.join(FILE)).unwrap(), "{}");
     }
 }

@@ -165,6 +165,13 @@ pub async fn down(cfg: &AgentConfig) -> Leftovers {
         Err(e) => left.note(format!("cgroups: {e}")),
     }
 
+    // The pod network: the VXLAN device and the agent's routes (in this network namespace).
+    if cfg.pod_network != crate::network::Mode::None {
+        for problem in crate::network::down() {
+            left.note(problem);
+        }
+    }
+
     unmount_all(&cfg.root_dir, &mut left);
     if let Err(e) = std::fs::remove_dir_all(&cfg.root_dir)
         && e.kind() != std::io::ErrorKind::NotFound

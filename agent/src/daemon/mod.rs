@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::cgroups::{self, CgroupConfig};
+use crate::network::{self, Mode};
 use crate::node::{NodeConfig, NodeReporter};
 use crate::pods::admission::NodeResources;
 use crate::pods::api::KubePodApi;
@@ -82,8 +83,17 @@ pub struct AgentConfig {
     /// Where the CNI configuration is; `None` is `root_dir/cni/net.d`, where the agent
     /// writes a skiff-bridge configuration when there is none.
     pub cni_conf_dir: Option<PathBuf>,
-    /// The pod network of the configuration the agent writes.
-    pub pod_cidr: String,
+    /// The node's pod range (`--pod-cidr`): the Node registers with it and the written
+    /// configuration uses it. `None` waits for the control plane's node IPAM to give the
+    /// Node one.
+    pub pod_cidr: Option<String>,
+    /// How pods reach pods on other nodes (`--pod-network`).
+    pub pod_network: crate::network::Mode,
+    /// The range of every node's pod range (`--cluster-cidr`): pod traffic to it keeps its
+    /// source address.
+    pub cluster_cidr: String,
+    /// How long the agent waits for its Node's `spec.podCIDR`.
+    pub pod_cidr_timeout: Duration,
     pub max_pods: u32,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
@@ -121,7 +131,10 @@ impl AgentConfig {
             containerd_socket: None,
             cni_bin_dirs: default_cni_bin_dirs(),
             cni_conf_dir: None,
-            pod_cidr: "10.244.0.0/24".into(),
+            pod_cidr: None,
+            pod_network: crate::network::Mode::Vxlan,
+            cluster_cidr: "10.244.0.0/16".into(),
+            pod_cidr_timeout: Duration::from_secs(120),
             max_pods: 110,
             cluster_dns: vec![IpAddr::from([10, 96, 0, 10])],
             cluster_domain: "cluster.local".into(),
@@ -161,6 +174,36 @@ pub fn default_cni_bin_dirs() -> Vec<PathBuf> {
     }
     dirs.extend(["/opt/cni/bin".into(), "/usr/lib/cni".into()]);
     dirs
+}
+
+/// The network configuration the agent writes when it is given no directory.
+struct DefaultNetwork<'a> {
+    root_dir: &'a Path,
+    conf_dir: &'a Path,
+    mode: Mode,
+    cluster_cidr: &'a str,
+    node_ip: Option<IpAddr>,
+}
+
+impl DefaultNetwork<'_> {
+    fn write(&self, pod_cidr: &str) -> Result<()> {
+        // Between nodes, pods see each other's own addresses: traffic to the cluster's
+        // range is not masqueraded.
+        let keep_source: Vec<&str> = match self.mode {
+            Mode::None => Vec::new(),
+            _ => vec![self.cluster_cidr],
+        };
+        // Tunnelled pod traffic carries VXLAN's headers: pods' links are as much smaller
+        // as the VXLAN device's.
+        let mtu = match (self.mode, self.node_ip) {
+            (Mode::Vxlan, Some(IpAddr::V4(ip))) => network::vxlan::underlay(ip)
+                .ok()
+                .map(|(_, mtu)| mtu.saturating_sub(network::VXLAN_OVERHEAD)),
+            _ => None,
+        };
+        cni_default::ensure(self.conf_dir, self.root_dir, pod_cidr, &keep_source, mtu)
+            .context("writing the default CNI configuration")
+    }
 }
 
 /// A running agent. Dropping it leaves pods running (as stopping kubelet does); call
@@ -288,6 +331,7 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         node_ip: cfg.node_ip,
         labels: cfg.node_labels.iter().cloned().collect(),
         daemon_port: cfg.port,
+        pod_cidr: cfg.pod_cidr.clone(),
     };
     let mut reporter = NodeReporter::new(client.clone(), node_cfg, runtime_version(&version));
     let facts = reporter.facts().clone();
@@ -299,9 +343,16 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
     ];
 
     let conf_dir = cfg.cni_conf_dir();
-    if cfg.cni_conf_dir.is_none() {
-        cni_default::ensure(&conf_dir, &cfg.root_dir, &cfg.pod_cidr)
-            .context("writing the default CNI configuration")?;
+    let network = DefaultNetwork {
+        root_dir: &cfg.root_dir,
+        conf_dir: &conf_dir,
+        mode: cfg.pod_network,
+        cluster_cidr: &cfg.cluster_cidr,
+        node_ip: node_ips.first().copied(),
+    };
+    let writes_config = cfg.cni_conf_dir.is_none();
+    if writes_config && let Some(c) = &cfg.pod_cidr {
+        network.write(c)?;
     }
     let cni_source = health::CniSource {
         conf_dir: conf_dir.clone(),
@@ -310,6 +361,8 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
     };
     let (cni, cni_error) = match cni_source.load() {
         Ok(c) => (Some(c), None),
+        // Written once the control plane gives the node its range: expected.
+        Err(e) if writes_config && cfg.pod_cidr.is_none() => (None, Some(e)),
         Err(e) => {
             tracing::warn!(error = %e, "no usable CNI configuration yet; only host-network pods can run");
             (None, Some(e))
@@ -358,6 +411,78 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         .register(&health)
         .await
         .context("registering the node")?;
+
+    // Without a range of its own the node waits for the control plane's, then writes the
+    // network configuration for it.
+    let needs_range = writes_config || cfg.pod_network != Mode::None;
+    let mut late_config: Option<Option<String>> = None;
+    let pod_cidr = match (&cfg.pod_cidr, needs_range) {
+        (Some(c), _) => {
+            // A Node registered before with another range keeps it (podCIDR is set once):
+            // the other nodes route that one here.
+            if cfg.pod_network != Mode::None
+                && let Ok(held) =
+                    network::wait_for_pod_cidr(client.clone(), &cfg.node_name, Duration::ZERO).await
+                && held.to_string() != *c
+            {
+                tracing::warn!(node = %cfg.node_name, pod_cidr = %c, node_pod_cidr = %held, "the Node holds another pod range than --pod-cidr; other nodes route the Node's to this one");
+            }
+            Some(c.clone())
+        }
+        (None, true) => {
+            let c =
+                network::wait_for_pod_cidr(client.clone(), &cfg.node_name, cfg.pod_cidr_timeout)
+                    .await
+                    .context("waiting for the node's pod range")?
+                    .to_string();
+            if writes_config {
+                network.write(&c)?;
+                late_config = Some(match cni_source.load() {
+                    Ok(cni) => {
+                        sandbox.set_cni(Some(cni));
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the written network configuration does not load");
+                        Some(e)
+                    }
+                });
+            }
+            Some(c)
+        }
+        (None, false) => None,
+    };
+    let health = match &late_config {
+        Some(error) => health::check(runtime.as_ref(), &sandbox, error.as_deref()).await,
+        None => health,
+    };
+    let pod_network = match (cfg.pod_network, pod_cidr) {
+        (Mode::None, _) | (_, None) => None,
+        (mode, Some(c)) => {
+            let pod_cidr = c.parse().with_context(|| format!("the pod range {c}"))?;
+            let node_ip = match node_ips.first() {
+                Some(IpAddr::V4(ip)) => *ip,
+                other => {
+                    return Err(StartError {
+                        context: "the pod network".into(),
+                        source: format!("--pod-network {mode} needs an IPv4 node address (--node-ip), not {other:?}").into(),
+                    });
+                }
+            };
+            let pn = network::PodNetwork {
+                mode,
+                node_name: cfg.node_name.clone(),
+                node_ip,
+                pod_cidr,
+                resync: Duration::from_secs(30),
+            };
+            Some(
+                pn.start(client.clone())
+                    .await
+                    .with_context(|| format!("starting the {mode} pod network"))?,
+            )
+        }
+    };
     let (health_tx, health_rx) = watch::channel(health);
 
     let ctx = Arc::new(PodContext {
@@ -391,7 +516,7 @@ pub async fn run(cfg: AgentConfig) -> Result<Agent> {
         .await
         .context("listing containers left by an earlier run")?;
 
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<_> = pod_network.into_iter().collect();
     if let Some(port) = cfg.port {
         let state = Arc::new(ApiState {
             pods: manager.running(),

@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub labels: BTreeMap<String, String>,
     /// The agent's HTTPS port, published as status.daemonEndpoints.
     pub daemon_port: Option<u16>,
+    /// A pod range the node registers with (`--pod-cidr`); `None` leaves it to the control
+    /// plane's node IPAM.
+    pub pod_cidr: Option<String>,
 }
 
 pub struct NodeReporter {
@@ -105,6 +108,15 @@ impl NodeReporter {
                 labels: Some(labels.clone()),
                 ..Default::default()
             },
+            spec: self
+                .cfg
+                .pod_cidr
+                .as_ref()
+                .map(|c| k8s_openapi::api::core::v1::NodeSpec {
+                    pod_cidr: Some(c.clone()),
+                    pod_cidrs: Some(vec![c.clone()]),
+                    ..Default::default()
+                }),
             ..Default::default()
         };
         match api.create(&PostParams::default(), &node).await {

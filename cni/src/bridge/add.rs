@@ -199,6 +199,11 @@ async fn add_steps(
             } else {
                 Vec::new()
             },
+            non_masquerade: if bc.ip_masq {
+                bc.non_masquerade_cidrs.clone()
+            } else {
+                Vec::new()
+            },
             port_mappings: rt.port_mappings.clone(),
             container_ips: first_of_each_family(&result),
             spoof_check: container_mac

@@ -45,6 +45,10 @@ pub struct BridgeConf {
     /// without the netns or a prevResult.
     #[serde(default = "default_state_dir")]
     pub state_dir: String,
+    /// skiff's own: with `ipMasq`, pod traffic to these ranges keeps its source address
+    /// too (the cluster's pod range, when other nodes' pods are routed to).
+    #[serde(default, rename = "nonMasqueradeCIDRs")]
+    pub non_masquerade_cidrs: Vec<ipnet::IpNet>,
     #[serde(default)]
     pub args: Option<Value>,
 }
@@ -65,6 +69,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "firewallBackend",
     "firewallTable",
     "stateDir",
+    "nonMasqueradeCIDRs",
 ];
 
 /// Keys of the reference plugin that skiff-bridge does not implement: refused with

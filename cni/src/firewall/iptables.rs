@@ -121,7 +121,11 @@ fn render(
                 m.pod, n.masq
             ));
         }
-        for m in &masq {
+        for m in rules
+            .masquerade_exceptions()
+            .into_iter()
+            .filter(|m| m.family == f)
+        {
             out.rules.push(format!(
                 "-A {} -s {}/{len} -d {} -j RETURN",
                 n.masq, m.pod, m.subnet
@@ -420,6 +424,7 @@ mod tests {
             }],
             container_ips: vec!["10.22.0.5".parse().unwrap()],
             spoof_check: None,
+            non_masquerade: Vec::new(),
         }
     }
 
@@ -435,6 +440,30 @@ mod tests {
         assert_ne!(
             names("skiff-cni", &AttachmentKey::new("net", "c1", "eth1")).tag,
             n.tag
+        );
+    }
+
+    #[test]
+    fn non_masquerade_ranges_return_before_the_masquerade() {
+        let r = Rules {
+            non_masquerade: vec!["10.244.0.0/16".parse().unwrap()],
+            port_mappings: Vec::new(),
+            ..rules()
+        };
+        let out = render("p", &key(), &r, Family::V4).unwrap();
+        let m = names("p", &key()).masq;
+        let masq: Vec<&String> = out
+            .rules
+            .iter()
+            .filter(|l| l.starts_with(&format!("-A {m} ")))
+            .collect();
+        assert_eq!(
+            masq,
+            [
+                &format!("-A {m} -s 10.22.0.5/32 -d 10.22.0.0/16 -j RETURN"),
+                &format!("-A {m} -s 10.22.0.5/32 -d 10.244.0.0/16 -j RETURN"),
+                &format!("-A {m} ! -d 224.0.0.0/4 -j MASQUERADE"),
+            ]
         );
     }
 

@@ -222,7 +222,7 @@ fn elements(rules: &Rules) -> Result<Vec<Element>, FirewallError> {
             out.push(e);
         }
     };
-    for m in rules.masquerades() {
+    for m in rules.masquerade_exceptions() {
         push(Element {
             table: Table::Inet,
             set: of_family(m.family, "masq4", "masq6"),
@@ -717,6 +717,7 @@ mod tests {
             ],
             container_ips: vec!["10.22.0.5".parse().unwrap(), "fd00:22::5".parse().unwrap()],
             spoof_check: None,
+            non_masquerade: Vec::new(),
         }
     }
 
@@ -740,6 +741,30 @@ mod tests {
                 "hairpin6 \"cni0\" . tcp . 8080",
                 "hostipport4 192.168.1.2 . udp . 5353 : 10.22.0.5 . 53",
                 "hairpinip4 \"cni0\" . 192.168.1.2 . udp . 5353",
+            ]
+        );
+    }
+
+    #[test]
+    fn non_masquerade_ranges_are_own_networks_too() {
+        let r = Rules {
+            non_masquerade: vec!["10.244.0.0/16".parse().unwrap()],
+            port_mappings: Vec::new(),
+            ..rules()
+        };
+        let got: Vec<String> = elements(&r)
+            .unwrap()
+            .iter()
+            .map(|e| format!("{} {}", e.set, e.script()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "masq4 10.22.0.5",
+                "ownnet4 10.22.0.5 . 10.22.0.0/16",
+                "ownnet4 10.22.0.5 . 10.244.0.0/16",
+                "masq6 fd00:22::5",
+                "ownnet6 fd00:22::5 . fd00:22::/64",
             ]
         );
     }

@@ -153,6 +153,9 @@ pub struct Rules {
     /// records written before it existed, and from those of attachments without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spoof_check: Option<SpoofCheck>,
+    /// Ranges masqueraded pods reach with their own address, besides their subnet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_masquerade: Vec<IpNet>,
 }
 
 /// Frames entering the bridge from `port` whose source MAC is not `mac` are dropped.
@@ -346,6 +349,33 @@ impl Rules {
             .collect()
     }
 
+    /// For each masqueraded pod, the ranges it reaches unmasqueraded: its subnet, then
+    /// the `non_masquerade` ranges of its family. Of two ranges one inside the other only
+    /// the wider is kept: nftables' interval sets refuse overlapping elements, and the
+    /// narrower adds nothing.
+    pub(super) fn masquerade_exceptions(&self) -> Vec<Masquerade> {
+        let mut out = Vec::new();
+        for m in self.masquerades() {
+            let mut nets = vec![m.subnet];
+            nets.extend(
+                self.non_masquerade
+                    .iter()
+                    .map(IpNet::trunc)
+                    .filter(|n| Family::of(n.addr()) == m.family),
+            );
+            for (i, n) in nets.iter().enumerate() {
+                let covered = nets
+                    .iter()
+                    .enumerate()
+                    .any(|(j, o)| j != i && o.contains(n) && (o != n || j < i));
+                if !covered {
+                    out.push(Masquerade { subnet: *n, ..m });
+                }
+            }
+        }
+        out
+    }
+
     /// Families this attachment programs anything for.
     pub(super) fn families(&self) -> Vec<Family> {
         let mut fams: Vec<Family> = self
@@ -380,6 +410,7 @@ mod tests {
             port_mappings: mappings,
             container_ips: vec!["10.22.0.5".parse().unwrap(), "fd00::5".parse().unwrap()],
             spoof_check: None,
+            non_masquerade: Vec::new(),
         }
     }
 
@@ -424,6 +455,25 @@ mod tests {
     #[test]
     fn zero_port_is_rejected() {
         assert!(rules(vec![mapping(0, None)]).validate().is_err());
+    }
+
+    #[test]
+    fn non_masquerade_ranges_keep_the_widest_of_nested_ones() {
+        let mut r = rules(vec![]);
+        r.non_masquerade = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "10.22.7.0/24".parse().unwrap(),
+            "192.168.0.0/16".parse().unwrap(),
+            "192.168.0.0/16".parse().unwrap(),
+            "fd00::/8".parse().unwrap(),
+        ];
+        let got: Vec<String> = r
+            .masquerade_exceptions()
+            .iter()
+            .filter(|m| m.family == Family::V4)
+            .map(|m| format!("{} {}", m.pod, m.subnet))
+            .collect();
+        assert_eq!(got, ["10.22.0.5 10.0.0.0/8", "10.22.0.5 192.168.0.0/16"]);
     }
 
     #[test]

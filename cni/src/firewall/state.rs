@@ -234,6 +234,7 @@ mod tests {
                 }],
                 container_ips: vec!["10.22.0.5".parse().unwrap()],
                 spoof_check: None,
+                non_masquerade: Vec::new(),
             },
         }
     }

@@ -168,6 +168,9 @@ pub struct Settings {
     pub apiserver_endpoint: Option<std::net::SocketAddr>,
     /// The addresses LoadBalancer Services get (`--load-balancer-pool`); empty: none.
     pub load_balancer_pool: crate::controllers::service_lb::pool::Pool,
+    /// Node IPAM (`--allocate-node-cidrs`, `--cluster-cidr`, `--node-cidr-mask-size`);
+    /// `None` allocates nothing.
+    pub node_ipam: Option<super::nodeipam::NodeIpamSettings>,
 }
 
 impl Default for Settings {
@@ -187,6 +190,7 @@ impl Default for Settings {
             hpa_initial_readiness_delay: Duration::from_secs(30),
             apiserver_endpoint: None,
             load_balancer_pool: Default::default(),
+            node_ipam: None,
         }
     }
 }

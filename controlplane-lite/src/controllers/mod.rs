@@ -21,6 +21,7 @@ pub mod hpa;
 pub mod job;
 pub mod namespace;
 pub mod namespace_cache;
+pub mod nodeipam;
 pub mod nodes;
 pub mod pod_util;
 pub mod replica_set;
@@ -69,6 +70,7 @@ pub fn spawn_workloads(
 pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![crate::scheduler::start(ctx)];
     tasks.extend(nodes::start(ctx));
+    tasks.extend(nodeipam::start(ctx));
     tasks.extend(volumes::start(ctx));
     tasks.extend(statefulset::start(ctx));
     tasks.extend(daemonset::start(ctx));
