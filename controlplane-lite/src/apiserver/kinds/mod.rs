@@ -195,7 +195,10 @@ pub fn prepare_update(
     old: &Value,
     subresource: Option<&str>,
 ) {
-    generic_prepare_update(info, new, old, subresource);
+    // An approval takes the new conditions only: the generic strategy would keep the old.
+    if subresource != Some("approval") {
+        generic_prepare_update(info, new, old, subresource);
+    }
     if info.kind == csr::KIND {
         csr::prepare_update(new, old, subresource);
     }

@@ -14,6 +14,7 @@ mod decoder;
 pub mod schema;
 mod tables;
 mod tables_autoscaling;
+mod tables_certificates;
 pub mod wire;
 
 #[cfg(test)]
