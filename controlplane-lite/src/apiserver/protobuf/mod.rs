@@ -21,6 +21,8 @@ pub mod wire;
 mod tests;
 #[cfg(test)]
 mod tests_autoscaling;
+#[cfg(test)]
+mod tests_certificates;
 
 use serde_json::{Map, Value};
 
