@@ -178,6 +178,25 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// When the client certificate in the kubeconfig at `path` stops being valid; `None` when
+/// there is no such file or it holds no certificate that parses.
+pub fn kubeconfig_cert_expiry(path: &Path) -> Option<jiff::Timestamp> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let b64 = doc
+        .get("users")?
+        .get(0)?
+        .get("user")?
+        .get("client-certificate-data")?
+        .as_str()?;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let (_, p) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&p.contents).ok()?;
+    jiff::Timestamp::from_second(cert.validity().not_after.timestamp()).ok()
+}
+
 /// Runs the TLS bootstrap; returns the path of the node kubeconfig it wrote.
 pub async fn bootstrap(opts: &JoinOptions) -> anyhow::Result<PathBuf> {
     let server = opts.server.trim_end_matches('/').to_string();

@@ -52,11 +52,23 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         timeout: Duration::from_secs(args.timeout_seconds),
     };
-    let kubeconfig = join::bootstrap(&opts).await?;
-    println!(
-        "node {node_name} has its credentials: {}",
-        kubeconfig.display()
-    );
+    // As the kubelet does, credentials from an earlier join are used while they are
+    // valid, so a restart needs no (possibly expired) token.
+    let existing = args.data_dir.join("node.kubeconfig");
+    let kubeconfig = match join::kubeconfig_cert_expiry(&existing) {
+        Some(until) if until > jiff::Timestamp::now() => {
+            println!(
+                "node {node_name} uses its existing credentials: {} (valid until {until})",
+                existing.display()
+            );
+            existing
+        }
+        _ => {
+            let path = join::bootstrap(&opts).await?;
+            println!("node {node_name} has its credentials: {}", path.display());
+            path
+        }
+    };
     if args.bootstrap_only {
         return Ok(());
     }

@@ -325,11 +325,31 @@ fn skiff_join_gets_the_node_its_own_credentials() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
+    // A second join finds the credentials and needs no token.
+    let mut again: Vec<String> = join.clone();
+    let at = again
+        .iter()
+        .position(|a| a == "--token")
+        .expect("token flag");
+    again[at + 1] = "zzzzzz.zzzzzzzzzzzzzzzz".into();
+    let mut args: Vec<&str> = again.iter().map(String::as_str).collect();
+    args.extend([
+        "--node-name",
+        "n1",
+        "--data-dir",
+        node_dir_s,
+        "--bootstrap-only",
+    ]);
+    let out = stdout_ok(skiff(&args), "skiff join again");
+    assert!(out.contains("uses its existing credentials"), "{out}");
+
     let table = cp.kubectl_ok(&["get", "csr"]);
-    let row = table
+    let rows: Vec<&str> = table
         .lines()
-        .find(|l| l.starts_with("node-csr-"))
-        .unwrap_or_else(|| panic!("no node CSR in\n{table}"));
+        .filter(|l| l.starts_with("node-csr-"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    let row = rows[0];
     assert!(
         row.contains("kubernetes.io/kube-apiserver-client-kubelet"),
         "{row}"
