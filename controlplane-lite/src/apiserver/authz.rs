@@ -12,7 +12,7 @@ use http::Method;
 use serde_json::json;
 
 use super::bootstrap_token::BOOTSTRAPPERS_GROUP;
-use super::route::{self, ResourceRequest, Route};
+use super::route::{self, Query, ResourceRequest, Route};
 use super::server::Identity;
 use super::status::ApiError;
 
@@ -33,8 +33,8 @@ pub enum Decision {
 pub struct Attributes<'a> {
     pub method: &'a Method,
     pub path: &'a str,
-    /// `?watch=true` on a collection.
-    pub watch: bool,
+    /// The raw query string (read only for the restricted identities).
+    pub query: Option<&'a str>,
 }
 
 /// Whether `id` (`None`: no credentials) may make the request.
@@ -105,7 +105,7 @@ pub fn verb(attrs: &Attributes<'_>, res: &ResourceRequest) -> &'static str {
     let named = res.name.is_some();
     match *attrs.method {
         Method::GET | Method::HEAD if named => "get",
-        Method::GET | Method::HEAD if attrs.watch => "watch",
+        Method::GET | Method::HEAD if Query::parse(attrs.query).flag("watch") => "watch",
         Method::GET | Method::HEAD => "list",
         Method::POST => "create",
         Method::PUT => "update",
@@ -169,14 +169,16 @@ mod tests {
     }
 
     fn decide(id: Option<&Identity>, method: Method, path: &str) -> Decision {
-        let watch = path.contains("watch=true");
-        let path = path.split('?').next().unwrap_or(path);
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
         authorize(
             id,
             &Attributes {
                 method: &method,
                 path,
-                watch,
+                query,
             },
         )
     }

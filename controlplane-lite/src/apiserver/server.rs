@@ -195,7 +195,7 @@ async fn dispatch(
     let attrs = authz::Attributes {
         method: &method,
         path: &path,
-        watch: Query::parse(req.uri().query()).flag("watch"),
+        query: req.uri().query(),
     };
     let decision = authz::authorize(identity.as_ref(), &attrs);
     let resp = match (authz::error(&decision, &path), identity) {
