@@ -112,3 +112,46 @@ pub async fn run(api: &Api, dns_ip: Option<Ipv4Addr>) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// The kubeconfig kubeadm publishes in `kube-public/cluster-info`: the cluster's address
+/// and CA, no user. Joining nodes read it anonymously and pin the CA by its hash.
+pub fn cluster_info_kubeconfig(server: &str, ca_pem: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes());
+    format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {{}}\nusers: null\n"
+    )
+}
+
+/// Writes `kube-public/cluster-info`, or brings it up to date when the address or CA
+/// changed since the last start.
+pub async fn cluster_info(api: &Api, server: &str, ca_pem: &str) -> Result<(), ApiError> {
+    let cms = info("", "configmaps")?;
+    let kubeconfig = cluster_info_kubeconfig(server, ca_pem);
+    let ns = crate::apiserver::authz::CLUSTER_INFO_NAMESPACE;
+    let name = crate::apiserver::authz::CLUSTER_INFO;
+    match api.read(cms, Some(ns), name).await? {
+        None => {
+            ensure(
+                api,
+                cms,
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "namespace": ns},
+                       "data": {"kubeconfig": kubeconfig}}),
+            )
+            .await
+        }
+        Some((mut cm, kv)) => {
+            if cm.pointer("/data/kubeconfig").and_then(Value::as_str) == Some(&kubeconfig) {
+                return Ok(());
+            }
+            cm["data"]["kubeconfig"] = json!(kubeconfig);
+            let bytes = crate::apiserver::handlers::encode_for_store(&cm)?;
+            api.store
+                .update(&api.key(cms, Some(ns), name), bytes, kv.mod_revision)
+                .await
+                .map(|_| ())
+                .map_err(|e| ApiError::from_store(cms, name, e))
+        }
+    }
+}

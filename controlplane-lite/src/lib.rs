@@ -157,6 +157,12 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
     bootstrap::run(&api, dns_ip)
         .await
         .map_err(|e| RunError::Bootstrap(e.to_string()))?;
+    // Joining nodes reach the advertised address when there is one.
+    let public_address =
+        apiserver_endpoint.map_or_else(|| server_address.clone(), |a| a.to_string());
+    bootstrap::cluster_info(&api, &format!("https://{public_address}"), &pki.ca_pem)
+        .await
+        .map_err(|e| RunError::Bootstrap(e.to_string()))?;
     let tls = server::tls_config(&pki.ca_pem, &pki.serving_cert_pem, &pki.serving_key_pem)?;
     let mut auth = Authenticator::default();
     auth.tokens.insert(
@@ -195,6 +201,8 @@ pub async fn start(cfg: Config) -> Result<Running, RunError> {
                         node_cidr_mask_size: cfg.node_cidr_mask_size,
                     }
                 }),
+                cluster_signing_cert_file: Some(pki.dir.join(pki::CA_CERT)),
+                cluster_signing_key_file: Some(pki.dir.join(pki::CA_KEY)),
                 ..Default::default()
             },
         )

@@ -47,8 +47,8 @@ pub struct Pki {
     pub kubelet_client_key_pem: String,
 }
 
-const CA_CERT: &str = "ca.crt";
-const CA_KEY: &str = "ca.key";
+pub const CA_CERT: &str = "ca.crt";
+pub const CA_KEY: &str = "ca.key";
 const SERVING_CERT: &str = "apiserver.crt";
 const SERVING_KEY: &str = "apiserver.key";
 const ADMIN_CERT: &str = "admin.crt";

@@ -108,8 +108,11 @@ fn serves_at_once_and_refuses_anonymous() {
     assert_eq!(code, 401);
     let (code, body) = curl(&cp, &[&url], Some(&cp.admin_token()));
     assert_eq!(code, 200, "{body}");
+    // Health and version are public (kube-apiserver's system:public-info-viewer).
     let (code, _) = curl(&cp, &[&format!("{}/version", cp.url())], None);
-    assert_eq!(code, 401, "health and version need credentials too");
+    assert_eq!(code, 200, "version is public");
+    let (code, _) = curl(&cp, &[&format!("{}/api", cp.url())], None);
+    assert_eq!(code, 401, "discovery needs credentials");
     let version = cp.kubectl_ok(&["version", "-o", "json"]);
     assert!(
         json_of(&version)["serverVersion"]["gitVersion"]

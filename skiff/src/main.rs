@@ -11,6 +11,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod down;
 mod image;
+mod join;
+mod node;
+mod token;
 mod up;
 
 #[derive(Parser)]
@@ -42,6 +45,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: image::ImageCmd,
     },
+    /// Bootstrap tokens that let nodes join (`skiff join`).
+    Token {
+        #[command(subcommand)]
+        cmd: token::TokenCmd,
+    },
+    /// Join this machine to a cluster as a node: get its own credentials with a bootstrap
+    /// token, then run the node agent and proxy with them.
+    Join(node::JoinArgs),
     /// Benchmarks against the reference tools on this machine.
     Bench {
         #[command(subcommand)]
@@ -73,6 +84,8 @@ async fn cli_main() -> anyhow::Result<()> {
         Cmd::Up { data_dir, port } => up::run(data_dir, port).await.context("skiff up"),
         Cmd::Down { data_dir } => down::run(data_dir).await.context("skiff down"),
         Cmd::Image { cmd } => image::run(cmd).await,
+        Cmd::Token { cmd } => token::run(cmd).await.context("skiff token"),
+        Cmd::Join(args) => node::run(args).await.context("skiff join"),
         Cmd::Bench { which } => bench::run(which).await,
     }
 }

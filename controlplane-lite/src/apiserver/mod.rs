@@ -1,6 +1,8 @@
 //! The Kubernetes REST API server.
 
 pub mod alloc;
+pub mod authz;
+pub mod bootstrap_token;
 pub mod codec;
 pub mod conversion;
 pub mod discovery;

@@ -389,6 +389,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE,
         "io.k8s.api.storage.v1.StorageClass"
     ),
+    res!(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+        NONE,
+        &["status", "approval"],
+        "io.k8s.api.certificates.v1.CertificateSigningRequest"
+    ),
 ];
 
 /// The group/versions served, in discovery order (core first).

@@ -18,7 +18,7 @@ use super::handlers::{self, Api, MAX_BODY};
 use super::response::{self, Response};
 use super::route::{self, Query, Route};
 use super::status::ApiError;
-use super::{discovery, metrics, openapi};
+use super::{authz, discovery, metrics, openapi};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -45,17 +45,26 @@ pub struct Authenticator {
     pub tokens: HashMap<String, Identity>,
 }
 
+/// The bearer token of a request, if it carries one.
+fn bearer(req: &http::Request<Incoming>) -> Option<&str> {
+    let h = req
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    h.strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 impl Authenticator {
-    fn identify(&self, req: &http::Request<Incoming>) -> Option<Identity> {
-        let h = req
-            .headers()
-            .get(http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let token = h
-            .strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))?;
-        self.tokens.get(token.trim()).cloned()
+    /// The static tokens first, then bootstrap tokens (which need a read of their Secret).
+    async fn identify(&self, api: &Api, req: &http::Request<Incoming>) -> Option<Identity> {
+        let token = bearer(req)?;
+        if let Some(id) = self.tokens.get(token) {
+            return Some(id.clone());
+        }
+        super::bootstrap_token::authenticate(api, token).await
     }
 }
 
@@ -177,12 +186,21 @@ async fn dispatch(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let identity = cert_identity.or_else(|| auth.identify(&req));
+    let identity = match cert_identity {
+        Some(id) => Some(id),
+        None => auth.identify(&api, &req).await,
+    };
     let labels = metrics::RequestLabels::of(&method, &path, req.uri().query());
     let in_flight = labels.in_flight();
-    let resp = match identity {
-        None => response::error(&ApiError::new(401, "Unauthorized", "Unauthorized")),
-        Some(id) => route_request(&api, &id, req).await,
+    let attrs = authz::Attributes {
+        method: &method,
+        path: &path,
+        query: req.uri().query(),
+    };
+    let decision = authz::authorize(identity.as_ref(), &attrs);
+    let resp = match (authz::error(&decision, &path), identity) {
+        (Some(e), _) => response::error(&e),
+        (None, id) => route_request(&api, id, req).await,
     };
     drop(in_flight);
     labels.observe(resp.status().as_u16(), started.elapsed());
@@ -190,7 +208,12 @@ async fn dispatch(
     resp
 }
 
-async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incoming>) -> Response {
+/// `id` is `None` for the few anonymous requests the authorizer lets through.
+async fn route_request(
+    api: &Arc<Api>,
+    id: Option<Identity>,
+    req: http::Request<Incoming>,
+) -> Response {
     let (parts, body) = req.into_parts();
     if crate::metrics_api::handles(parts.uri.path()) {
         return crate::metrics_api::handle(
@@ -282,6 +305,7 @@ async fn route_request(api: &Arc<Api>, _id: &Identity, req: http::Request<Incomi
                 query,
                 headers: parts.headers,
                 body,
+                identity: id,
             };
             match handlers::handle(api, r).await {
                 Ok(resp) => resp,

@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
@@ -43,6 +44,7 @@ pub struct Informers {
     pub storage_classes: Informer<StorageClass>,
     pub leases: Informer<Lease>,
     pub hpas: Informer<HorizontalPodAutoscaler>,
+    pub csrs: Informer<CertificateSigningRequest>,
 }
 
 impl Informers {
@@ -76,6 +78,7 @@ impl Informers {
             storage_classes: start!(),
             leases: start!(),
             hpas: start!(),
+            csrs: start!(),
         };
         (informers, tasks)
     }
@@ -102,6 +105,7 @@ impl Informers {
             storage_classes: c.informer(),
             leases: c.informer(),
             hpas: c.informer(),
+            csrs: c.informer(),
         }
     }
 
@@ -126,6 +130,7 @@ impl Informers {
         self.storage_classes.synced().await;
         self.leases.synced().await;
         self.hpas.synced().await;
+        self.csrs.synced().await;
     }
 }
 
@@ -171,6 +176,12 @@ pub struct Settings {
     /// Node IPAM (`--allocate-node-cidrs`, `--cluster-cidr`, `--node-cidr-mask-size`);
     /// `None` allocates nothing.
     pub node_ipam: Option<super::nodeipam::NodeIpamSettings>,
+    /// The CA the CSR signer issues certificates with (`--cluster-signing-cert-file`,
+    /// `--cluster-signing-key-file`); `None` signs nothing.
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    pub cluster_signing_key_file: Option<PathBuf>,
+    /// The longest validity the signer gives (`--cluster-signing-duration`).
+    pub cluster_signing_duration: Duration,
 }
 
 impl Default for Settings {
@@ -191,6 +202,9 @@ impl Default for Settings {
             apiserver_endpoint: None,
             load_balancer_pool: Default::default(),
             node_ipam: None,
+            cluster_signing_cert_file: None,
+            cluster_signing_key_file: None,
+            cluster_signing_duration: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }

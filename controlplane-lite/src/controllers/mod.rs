@@ -8,6 +8,7 @@ use crate::apiserver::handlers::Api;
 pub mod apiserver_endpoints;
 #[cfg(test)]
 mod apps_fixtures;
+pub mod certificates;
 pub mod clock;
 pub mod compactor;
 pub mod context;
@@ -83,6 +84,7 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     tasks.extend(hpa::start(ctx));
     tasks.extend(apiserver_endpoints::start(ctx));
     tasks.extend(service_lb::start(ctx));
+    tasks.extend(certificates::start(ctx));
     tasks
 }
 

@@ -92,6 +92,8 @@ pub struct Request {
     pub query: Query,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who asks; `None` for the anonymous requests the authorizer allows.
+    pub identity: Option<super::server::Identity>,
 }
 
 impl Request {

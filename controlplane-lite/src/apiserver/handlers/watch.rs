@@ -281,5 +281,6 @@ fn without_paging(req: &Request) -> Request {
         query: q,
         headers: req.headers.clone(),
         body: req.body.clone(),
+        identity: req.identity.clone(),
     }
 }

@@ -163,6 +163,9 @@ pub async fn create(api: &Api, req: &Request) -> Reply {
     check_identity(req.res.served, req, &mut obj)?;
     let mut warnings = Vec::new();
     let mut obj = normalize(req, obj, &mut warnings)?;
+    if info.kind == kinds::csr::KIND {
+        kinds::csr::set_requester(&mut obj, req.identity.as_ref());
+    }
     let created = create_object(api, info, &mut obj, req.dry_run()).await?;
     let r = object_reply(req, StatusCode::CREATED, &created)?;
     Ok(with_warnings(r, &warnings))

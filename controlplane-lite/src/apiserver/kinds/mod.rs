@@ -7,6 +7,7 @@ use super::object;
 use super::registry::ResourceInfo;
 
 pub mod admission;
+pub mod csr;
 pub mod defaults;
 pub mod hpa;
 pub mod hpa_v1;
@@ -48,6 +49,9 @@ pub fn normalize(kind: &str, v: Value) -> Result<Value, String> {
         "Ingress" => through!(api::networking::v1::Ingress),
         "Lease" => through!(api::coordination::v1::Lease),
         "StorageClass" => through!(api::storage::v1::StorageClass),
+        "CertificateSigningRequest" => {
+            through!(api::certificates::v1::CertificateSigningRequest)
+        }
         "HorizontalPodAutoscaler" => through!(api::autoscaling::v2::HorizontalPodAutoscaler),
         other => Err(format!("no type for kind {other}")),
     }
@@ -186,6 +190,21 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
 /// Carries server-owned fields from `old` to `new` for an update of the main resource
 /// (`subresource == None`) or of `status`.
 pub fn prepare_update(
+    info: &ResourceInfo,
+    new: &mut Value,
+    old: &Value,
+    subresource: Option<&str>,
+) {
+    // An approval takes the new conditions only: the generic strategy would keep the old.
+    if subresource != Some("approval") {
+        generic_prepare_update(info, new, old, subresource);
+    }
+    if info.kind == csr::KIND {
+        csr::prepare_update(new, old, subresource);
+    }
+}
+
+fn generic_prepare_update(
     info: &ResourceInfo,
     new: &mut Value,
     old: &Value,

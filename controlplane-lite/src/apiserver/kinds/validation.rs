@@ -105,6 +105,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
             super::validation_batch::cron_job(obj, old, &mut c);
         }
         "Service" => service(obj, &mut c),
+        super::csr::KIND => super::csr::validate(obj, old, &mut c),
         "HorizontalPodAutoscaler" => super::hpa::validate(obj, old, &mut c),
         "ConfigMap" | "Secret" => {
             for field in ["data", "binaryData"] {

@@ -442,11 +442,11 @@ fn resource_items(r: &'static ResourceInfo, prefix: &str, gv: &str) -> Vec<PathI
         let path = format!("{object}/{sub}");
         let operations = match *sub {
             // The scale subresource speaks autoscaling/v1 Scale whatever the parent kind.
-            "status" | "scale" => {
-                let (def, gvk, title) = if *sub == "status" {
-                    (def, gvk, "Status")
-                } else {
-                    (SCALE, ("autoscaling", "v1", "Scale"), "Scale")
+            "status" | "scale" | "approval" => {
+                let (def, gvk, title) = match *sub {
+                    "status" => (def, gvk, "Status"),
+                    "approval" => (def, gvk, "Approval"),
+                    _ => (SCALE, ("autoscaling", "v1", "Scale"), "Scale"),
                 };
                 vec![
                     Operation::new(

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v1 as autoscaling, autoscaling::v2 as autoscaling_v2,
-    batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, networking::v1 as networking, storage::v1 as storage,
+    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, networking::v1 as networking,
+    storage::v1 as storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::SchemaSettings;
@@ -82,6 +83,7 @@ pub(super) fn add_definition(generator: &mut SchemaGenerator, definition: &str) 
         discovery::EndpointSlice,
         networking::Ingress,
         coordination::Lease,
+        certificates::CertificateSigningRequest,
         storage::StorageClass,
         autoscaling::Scale,
         autoscaling::HorizontalPodAutoscaler,

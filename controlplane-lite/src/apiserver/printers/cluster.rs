@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::Printer;
 use super::format::{
-    age, age_column, col, int, list, name, name_column, opt_bool, opt_text, row, text, wide,
+    age, age_column, col, int, list, name, name_column, opt_bool, opt_int, opt_text, row, text,
+    wide,
 };
 
 // ---- Lease ------------------------------------------------------------------
@@ -168,5 +169,74 @@ fn webhook_configuration(obj: &Value, now: Timestamp) -> Vec<Value> {
         name(obj),
         list(obj, "/webhooks").len() as i64,
         age(obj, now)
+    ]
+}
+
+// ---- CertificateSigningRequest ----------------------------------------------
+
+pub(super) static CERTIFICATE_SIGNING_REQUEST: Printer = Printer {
+    columns: &[
+        name_column(),
+        age_column(),
+        col(
+            "SignerName",
+            "string",
+            "signerName indicates the requested signer, and is a qualified name.",
+        ),
+        col(
+            "Requestor",
+            "string",
+            "Name of the user who requested the CSR",
+        ),
+        col(
+            "RequestedDuration",
+            "string",
+            "expirationSeconds is the requested duration of validity of the issued certificate.",
+        ),
+        col(
+            "Condition",
+            "string",
+            "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\".",
+        ),
+    ],
+    cells: certificate_signing_request,
+};
+
+/// `Approved`, `Denied` or `Pending`, then `,Failed` and `,Issued` as they apply, as
+/// kubectl shows a CSR's state.
+pub(super) fn csr_condition(obj: &Value) -> String {
+    let has = |t: &str| {
+        list(obj, "/status/conditions")
+            .iter()
+            .any(|c| text(c, "/type") == t)
+    };
+    let mut s = if has("Denied") {
+        "Denied".to_string()
+    } else if has("Approved") {
+        "Approved".to_string()
+    } else {
+        "Pending".to_string()
+    };
+    if has("Failed") {
+        s.push_str(",Failed");
+    }
+    if !text(obj, "/status/certificate").is_empty() {
+        s.push_str(",Issued");
+    }
+    s
+}
+
+fn certificate_signing_request(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let duration = opt_int(obj, "/spec/expirationSeconds").map_or_else(
+        || "<none>".to_string(),
+        |s| super::human_duration(jiff::SignedDuration::from_secs(s)),
+    );
+    row![
+        name(obj),
+        age(obj, now),
+        text(obj, "/spec/signerName"),
+        text(obj, "/spec/username"),
+        duration,
+        csr_condition(obj),
     ]
 }

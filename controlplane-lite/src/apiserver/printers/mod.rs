@@ -114,6 +114,7 @@ fn printer(kind: &str) -> &'static Printer {
         "PodDisruptionBudget" => &workloads::POD_DISRUPTION_BUDGET,
         "HorizontalPodAutoscaler" => &autoscaling::HORIZONTAL_POD_AUTOSCALER,
         "Lease" => &cluster::LEASE,
+        "CertificateSigningRequest" => &cluster::CERTIFICATE_SIGNING_REQUEST,
         "RoleBinding" => &cluster::ROLE_BINDING,
         "ClusterRoleBinding" => &cluster::CLUSTER_ROLE_BINDING,
         "PriorityClass" => &cluster::PRIORITY_CLASS,

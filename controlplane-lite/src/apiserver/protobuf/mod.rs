@@ -14,12 +14,15 @@ mod decoder;
 pub mod schema;
 mod tables;
 mod tables_autoscaling;
+mod tables_certificates;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_autoscaling;
+#[cfg(test)]
+mod tests_certificates;
 
 use serde_json::{Map, Value};
 

@@ -14,6 +14,7 @@ use super::schema::{Message, Shape, Ty, f};
 use super::tables_autoscaling::{
     AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER, AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
 };
+use super::tables_certificates::CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST;
 
 /// The kinds a protobuf body may carry: (apiVersion, kind, message); "*" matches any apiVersion.
 pub static ROOTS: &[(&str, &str, &Message)] = &[
@@ -44,6 +45,11 @@ pub static ROOTS: &[(&str, &str, &Message)] = &[
         &AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER,
     ),
     ("batch/v1", "Job", &BATCH_V1_JOB),
+    (
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+        &CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST,
+    ),
     ("batch/v1", "CronJob", &BATCH_V1_CRON_JOB),
     ("networking.k8s.io/v1", "Ingress", &NETWORKING_V1_INGRESS),
     ("rbac.authorization.k8s.io/v1", "Role", &RBAC_V1_ROLE),

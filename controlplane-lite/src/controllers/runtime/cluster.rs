@@ -97,6 +97,15 @@ pub trait Cluster: Send + Sync + 'static {
     /// Records an event about an object; never blocks, never fails the caller.
     fn record(&self, event: ObjectEvent);
 
+    /// Replaces a CertificateSigningRequest's approval conditions through its `approval`
+    /// subresource (its status, where there is no API server).
+    fn replace_approval<K: Kind>(
+        &self,
+        obj: &K,
+    ) -> impl Future<Output = Result<K, ClusterError>> + Send {
+        self.replace_status(obj)
+    }
+
     /// Sets the object's replicas through its `scale` subresource (a merge patch of
     /// `spec.replicas` where there is no API server).
     fn scale<K: Kind>(
@@ -282,6 +291,20 @@ impl Cluster for KubeCluster {
 
     fn record(&self, event: ObjectEvent) {
         self.events.record(event);
+    }
+
+    async fn replace_approval<K: Kind>(&self, obj: &K) -> Result<K, ClusterError> {
+        let (ns, name) = meta_of(obj);
+        let req = body(obj).and_then(|b| {
+            request::<K>(ns.as_deref()).replace_subresource(
+                "approval",
+                &name,
+                &PostParams::default(),
+                b,
+            )
+        });
+        self.send(req, "update approval of", &K::kind(&()), &name)
+            .await
     }
 
     async fn scale<K: Kind>(

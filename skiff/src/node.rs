@@ -1,0 +1,107 @@
+//! `skiff join` as a command: the TLS bootstrap (`join::bootstrap`), then this machine's
+//! node agent and proxy with the credentials it got.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use skiff_agent::daemon::{self, AgentConfig};
+use skiff_proxy::daemon::ProxyOptions;
+
+use crate::join::{self, JoinOptions};
+
+/// The cluster DNS address and pod network of a `skiff up` cluster.
+const CLUSTER_DNS: &str = "10.96.0.10:53";
+const CLUSTER_CIDR: &str = "10.244.0.0/16";
+
+#[derive(clap::Args, Debug)]
+pub struct JoinArgs {
+    /// The API server, `https://host:port`.
+    #[arg(long)]
+    server: String,
+    /// A bootstrap token (`skiff token create`).
+    #[arg(long, env = "SKIFF_JOIN_TOKEN")]
+    token: String,
+    /// The CA's public key hash, `sha256:<hex>` (repeatable).
+    #[arg(long = "ca-cert-hash")]
+    ca_cert_hashes: Vec<String>,
+    /// Trust the CA cluster-info names without checking its hash.
+    #[arg(long)]
+    discovery_token_unsafe_skip_ca_verification: bool,
+    /// The node's name (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    #[arg(long, default_value = "/var/lib/skiff")]
+    data_dir: PathBuf,
+    /// How long to wait for the certificate to be issued, in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_seconds: u64,
+    /// Stop once `node.kubeconfig` is written; do not start the node.
+    #[arg(long)]
+    bootstrap_only: bool,
+}
+
+pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
+    let node_name = args.node_name.clone().unwrap_or_else(crate::up::node_name);
+    let opts = JoinOptions {
+        server: args.server.clone(),
+        token: args.token.clone(),
+        ca_cert_hashes: args.ca_cert_hashes.clone(),
+        unsafe_skip_ca_verification: args.discovery_token_unsafe_skip_ca_verification,
+        node_name: node_name.clone(),
+        data_dir: args.data_dir.clone(),
+        timeout: Duration::from_secs(args.timeout_seconds),
+    };
+    // As the kubelet does, credentials from an earlier join are used while they are
+    // valid, so a restart needs no (possibly expired) token.
+    let existing = args.data_dir.join("node.kubeconfig");
+    let kubeconfig = match join::kubeconfig_cert_expiry(&existing) {
+        Some(until) if until > jiff::Timestamp::now() => {
+            println!(
+                "node {node_name} uses its existing credentials: {} (valid until {until})",
+                existing.display()
+            );
+            existing
+        }
+        _ => {
+            let path = join::bootstrap(&opts).await?;
+            println!("node {node_name} has its credentials: {}", path.display());
+            path
+        }
+    };
+    if args.bootstrap_only {
+        return Ok(());
+    }
+    let agent = daemon::run(AgentConfig::new(
+        kubeconfig.clone(),
+        node_name.clone(),
+        args.data_dir.join("agent"),
+    ))
+    .await
+    .context("starting the node agent")?;
+    let mut proxy_opts = ProxyOptions::new(kubeconfig, node_name.clone());
+    proxy_opts.dns_address = Some(CLUSTER_DNS.parse().context("cluster DNS address")?);
+    proxy_opts.cluster_cidr = Some(
+        CLUSTER_CIDR
+            .parse()
+            .map_err(|e| anyhow::anyhow!("cluster CIDR: {e}"))?,
+    );
+    let proxy = match skiff_proxy::daemon::start(proxy_opts).await {
+        Ok(p) => p,
+        Err(e) => {
+            agent.stop().await;
+            return Err(e).context("starting the node proxy");
+        }
+    };
+    println!("node {node_name} joined the cluster at {}", args.server);
+    println!("Ctrl-C stops the node (pods keep running).");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    proxy.stop().await;
+    agent.stop().await;
+    Ok(())
+}
