@@ -90,9 +90,10 @@ async fn companion_rules_device_and_cleanup_in_a_namespace() -> Result<()> {
     let ns = Netns::new()?;
     let mut cfg = IpvsConfig::new().in_netns(&ns.0);
     cfg.cluster_cidr = Some("10.244.0.0/16".parse().unwrap());
-    // This test machine's kernel has no dummy driver; an ifb link (no ARP, routes nothing)
-    // holds local addresses just the same.
-    cfg.device_kind = "ifb".into();
+    // This test machine's kernel has no dummy driver; a bridge without ports holds local
+    // addresses just the same (an ifb link would too, but loading its module creates
+    // ifb0 and ifb1 in the host's namespace).
+    cfg.device_kind = "bridge".into();
     let mut ipvs = Ipvs::new(cfg);
 
     let first = entries(&[
@@ -140,7 +141,7 @@ async fn companion_rules_device_and_cleanup_in_a_namespace() -> Result<()> {
     ipvs.change_addresses(&[b], &[a]).await?;
     assert_eq!(ipvs.device_addresses().await?, vec![b]);
     let link = ns.exec(&["ip", "-d", "link", "show", "skiff-ipvs0"])?;
-    assert!(link.contains("ifb"), "{link}");
+    assert!(link.contains("bridge"), "{link}");
 
     // A connection to the service without endpoints is rejected by our rule.
     let before = rejected(&ns)?;
