@@ -34,6 +34,10 @@ enum Cmd {
         /// HTTPS port of the API server.
         #[arg(long, default_value_t = 6443)]
         port: u16,
+        /// Addresses LoadBalancer Services get (comma-separated CIDRs or `A-B` ranges of
+        /// IPv4 addresses routed to this machine); empty: they stay pending.
+        #[arg(long, default_value = "")]
+        load_balancer_pool: String,
     },
     /// Remove everything `skiff up` made on this machine (pods, containers, network, state).
     Down {
@@ -81,7 +85,13 @@ async fn cli_main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Up { data_dir, port } => up::run(data_dir, port).await.context("skiff up"),
+        Cmd::Up {
+            data_dir,
+            port,
+            load_balancer_pool,
+        } => up::run(data_dir, port, load_balancer_pool)
+            .await
+            .context("skiff up"),
         Cmd::Down { data_dir } => down::run(data_dir).await.context("skiff down"),
         Cmd::Image { cmd } => image::run(cmd).await,
         Cmd::Token { cmd } => token::run(cmd).await.context("skiff token"),

@@ -43,13 +43,14 @@ pub fn proxy_options(data_dir: &Path, agent: &AgentConfig) -> ProxyOptions {
     o
 }
 
-pub async fn run(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
+pub async fn run(data_dir: PathBuf, port: u16, load_balancer_pool: String) -> anyhow::Result<()> {
     skiff_controlplane::tune_allocator();
     let mut cfg = Config::for_dir(data_dir.join("controlplane"));
     cfg.secure_port = port;
     // On every address, as kube-apiserver: pods reach it through the `kubernetes` Service,
     // whose endpoint is this machine's address.
     cfg.bind_address = "0.0.0.0".into();
+    cfg.load_balancer_pool = load_balancer_pool;
     cfg.local_path_dir = data_dir.join("local-path");
     let running = skiff_controlplane::start(cfg)
         .await
