@@ -3,6 +3,8 @@
 pub mod cidr;
 pub mod conntrack;
 pub mod endpoints;
+#[cfg(test)]
+mod fixtures;
 pub mod iptables;
 pub mod ipvs;
 pub mod nftables;

@@ -3,54 +3,13 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::{Endpoint, Protocol, ServicePort, changed_service_ports};
-
-fn name(n: &str) -> ServicePortName {
-    ServicePortName {
-        namespace: "default".into(),
-        name: n.into(),
-        port: "http".into(),
-        protocol: Protocol::Tcp,
-    }
-}
-
-fn port(ip: &str) -> ServicePort {
-    ServicePort {
-        cluster_ips: vec![ip.parse().unwrap()],
-        port: 80,
-        node_port: None,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        affinity: None,
-        external_local: false,
-        internal_local: false,
-    }
-}
-
-fn ep(ip: &str) -> Endpoint {
-    Endpoint {
-        ip: ip.parse().unwrap(),
-        port: 8080,
-        ready: true,
-        serving: true,
-        terminating: false,
-        node_name: None,
-    }
-}
+use crate::dataplane::fixtures::{ep, name, port, state};
+use crate::model::{Endpoint, Protocol, changed_service_ports};
 
 fn on(ip: &str, node: &str) -> Endpoint {
     let mut e = ep(ip);
     e.node_name = Some(node.into());
     e
-}
-
-fn state(services: &[(&str, &str, &[&str])]) -> ProxyState {
-    let mut s = ProxyState::default();
-    for (n, ip, eps) in services {
-        s.services
-            .insert(name(n), (port(ip), eps.iter().map(|e| ep(e)).collect()));
-    }
-    s
 }
 
 fn cfg() -> IptablesConfig {

@@ -1,50 +1,9 @@
 use std::time::Duration;
 
 use super::*;
+use crate::dataplane::fixtures::{ep, name, port, state};
 use crate::dataplane::ipvs::companion::ipset_full;
 use crate::model::changed_service_ports;
-
-fn name(n: &str) -> ServicePortName {
-    ServicePortName {
-        namespace: "default".into(),
-        name: n.into(),
-        port: "http".into(),
-        protocol: Protocol::Tcp,
-    }
-}
-
-fn port(ip: &str) -> ServicePort {
-    ServicePort {
-        cluster_ips: vec![ip.parse().unwrap()],
-        port: 80,
-        node_port: None,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        affinity: None,
-        external_local: false,
-        internal_local: false,
-    }
-}
-
-fn ep(ip: &str) -> Endpoint {
-    Endpoint {
-        ip: ip.parse().unwrap(),
-        port: 8080,
-        ready: true,
-        serving: true,
-        terminating: false,
-        node_name: None,
-    }
-}
-
-fn state(services: &[(&str, &str, &[&str])]) -> ProxyState {
-    let mut s = ProxyState::default();
-    for (n, ip, eps) in services {
-        s.services
-            .insert(name(n), (port(ip), eps.iter().map(|e| ep(e)).collect()));
-    }
-    s
-}
 
 fn cfg() -> IpvsConfig {
     let mut c = IpvsConfig::new();

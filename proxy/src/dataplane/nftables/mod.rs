@@ -563,51 +563,10 @@ impl Dataplane for Nftables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Endpoint, Protocol, ServicePort, changed_service_ports};
+    use crate::dataplane::fixtures::{ep, name, port, state};
+    use crate::model::{Protocol, changed_service_ports};
     use ruleset::{NAT_SKELETON_RULES, SKELETON_RULES};
     use std::net::IpAddr;
-
-    fn name(n: &str) -> ServicePortName {
-        ServicePortName {
-            namespace: "default".into(),
-            name: n.into(),
-            port: "http".into(),
-            protocol: Protocol::Tcp,
-        }
-    }
-
-    fn port(ip: &str) -> ServicePort {
-        ServicePort {
-            cluster_ips: vec![ip.parse().unwrap()],
-            port: 80,
-            node_port: None,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            affinity: None,
-            external_local: false,
-            internal_local: false,
-        }
-    }
-
-    fn ep(ip: &str) -> Endpoint {
-        Endpoint {
-            ip: ip.parse().unwrap(),
-            port: 8080,
-            ready: true,
-            serving: true,
-            terminating: false,
-            node_name: None,
-        }
-    }
-
-    fn state(services: &[(&str, &str, &[&str])]) -> ProxyState {
-        let mut s = ProxyState::default();
-        for (n, ip, eps) in services {
-            s.services
-                .insert(name(n), (port(ip), eps.iter().map(|e| ep(e)).collect()));
-        }
-        s
-    }
 
     /// One NAT table, so the expected transactions name `t-nat0`.
     fn test_cfg() -> NftablesConfig {
