@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building and testing skiff needs on a fresh Debian 12 machine.
 # Idempotent: packages already present are left alone.
+#
+# --for-install: only what building and running skiff needs (scripts/install.sh), without
+# the tools its own tests use, and without the check for cargo and kubectl, which
+# install.sh provides itself.
 set -euo pipefail
+
+for_install=false
+case "${1:-}" in
+  --for-install) for_install=true ;;
+  "") ;;
+  *) echo "usage: $0 [--for-install]" >&2; exit 2 ;;
+esac
 
 packages=(
   build-essential pkg-config curl ca-certificates
@@ -19,6 +30,14 @@ packages=(
   dnsmasq-base                 # the reference resolver `skiff bench proxy` compares cluster DNS with (binary only, no system service)
 )
 
+test_tools=(
+  vagrant                      # `vagrant validate` checks vagrant/Vagrantfile
+  shellcheck                   # lints scripts/*.sh
+)
+if ! "$for_install"; then
+  packages+=("${test_tools[@]}")
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,6 +53,9 @@ if systemctl is-active --quiet etcd 2>/dev/null; then
   systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 
+if "$for_install"; then
+  exit 0
+fi
 if ! command -v kubectl >/dev/null; then
   echo "kubectl is not on PATH: install kubectl 1.32 (the tests drive the real kubectl)" >&2
   exit 1

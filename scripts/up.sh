@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds skiff and brings up a one-node cluster on this machine.
+# Builds and installs skiff (scripts/install.sh) and brings up a one-node cluster on this
+# machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-cargo build --release --bins
-exec ./target/release/skiff up "$@"
+scripts/install.sh
+exec "${PREFIX:-/usr/local}/bin/skiff" up "$@"

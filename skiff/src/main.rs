@@ -27,18 +27,7 @@ struct Cli {
 enum Cmd {
     /// Bring up a one-node cluster on this machine: control plane and node agent (Ctrl-C
     /// stops it, pods keep running; run again to resume).
-    Up {
-        /// Where the cluster's state lives.
-        #[arg(long, default_value = "/var/lib/skiff")]
-        data_dir: PathBuf,
-        /// HTTPS port of the API server.
-        #[arg(long, default_value_t = 6443)]
-        port: u16,
-        /// Addresses LoadBalancer Services get (comma-separated CIDRs or `A-B` ranges of
-        /// IPv4 addresses routed to this machine); empty: they stay pending.
-        #[arg(long, default_value = "")]
-        load_balancer_pool: String,
-    },
+    Up(up::UpArgs),
     /// Remove everything `skiff up` made on this machine (pods, containers, network, state).
     Down {
         #[arg(long, default_value = "/var/lib/skiff")]
@@ -85,13 +74,7 @@ async fn cli_main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Up {
-            data_dir,
-            port,
-            load_balancer_pool,
-        } => up::run(data_dir, port, load_balancer_pool)
-            .await
-            .context("skiff up"),
+        Cmd::Up(args) => up::run(args).await.context("skiff up"),
         Cmd::Down { data_dir } => down::run(data_dir).await.context("skiff down"),
         Cmd::Image { cmd } => image::run(cmd).await,
         Cmd::Token { cmd } => token::run(cmd).await.context("skiff token"),

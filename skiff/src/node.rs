@@ -31,6 +31,11 @@ pub struct JoinArgs {
     /// The node's name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
+    /// The node's address (its InternalIP, and what other nodes send pod traffic to).
+    /// Default: the address of the default route, which on a machine with several
+    /// interfaces may not be the one other nodes reach.
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
     #[arg(long, default_value = "/var/lib/skiff")]
     data_dir: PathBuf,
     /// How long to wait for the certificate to be issued, in seconds.
@@ -72,13 +77,15 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
     if args.bootstrap_only {
         return Ok(());
     }
-    let agent = daemon::run(AgentConfig::new(
+    let mut agent_cfg = AgentConfig::new(
         kubeconfig.clone(),
         node_name.clone(),
         args.data_dir.join("agent"),
-    ))
-    .await
-    .context("starting the node agent")?;
+    );
+    agent_cfg.node_ip = args.node_ip;
+    let agent = daemon::run(agent_cfg)
+        .await
+        .context("starting the node agent")?;
     let mut proxy_opts = ProxyOptions::new(kubeconfig, node_name.clone());
     proxy_opts.dns_address = Some(CLUSTER_DNS.parse().context("cluster DNS address")?);
     proxy_opts.cluster_cidr = Some(

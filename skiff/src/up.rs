@@ -2,6 +2,7 @@
 //! machine's agent (with its own containerd and the default skiff-bridge network), in one
 //! process. `skiff down` removes all of it.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -43,15 +44,54 @@ pub fn proxy_options(data_dir: &Path, agent: &AgentConfig) -> ProxyOptions {
     o
 }
 
-pub async fn run(data_dir: PathBuf, port: u16, load_balancer_pool: String) -> anyhow::Result<()> {
-    skiff_controlplane::tune_allocator();
-    let mut cfg = Config::for_dir(data_dir.join("controlplane"));
-    cfg.secure_port = port;
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Where the cluster's state lives.
+    #[arg(long, default_value = "/var/lib/skiff")]
+    pub data_dir: PathBuf,
+    /// HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub port: u16,
+    /// The address joining nodes and pods reach the API server at (published in
+    /// cluster-info, as the `kubernetes` Service's endpoint and in the serving
+    /// certificate). Default: the host's first global IPv4 address.
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+    /// This node's address (its InternalIP, and what other nodes send pod traffic to).
+    /// Default: the advertise address when given, else the address of the default route.
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// Addresses LoadBalancer Services get (comma-separated CIDRs or `A-B` ranges of IPv4
+    /// addresses routed to this machine); empty: they stay pending.
+    #[arg(long, default_value = "")]
+    pub load_balancer_pool: String,
+}
+
+impl UpArgs {
+    /// A machine with several interfaces (a VM with a NAT link and a private network) is
+    /// one node at one address: the one the control plane advertises, unless told otherwise.
+    pub fn node_ip(&self) -> Option<IpAddr> {
+        self.node_ip.or(self.advertise_address)
+    }
+}
+
+/// The control plane's settings for `skiff up`.
+pub fn controlplane_config(args: &UpArgs) -> Config {
+    let mut cfg = Config::for_dir(args.data_dir.join("controlplane"));
+    cfg.secure_port = args.port;
     // On every address, as kube-apiserver: pods reach it through the `kubernetes` Service,
     // whose endpoint is this machine's address.
     cfg.bind_address = "0.0.0.0".into();
-    cfg.load_balancer_pool = load_balancer_pool;
-    cfg.local_path_dir = data_dir.join("local-path");
+    cfg.advertise_address = args.advertise_address.map(|ip| ip.to_string());
+    cfg.load_balancer_pool = args.load_balancer_pool.clone();
+    cfg.local_path_dir = args.data_dir.join("local-path");
+    cfg
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    skiff_controlplane::tune_allocator();
+    let data_dir = args.data_dir.clone();
+    let cfg = controlplane_config(&args);
     let running = skiff_controlplane::start(cfg)
         .await
         .context("starting the control plane")?;
@@ -59,7 +99,8 @@ pub async fn run(data_dir: PathBuf, port: u16, load_balancer_pool: String) -> an
     let kubeconfig = data_dir.join("admin.kubeconfig");
     std::fs::copy(&running.kubeconfig, &kubeconfig)
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
-    let agent_cfg = agent_config(&data_dir);
+    let mut agent_cfg = agent_config(&data_dir);
+    agent_cfg.node_ip = args.node_ip();
     let agent = daemon::run(agent_cfg.clone())
         .await
         .context("starting the node agent")?;
@@ -100,4 +141,61 @@ pub async fn run(data_dir: PathBuf, port: u16, load_balancer_pool: String) -> an
     agent.stop().await;
     running.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        up: UpArgs,
+    }
+
+    fn parse(args: &[&str]) -> UpArgs {
+        Cli::try_parse_from(std::iter::once("up").chain(args.iter().copied()))
+            .unwrap()
+            .up
+    }
+
+    #[test]
+    fn defaults_advertise_nothing_and_bind_everywhere() {
+        let args = parse(&[]);
+        let cfg = controlplane_config(&args);
+        assert_eq!(cfg.bind_address, "0.0.0.0");
+        assert_eq!(cfg.secure_port, 6443);
+        assert_eq!(cfg.advertise_address, None);
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/skiff/controlplane"));
+        assert_eq!(args.node_ip(), None);
+    }
+
+    #[test]
+    fn the_advertise_address_is_the_nodes_address_too() {
+        let args = parse(&["--advertise-address", "192.168.56.10", "--data-dir", "/d"]);
+        let cfg = controlplane_config(&args);
+        assert_eq!(cfg.advertise_address.as_deref(), Some("192.168.56.10"));
+        assert_eq!(cfg.bind_address, "0.0.0.0");
+        assert_eq!(cfg.local_path_dir, PathBuf::from("/d/local-path"));
+        assert_eq!(args.node_ip(), Some("192.168.56.10".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_node_ip_of_its_own_wins() {
+        let args = parse(&[
+            "--advertise-address",
+            "192.168.56.10",
+            "--node-ip",
+            "10.0.0.5",
+        ]);
+        assert_eq!(args.node_ip(), Some("10.0.0.5".parse().unwrap()));
+        assert!(
+            Cli::try_parse_from(["up", "--advertise-address", "not-an-ip"]).is_err(),
+            "addresses are checked when parsed"
+        );
+    }
 }
