@@ -24,8 +24,9 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Lab {
-        let id = std::process::id() % 200 + 20;
+    /// `salt` tells apart labs of one test process (the tests of this file run at once).
+    fn new(salt: u32) -> Lab {
+        let id = (std::process::id() % 100) * 2 + salt + 20;
         let workdir = tempfile::Builder::new()
             .prefix("sklab")
             .tempdir_in("/tmp")
@@ -51,23 +52,31 @@ impl Lab {
     }
 
     fn up(&self, nodes: u32) -> String {
-        let out = self.skiff(&[
+        ok(self.up_with(nodes, &[]), "skiff lab up")
+    }
+
+    fn up_with(&self, nodes: u32, extra: &[&str]) -> Output {
+        let nodes = nodes.to_string();
+        let subnet = format!("{}0/24", self.subnet_prefix);
+        let port = self.port.to_string();
+        let mut args = vec![
             "lab",
             "up",
             "--nodes",
-            &nodes.to_string(),
+            &nodes,
             "--bridge",
             &self.bridge,
             "--subnet",
-            &format!("{}0/24", self.subnet_prefix),
+            &subnet,
             "--netns-prefix",
             &self.netns_prefix,
             "--port",
-            &self.port.to_string(),
+            &port,
             "--node-monitor-grace-period",
             "20s",
-        ]);
-        ok(out, "skiff lab up")
+        ];
+        args.extend_from_slice(extra);
+        self.skiff(&args)
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -132,6 +141,39 @@ impl Lab {
             (out.status.success() && text.starts_with("HTTP/1.") && !body.is_empty())
                 .then_some(body)
         })
+    }
+
+    /// Nothing of the lab is left: namespaces, links, processes, cgroups, directory.
+    fn assert_gone(&self, nodes: u32) {
+        let netns: Vec<String> = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter(|n| n.starts_with(&self.netns_prefix))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(netns.is_empty(), "namespaces left: {netns:?}");
+        let links = std::iter::once(self.bridge.clone())
+            .chain((1..=nodes).map(|k| format!("{}-{k}", self.bridge)));
+        for link in links {
+            assert!(
+                !Path::new("/sys/class/net").join(&link).exists(),
+                "link {link} left"
+            );
+        }
+        let procs = processes_naming(&self.workdir);
+        assert!(procs.is_empty(), "processes left: {procs:?}");
+        for e in std::fs::read_dir("/sys/fs/cgroup")
+            .expect("cgroups")
+            .flatten()
+        {
+            for k in 1..=nodes {
+                let cg = e.path().join(format!("{}w{k}", self.netns_prefix));
+                assert!(!cg.exists(), "cgroup {} left", cg.display());
+            }
+        }
+        assert!(!self.workdir.exists(), "{} left", self.workdir.display());
     }
 
     fn worker_address(&self, k: u32) -> String {
@@ -231,7 +273,7 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
     for plugin in ["skiff-bridge", "skiff-ipam"] {
         workspace_bin(plugin).expect("the CNI plugins are built");
     }
-    let lab = Lab::new();
+    let lab = Lab::new(0);
     let printed = lab.up(2);
     assert!(
         printed.contains(&format!("kubeconfig: {}", lab.kubeconfig().display())),
@@ -379,37 +421,22 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
 
     // Down: no namespace, link, process, cgroup or directory is left.
     ok(lab.skiff(&["lab", "down"]), "skiff lab down");
-    let netns: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .filter(|n| n.starts_with(&lab.netns_prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(netns.is_empty(), "namespaces left: {netns:?}");
-    for link in [
-        lab.bridge.clone(),
-        format!("{}-1", lab.bridge),
-        format!("{}-2", lab.bridge),
-    ] {
-        assert!(
-            !Path::new("/sys/class/net").join(&link).exists(),
-            "link {link} left"
-        );
-    }
-    let procs = processes_naming(&lab.workdir);
-    assert!(procs.is_empty(), "processes left: {procs:?}");
-    for e in std::fs::read_dir("/sys/fs/cgroup")
-        .expect("cgroups")
-        .flatten()
-    {
-        for k in 1..=2 {
-            let cg = e.path().join(format!("{}w{k}", lab.netns_prefix));
-            assert!(!cg.exists(), "cgroup {} left", cg.display());
-        }
-    }
-    assert!(!lab.workdir.exists(), "{} left", lab.workdir.display());
+    lab.assert_gone(2);
     // Once more: down is idempotent.
     ok(lab.skiff(&["lab", "down"]), "skiff lab down, again");
+}
+
+#[test]
+fn a_lab_whose_up_failed_half_way_is_taken_down() {
+    let lab = Lab::new(1);
+    // No node can be Ready within no time: up fails after making everything.
+    let out = lab.up_with(2, &["--timeout-seconds", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("skiff lab down --workdir"), "{err}");
+    assert!(lab.workdir.join("lab.json").exists());
+    ok(lab.skiff(&["lab", "down"]), "skiff lab down");
+    lab.assert_gone(2);
+    let again = ok(lab.skiff(&["lab", "down"]), "skiff lab down, again");
+    assert!(again.contains("no lab in"), "{again}");
 }
