@@ -8,10 +8,12 @@ use std::process::{Command, Stdio};
 use anyhow::bail;
 use skiff_agent::daemon;
 
+use crate::node::NodeLayout;
 use crate::up::{agent_config, proxy_options};
 
-pub async fn run(data_dir: PathBuf) -> anyhow::Result<()> {
-    let cfg = agent_config(&data_dir);
+pub async fn run(data_dir: PathBuf, layout: NodeLayout) -> anyhow::Result<()> {
+    let mut cfg = agent_config(&data_dir);
+    layout.apply(&mut cfg);
     let mut left = daemon::down(&cfg).await;
     if let Err(e) = skiff_proxy::daemon::cleanup(&proxy_options(&data_dir, &cfg)).await {
         left.0.push(format!("the service proxy's rules: {e:#}"));

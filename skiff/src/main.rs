@@ -12,6 +12,7 @@ mod bench;
 mod down;
 mod image;
 mod join;
+mod lab;
 mod node;
 mod token;
 mod up;
@@ -32,6 +33,8 @@ enum Cmd {
     Down {
         #[arg(long, default_value = "/var/lib/skiff")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        node: node::NodeLayout,
     },
     /// Images on a node without a registry: import archives, build a busybox image.
     Image {
@@ -46,6 +49,11 @@ enum Cmd {
     /// Join this machine to a cluster as a node: get its own credentials with a bootstrap
     /// token, then run the node agent and proxy with them.
     Join(node::JoinArgs),
+    /// A cluster of several nodes on this machine, each in its own network namespace.
+    Lab {
+        #[command(subcommand)]
+        cmd: lab::LabCmd,
+    },
     /// Benchmarks against the reference tools on this machine.
     Bench {
         #[command(subcommand)]
@@ -75,10 +83,11 @@ async fn cli_main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().cmd {
         Cmd::Up(args) => up::run(args).await.context("skiff up"),
-        Cmd::Down { data_dir } => down::run(data_dir).await.context("skiff down"),
+        Cmd::Down { data_dir, node } => down::run(data_dir, node).await.context("skiff down"),
         Cmd::Image { cmd } => image::run(cmd).await,
         Cmd::Token { cmd } => token::run(cmd).await.context("skiff token"),
         Cmd::Join(args) => node::run(args).await.context("skiff join"),
+        Cmd::Lab { cmd } => lab::run(cmd).await,
         Cmd::Bench { which } => bench::run(which).await,
     }
 }

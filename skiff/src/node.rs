@@ -44,6 +44,31 @@ pub struct JoinArgs {
     /// Stop once `node.kubeconfig` is written; do not start the node.
     #[arg(long)]
     bootstrap_only: bool,
+    #[command(flatten)]
+    layout: NodeLayout,
+}
+
+/// Where a node keeps what is not under its data directory; several nodes on one machine
+/// (`skiff lab`) each need their own. `skiff down` takes the same flags.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NodeLayout {
+    /// The cgroup of the node's pods (default `/kubepods`).
+    #[arg(long)]
+    cgroup_root: Option<String>,
+    /// Where pods' container logs are written (default `/var/log/pods`).
+    #[arg(long)]
+    pod_logs_dir: Option<PathBuf>,
+}
+
+impl NodeLayout {
+    pub fn apply(&self, cfg: &mut AgentConfig) {
+        if let Some(root) = &self.cgroup_root {
+            cfg.cgroup_root = root.clone();
+        }
+        if let Some(dir) = &self.pod_logs_dir {
+            cfg.pod_logs_dir = dir.clone();
+        }
+    }
 }
 
 pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
@@ -83,6 +108,7 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
         args.data_dir.join("agent"),
     );
     agent_cfg.node_ip = args.node_ip;
+    args.layout.apply(&mut agent_cfg);
     let agent = daemon::run(agent_cfg)
         .await
         .context("starting the node agent")?;

@@ -157,7 +157,7 @@ pub fn token_secret(
 }
 
 /// The server and CA hash a joining node uses, from `kube-public/cluster-info`.
-async fn join_target(client: &kube::Client) -> anyhow::Result<(String, String)> {
+pub(crate) async fn join_target(client: &kube::Client) -> anyhow::Result<(String, String)> {
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-public");
     let ci = cms
         .get("cluster-info")

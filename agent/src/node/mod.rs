@@ -169,6 +169,17 @@ impl NodeReporter {
         let lease = lease::LeaseKeeper::new(self.client.clone(), &self.cfg.name);
         let mut tick = tokio::time::interval(HEARTBEAT);
         let mut last_report = tokio::time::Instant::now();
+        // Health that changed between registration and now (the network configuration is
+        // written once the control plane gives the node its pod range) is reported at
+        // once: the channel's first value never shows as a change.
+        let h = health.borrow_and_update().clone();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        if conditions::changed(&self.last, &conditions::conditions(&h, &now, &self.last)) {
+            match self.report(&h).await {
+                Ok(()) => last_report = tokio::time::Instant::now(),
+                Err(e) => tracing::warn!(error = %e, "node status report failed"),
+            }
+        }
         loop {
             tokio::select! {
                 _ = tick.tick() => {
