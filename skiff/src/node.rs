@@ -38,6 +38,13 @@ pub struct JoinArgs {
     node_ip: Option<std::net::IpAddr>,
     #[arg(long, default_value = "/var/lib/skiff")]
     data_dir: PathBuf,
+    /// How pods reach pods on other nodes: `vxlan`, `host-gw` (the nodes must share a
+    /// link) or `none`.
+    #[arg(long, default_value = "vxlan")]
+    pod_network: skiff_agent::network::Mode,
+    /// How many pods the node takes.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
     /// How long to wait for the certificate to be issued, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout_seconds: u64,
@@ -108,6 +115,8 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
         args.data_dir.join("agent"),
     );
     agent_cfg.node_ip = args.node_ip;
+    agent_cfg.pod_network = args.pod_network;
+    agent_cfg.max_pods = args.max_pods;
     args.layout.apply(&mut agent_cfg);
     let agent = daemon::run(agent_cfg)
         .await

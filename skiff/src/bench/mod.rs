@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 mod api;
+mod cluster;
 mod cni;
 mod exec_client;
 mod pods;
@@ -36,6 +37,23 @@ pub enum Which {
         /// Rounds of ADD-all then DEL-all per plugin.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+    },
+    /// Cluster (root): a two-worker `skiff lab` of its own: startup to all nodes Ready,
+    /// pod-to-pod TCP throughput across workers (VXLAN, host-gw) against the same worker, and
+    /// how long a Deployment of N pods on one worker takes to be Ready.
+    Cluster {
+        /// Pods of the density Deployment on one worker (0 skips it).
+        #[arg(long, default_value_t = 250)]
+        density: usize,
+        /// MiB per throughput transfer.
+        #[arg(long, default_value_t = 256)]
+        mib: usize,
+        /// Skip the second lab with `--pod-network host-gw`.
+        #[arg(long)]
+        no_host_gw: bool,
+        /// How long to wait for the density pods, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
     },
     /// Controllers: a Deployment on simulated nodes, apply → all Available, then a full
     /// rolling update → all updated and Available.
@@ -148,6 +166,12 @@ pub async fn run(which: Which) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Which::Cluster {
+            density,
+            mib,
+            no_host_gw,
+            timeout_seconds,
+        } => cluster::run(density, mib, !no_host_gw, timeout_seconds).await,
         Which::Rollout { replicas, nodes } => rollout::run(replicas, nodes).await,
         Which::Cni { pods, rounds } => {
             tokio::task::spawn_blocking(move || cni::run(pods, rounds)).await?

@@ -52,6 +52,13 @@ pub struct UpArgs {
     /// How long to wait for every node to be Ready, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout_seconds: u64,
+    /// How pods reach pods on other workers: `vxlan` or `host-gw` (the workers share the
+    /// lab bridge, so both work).
+    #[arg(long, default_value = "vxlan")]
+    pod_network: skiff_agent::network::Mode,
+    /// How many pods each worker takes.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
 }
 
 /// The control plane as `skiff lab up` runs it (a process of its own).
@@ -133,7 +140,7 @@ fn exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("locating the skiff executable")
 }
 
-async fn client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+pub(crate) async fn client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
@@ -210,6 +217,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         controlplane: None,
         join: None,
         workers,
+        node_flags: vec![
+            format!("--pod-network={}", args.pod_network),
+            format!("--max-pods={}", args.max_pods),
+        ],
     };
     st.save()?;
 
@@ -249,7 +260,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             w.address.parse().context("worker address")?,
         )
         .with_context(|| format!("the network of worker {}", w.name))?;
-        st.workers[i].process = Some(node::start(&exe, &w, &join)?);
+        st.workers[i].process = Some(node::start(&exe, &w, &join, &st.node_flags)?);
         st.save()?;
     }
     let names: Vec<String> = st.workers.iter().map(|w| w.name.clone()).collect();
@@ -534,7 +545,7 @@ async fn restart_node(workdir: &Path, name: &str, timeout: Duration) -> anyhow::
         bail!("worker {name}'s namespace {} is gone", w.netns);
     }
     let started = jiff::Timestamp::now();
-    let pid = node::start(&exe()?, &w, &join)?;
+    let pid = node::start(&exe()?, &w, &join, &st.node_flags)?;
     st.worker_mut(name)?.process = Some(pid);
     st.save()?;
     let client = client(&st.kubeconfig()).await?;

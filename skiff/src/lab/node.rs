@@ -48,7 +48,7 @@ pub fn spawn_detached(mut cmd: std::process::Command, log: &Path) -> anyhow::Res
 
 /// Starts the worker's node: `skiff join` with its own data directory, cgroup tree and pod
 /// log directory, in its namespace (nsenter execs, so the PID is skiff's own).
-pub fn start(exe: &Path, w: &Worker, join: &Join) -> anyhow::Result<Pid> {
+pub fn start(exe: &Path, w: &Worker, join: &Join, flags: &[String]) -> anyhow::Result<Pid> {
     std::fs::create_dir_all(&w.dir).with_context(|| format!("creating {}", w.dir.display()))?;
     let mut cmd = net::in_netns(&w.netns, exe);
     cmd.args(["join", "--server", &join.server])
@@ -59,6 +59,7 @@ pub fn start(exe: &Path, w: &Worker, join: &Join) -> anyhow::Result<Pid> {
         .args(["--cgroup-root", &w.cgroup_root])
         .arg("--pod-logs-dir")
         .arg(w.pod_logs_dir())
+        .args(flags)
         // Through the environment, not the command line `ps` shows.
         .env("SKIFF_JOIN_TOKEN", &join.token);
     spawn_detached(cmd, &w.log()).with_context(|| format!("starting worker {}", w.name))

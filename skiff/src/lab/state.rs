@@ -132,6 +132,9 @@ pub struct State {
     pub controlplane: Option<Pid>,
     pub join: Option<Join>,
     pub workers: Vec<Worker>,
+    /// What every worker's `skiff join` is given (`--pod-network`, `--max-pods`).
+    #[serde(default)]
+    pub node_flags: Vec<String>,
 }
 
 impl State {
@@ -226,11 +229,13 @@ mod tests {
             controlplane: Some(Pid { pid: 1, start: 2 }),
             join: None,
             workers: vec![],
+            node_flags: vec!["--max-pods=300".into()],
         };
         s.save().unwrap();
         let back = State::load(dir.path()).unwrap().unwrap();
         assert_eq!(back.bridge, "skiff-lab0");
         assert_eq!(back.controlplane, Some(Pid { pid: 1, start: 2 }));
+        assert_eq!(back.node_flags, ["--max-pods=300"]);
         assert!(back.worker("w1").is_err());
     }
 }
