@@ -107,7 +107,7 @@ impl Lab {
         let file = self.workdir.join("bench.json");
         std::fs::write(&file, manifest).with_context(|| format!("writing {}", file.display()))?;
         let path = file.to_string_lossy().into_owned();
-        let out = self.kubectl(&["apply", "-f", &path])?;
+        let out = self.kubectl(&["apply", "--validate=false", "-f", &path])?;
         if !out.status.success() {
             bail!(
                 "kubectl apply: {}",
@@ -183,7 +183,11 @@ fn transfer(
     server_ip: &str,
     base: Duration,
 ) -> anyhow::Result<(u64, Duration)> {
-    let script = format!("nc -w 5 {server_ip} 5001 | wc -c");
+    // busybox nc quits at the end of its stdin: a FIFO held open keeps it reading until
+    // the server closes.
+    let script = format!(
+        "rm -f /tmp/f; mkfifo /tmp/f; nc {server_ip} 5001 < /tmp/f | wc -c & exec 3>/tmp/f; wait"
+    );
     let started = Instant::now();
     let out = lab.kubectl(&["exec", client, "--", "sh", "-c", &script])?;
     let took = started.elapsed().saturating_sub(base);
