@@ -8,6 +8,7 @@ mod fixtures;
 pub mod iptables;
 pub mod ipvs;
 pub mod nftables;
+pub mod process;
 
 use std::collections::BTreeSet;
 

@@ -2,10 +2,9 @@
 
 use std::process::Stdio;
 
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::dataplane::DataplaneError;
+use crate::dataplane::{DataplaneError, process};
 
 /// Seconds `iptables-restore` waits for the xtables lock another program may hold.
 const LOCK_WAIT_SECONDS: &str = "5";
@@ -20,36 +19,18 @@ fn failed(message: String) -> DataplaneError {
 /// Runs `command -w 5 --noflush` with `rules` on stdin. Each table's section is committed
 /// atomically; chains and rules the input does not name are left alone.
 pub async fn restore(command: &[String], rules: &str) -> Result<(), DataplaneError> {
-    let (program, args) = command
-        .split_first()
-        .ok_or_else(|| failed("empty iptables-restore command".to_string()))?;
-    let mut child = Command::new(program)
-        .args(args)
-        .args(["-w", LOCK_WAIT_SECONDS, "--noflush"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| failed("iptables-restore has no stdin".to_string()))?;
-    // Write and wait concurrently: iptables-restore may fail and exit before reading it all.
-    let write = async move {
-        let result = stdin.write_all(rules.as_bytes()).await;
-        drop(stdin);
-        result
-    };
-    let (written, output) = tokio::join!(write, child.wait_with_output());
-    let output = output.map_err(|e| failed(format!("waiting for {program}: {e}")))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let head: Vec<&str> = stderr.lines().take(12).collect();
+    let out = process::run(
+        "iptables",
+        command,
+        &["-w", LOCK_WAIT_SECONDS, "--noflush"],
+        Some(rules),
+    )
+    .await?;
+    if !out.success {
+        let head = out.stderr_head();
         // iptables-restore names the failing line by number; show it too.
         let line = head
-            .iter()
+            .lines()
             .find_map(|l| l.split("line: ").nth(1))
             .and_then(|n| {
                 n.trim_end_matches(|c: char| !c.is_ascii_digit())
@@ -60,12 +41,10 @@ pub async fn restore(command: &[String], rules: &str) -> Result<(), DataplaneErr
             .map(|l| format!(" (line: {l})"))
             .unwrap_or_default();
         return Err(failed(format!(
-            "iptables-restore failed ({}): {}{line}",
-            output.status,
-            head.join("\n")
+            "iptables-restore failed ({}): {head}{line}",
+            out.status
         )));
     }
-    written.map_err(|e| failed(format!("writing the rules to iptables-restore: {e}")))?;
     Ok(())
 }
 
