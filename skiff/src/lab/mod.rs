@@ -4,6 +4,7 @@
 //! recorded by PID in `WORKDIR/lab.json`; `lab down` stops them by PID and removes
 //! everything the lab made.
 
+mod machine;
 mod net;
 mod node;
 mod state;
@@ -102,6 +103,15 @@ pub enum LabCmd {
         #[arg(long, default_value_t = 120)]
         timeout_seconds: u64,
     },
+    /// Stop the control plane (SIGTERM, or SIGKILL with --kill) and start it again on the
+    /// same store; the workers carry on meanwhile.
+    RestartControlPlane {
+        #[command(flatten)]
+        workdir: Workdir,
+        /// SIGKILL instead of a clean shutdown, as a machine failure would.
+        #[arg(long)]
+        kill: bool,
+    },
     #[command(hide = true)]
     Controlplane(ControlPlaneArgs),
 }
@@ -132,6 +142,11 @@ pub async fn run(cmd: LabCmd) -> anyhow::Result<()> {
         )
         .await
         .context("skiff lab restart-node"),
+        LabCmd::RestartControlPlane { workdir, kill } => {
+            restart_controlplane(&workdir.workdir, kill)
+                .await
+                .context("skiff lab restart-control-plane")
+        }
         LabCmd::Controlplane(args) => controlplane(args).await.context("lab control plane"),
     }
 }
@@ -215,6 +230,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         netns_prefix: args.netns_prefix.clone(),
         port: args.port,
         controlplane: None,
+        controlplane_args: Vec::new(),
         join: None,
         workers,
         node_flags: vec![
@@ -228,23 +244,28 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let exe = exe()?;
     let cp_dir = st.controlplane_dir();
     std::fs::create_dir_all(&cp_dir).with_context(|| format!("creating {}", cp_dir.display()))?;
-    let cp_log = cp_dir.join("controlplane.log");
+    let cp_log = st.controlplane_log();
+    st.controlplane_args = vec![
+        "lab".into(),
+        "controlplane".into(),
+        "--data-dir".into(),
+        cp_dir.display().to_string(),
+        "--bind-address".into(),
+        host.to_string(),
+        "--port".into(),
+        args.port.to_string(),
+        "--node-monitor-grace-period".into(),
+        format!("{}s", grace.as_secs()),
+        "--local-path-dir".into(),
+        workdir.join("local-path").display().to_string(),
+    ];
     let mut cmd = std::process::Command::new(&exe);
-    cmd.args(["lab", "controlplane", "--data-dir"])
-        .arg(&cp_dir)
-        .args(["--bind-address", &host.to_string()])
-        .args(["--port", &args.port.to_string()])
-        .args([
-            "--node-monitor-grace-period",
-            &format!("{}s", grace.as_secs()),
-        ])
-        .arg("--local-path-dir")
-        .arg(workdir.join("local-path"));
+    cmd.args(&st.controlplane_args);
     let cp = node::spawn_detached(cmd, &cp_log).context("starting the control plane")?;
     st.controlplane = Some(cp);
     st.save()?;
-    let client = wait_for_api(&cp, &cp_dir.join("admin.kubeconfig"), &cp_log).await?;
-    std::fs::copy(cp_dir.join("admin.kubeconfig"), st.kubeconfig())
+    let client = wait_for_api(&st, &cp).await?;
+    std::fs::copy(st.controlplane_kubeconfig(), st.kubeconfig())
         .with_context(|| format!("writing {}", st.kubeconfig().display()))?;
     st.join = Some(create_token(&client).await?);
     st.save()?;
@@ -305,7 +326,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// Waits until the control plane answers with its kubeconfig; fails early if it exits.
-async fn wait_for_api(cp: &Pid, kubeconfig: &Path, log: &Path) -> anyhow::Result<kube::Client> {
+async fn wait_for_api(st: &State, cp: &Pid) -> anyhow::Result<kube::Client> {
+    let (kubeconfig, log) = (st.controlplane_kubeconfig(), st.controlplane_log());
+    let (kubeconfig, log) = (kubeconfig.as_path(), log.as_path());
+    // The port is tried first: a client refused a connection logs it as an error.
+    let host = st
+        .host_address
+        .split('/')
+        .next()
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .context("the lab's host address")?;
+    let addr = std::net::SocketAddr::new(host, st.port);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if !cp.alive() {
@@ -316,6 +347,7 @@ async fn wait_for_api(cp: &Pid, kubeconfig: &Path, log: &Path) -> anyhow::Result
             );
         }
         if kubeconfig.exists()
+            && tokio::net::TcpStream::connect(addr).await.is_ok()
             && let Ok(c) = client(kubeconfig).await
             && c.apiserver_version().await.is_ok()
         {
@@ -526,7 +558,7 @@ async fn kill_node(workdir: &Path, name: &str) -> anyhow::Result<()> {
     let st = State::load(workdir)?.with_context(|| format!("no lab in {}", workdir.display()))?;
     let w = st.worker(name)?;
     node::kill(w).await;
-    println!("worker {name} killed (its pods' containers are left as they were)");
+    println!("worker {name} killed, with its containers");
     Ok(())
 }
 
@@ -551,6 +583,37 @@ async fn restart_node(workdir: &Path, name: &str, timeout: Duration) -> anyhow::
     let client = client(&st.kubeconfig()).await?;
     wait_ready(&client, &st, &[name.to_string()], Some(started), timeout).await?;
     println!("worker {name} is back and Ready");
+    Ok(())
+}
+
+async fn restart_controlplane(workdir: &Path, kill: bool) -> anyhow::Result<()> {
+    let mut st =
+        State::load(workdir)?.with_context(|| format!("no lab in {}", workdir.display()))?;
+    if st.controlplane_args.is_empty() {
+        bail!("the lab's state does not say how its control plane was started");
+    }
+    if let Some(cp) = st.controlplane {
+        if kill {
+            cp.kill().await;
+        } else {
+            cp.stop(Duration::from_secs(20)).await;
+        }
+        if cp.alive() {
+            bail!("the control plane (PID {}) did not stop", cp.pid);
+        }
+    }
+    let mut cmd = std::process::Command::new(exe()?);
+    cmd.args(&st.controlplane_args);
+    let log = st.controlplane_log();
+    let cp = node::spawn_detached(cmd, &log).context("starting the control plane")?;
+    st.controlplane = Some(cp);
+    st.save()?;
+    wait_for_api(&st, &cp).await?;
+    println!(
+        "the control plane is back (PID {}; log: {})",
+        cp.pid,
+        log.display()
+    );
     Ok(())
 }
 

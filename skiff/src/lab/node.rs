@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::net;
 use super::state::{Join, Pid, Worker};
+use super::{machine, net};
 
 /// Opens (appending) a log file for a detached process's stdout and stderr.
 fn log_file(path: &Path) -> anyhow::Result<(std::fs::File, std::fs::File)> {
@@ -84,8 +84,10 @@ pub fn containerd(w: &Worker) -> Option<Pid> {
     Pid::of(pid)
 }
 
-/// SIGKILL of the worker's node process and its containerd, as a machine failure stops
-/// them: no goodbye to the control plane.
+/// SIGKILL of everything the worker runs, as a machine failure stops it: the node process
+/// and its containerd (no goodbye to the control plane), then the shims and loggers in
+/// the worker's namespace and the containers in its cgroup tree, so its pods stop
+/// answering too. What is on disk stays, for `restart-node`.
 pub async fn kill(w: &Worker) {
     // The agent first, so its supervisor does not restart the containerd killed next.
     let cd = containerd(w);
@@ -94,6 +96,17 @@ pub async fn kill(w: &Worker) {
     }
     if let Some(p) = cd {
         p.kill().await;
+    }
+    // Again until none is left: a shim may still start a process while the first round
+    // is killed.
+    for _ in 0..10 {
+        let left = machine::processes(&w.netns, &w.cgroup_root);
+        if left.is_empty() {
+            return;
+        }
+        for p in left {
+            p.kill().await;
+        }
     }
 }
 

@@ -130,6 +130,10 @@ pub struct State {
     pub netns_prefix: String,
     pub port: u16,
     pub controlplane: Option<Pid>,
+    /// The control plane's command line after `skiff`, so it can be started again as it
+    /// was.
+    #[serde(default)]
+    pub controlplane_args: Vec<String>,
     pub join: Option<Join>,
     pub workers: Vec<Worker>,
     /// What every worker's `skiff join` is given (`--pod-network`, `--max-pods`).
@@ -196,6 +200,15 @@ impl State {
     pub fn controlplane_dir(&self) -> PathBuf {
         self.workdir.join("controlplane")
     }
+
+    /// The kubeconfig the control plane writes in its own directory.
+    pub fn controlplane_kubeconfig(&self) -> PathBuf {
+        self.controlplane_dir().join("admin.kubeconfig")
+    }
+
+    pub fn controlplane_log(&self) -> PathBuf {
+        self.controlplane_dir().join("controlplane.log")
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +240,7 @@ mod tests {
             netns_prefix: "skiff-lab-".into(),
             port: 6443,
             controlplane: Some(Pid { pid: 1, start: 2 }),
+            controlplane_args: vec!["lab".into(), "controlplane".into()],
             join: None,
             workers: vec![],
             node_flags: vec!["--max-pods=300".into()],
@@ -235,6 +249,7 @@ mod tests {
         let back = State::load(dir.path()).unwrap().unwrap();
         assert_eq!(back.bridge, "skiff-lab0");
         assert_eq!(back.controlplane, Some(Pid { pid: 1, start: 2 }));
+        assert_eq!(back.controlplane_args, ["lab", "controlplane"]);
         assert_eq!(back.node_flags, ["--max-pods=300"]);
         assert!(back.worker("w1").is_err());
     }
