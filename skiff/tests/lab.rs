@@ -4,235 +4,47 @@
 //! `kubectl logs`/`exec` reach the workers' agents, a killed worker goes NotReady, and
 //! `lab down` leaves nothing behind. Traffic stays on the lab's own bridge and namespaces.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
 use std::time::Duration;
 
-use skiff_tests::{eventually, free_port, workspace_bin};
+use common::lab::{Lab, http_get, ok};
+use skiff_tests::{eventually, workspace_bin};
 
-const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
-
-/// A lab with names of its own (bridge, subnet, namespaces, port, directory); `lab down`
-/// when dropped, so a failing test leaves nothing running.
-struct Lab {
-    workdir: PathBuf,
-    bridge: String,
-    netns_prefix: String,
-    subnet_prefix: String,
-    port: u16,
-}
-
-impl Lab {
-    /// `salt` tells apart labs of one test process (the tests of this file run at once).
-    fn new(salt: u32) -> Lab {
-        let id = (std::process::id() % 100) * 2 + salt + 20;
-        let workdir = tempfile::Builder::new()
-            .prefix("sklab")
-            .tempdir_in("/tmp")
-            .expect("workdir")
-            .keep();
-        Lab {
-            workdir,
-            bridge: format!("sklab{id}"),
-            netns_prefix: format!("sklab{id}-"),
-            subnet_prefix: format!("172.31.{id}."),
-            port: free_port().expect("a free port"),
-        }
-    }
-
-    fn skiff(&self, args: &[&str]) -> Output {
-        Command::new(SKIFF)
-            .args(args)
-            .arg("--workdir")
-            .arg(&self.workdir)
-            .env("RUST_BACKTRACE", "0")
-            .output()
-            .expect("running skiff")
-    }
-
-    fn up(&self, nodes: u32) -> String {
-        ok(self.up_with(nodes, &[]), "skiff lab up")
-    }
-
-    fn up_with(&self, nodes: u32, extra: &[&str]) -> Output {
-        let nodes = nodes.to_string();
-        let subnet = format!("{}0/24", self.subnet_prefix);
-        let port = self.port.to_string();
-        let mut args = vec![
-            "lab",
-            "up",
-            "--nodes",
-            &nodes,
-            "--bridge",
-            &self.bridge,
-            "--subnet",
-            &subnet,
-            "--netns-prefix",
-            &self.netns_prefix,
-            "--port",
-            &port,
-            "--node-monitor-grace-period",
-            "20s",
-        ];
-        args.extend_from_slice(extra);
-        self.skiff(&args)
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.workdir.join("admin.kubeconfig")
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .output()
-            .expect("running kubectl")
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        ok(self.kubectl(args), &format!("kubectl {}", args.join(" ")))
-    }
-
-    fn apply(&self, manifest: &str) {
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("kubectl apply");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(manifest.as_bytes())
-            .expect("writing the manifest");
-        ok(child.wait_with_output().expect("kubectl"), "kubectl apply");
-    }
-
-    /// `kubectl exec POD -- cmd...`, retried until it succeeds (a route or rule may take
-    /// a moment to be programmed).
-    fn exec_until(&self, pod: &str, cmd: &[&str], what: &str) -> String {
-        let mut args = vec!["exec", pod, "--"];
-        args.extend_from_slice(cmd);
-        eventually(Duration::from_secs(60), what, || {
-            let out = self.kubectl(&args);
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-        })
-    }
-
-    /// The body of `GET /` at `addr` (`ip:port`) from inside `pod`. With nc: busybox-static's
-    /// wget crashes in a container without the C library's NSS modules.
-    fn http_in_pod(&self, pod: &str, addr: &str) -> String {
-        let (ip, port) = addr.split_once(':').expect("ip:port");
-        let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}");
-        let what = format!("{addr} from {pod}");
-        eventually(Duration::from_secs(60), &what, || {
-            let out = self.kubectl(&["exec", pod, "--", "sh", "-c", &script]);
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let body = text.split("\r\n\r\n").nth(1)?.trim().to_string();
-            (out.status.success() && text.starts_with("HTTP/1.") && !body.is_empty())
-                .then_some(body)
-        })
-    }
-
-    /// Nothing of the lab is left: namespaces, links, processes, cgroups, directory.
-    fn assert_gone(&self, nodes: u32) {
-        let netns: Vec<String> = std::fs::read_dir("/run/netns")
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                    .filter(|n| n.starts_with(&self.netns_prefix))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(netns.is_empty(), "namespaces left: {netns:?}");
-        let links = std::iter::once(self.bridge.clone())
-            .chain((1..=nodes).map(|k| format!("{}-{k}", self.bridge)));
-        for link in links {
-            assert!(
-                !Path::new("/sys/class/net").join(&link).exists(),
-                "link {link} left"
-            );
-        }
-        let procs = processes_naming(&self.workdir);
-        assert!(procs.is_empty(), "processes left: {procs:?}");
-        for e in std::fs::read_dir("/sys/fs/cgroup")
-            .expect("cgroups")
-            .flatten()
-        {
-            for k in 1..=nodes {
-                let cg = e.path().join(format!("{}w{k}", self.netns_prefix));
-                assert!(!cg.exists(), "cgroup {} left", cg.display());
-            }
-        }
-        assert!(!self.workdir.exists(), "{} left", self.workdir.display());
-    }
-
-    fn worker_address(&self, k: u32) -> String {
-        format!("{}{}", self.subnet_prefix, 10 + k)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = self.skiff(&["lab", "down"]);
-        if !out.status.success() {
-            eprintln!("lab down at drop: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// An HTTP GET from the host, with a short timeout.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let sock: std::net::SocketAddr = addr.parse().ok()?;
-    let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.starts_with("HTTP/1.")
-        .then(|| body.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
-}
-
-const WEB: &str = r#"apiVersion: apps/v1
+/// Three replicas serving one page from a ConfigMap, spread over the workers, behind a
+/// NodePort Service.
+const WEB: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-page
+data:
+  index.html: "hello from the lab\n"
+---
+apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
 spec:
-  replicas: 2
+  replicas: 3
   selector:
     matchLabels: {app: web}
   template:
     metadata:
       labels: {app: web}
     spec:
-      affinity:
-        podAntiAffinity:
-          requiredDuringSchedulingIgnoredDuringExecution:
-          - labelSelector: {matchLabels: {app: web}}
-            topologyKey: kubernetes.io/hostname
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector: {matchLabels: {app: web}}
+      volumes:
+      - name: www
+        configMap: {name: web-page}
       containers:
       - name: httpd
         image: busybox:1.36
-        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && echo serving $(hostname) && exec httpd -f -p 8080 -h /www"]
+        command: ["sh", "-c", "echo serving $(hostname) && exec httpd -f -p 8080 -h /www"]
+        volumeMounts: [{name: www, mountPath: /www}]
         readinessProbe:
           tcpSocket: {port: 8080}
           periodSeconds: 1
@@ -249,23 +61,7 @@ spec:
     targetPort: 8080
 "#;
 
-/// Whether any process's command line names `dir`.
-fn processes_naming(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&needle) {
-                found.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    found
-}
+const PAGE: &str = "hello from the lab";
 
 #[test]
 fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
@@ -273,7 +69,7 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
     for plugin in ["skiff-bridge", "skiff-ipam"] {
         workspace_bin(plugin).expect("the CNI plugins are built");
     }
-    let lab = Lab::new(0);
+    let lab = Lab::new();
     let printed = lab.up(2);
     assert!(
         printed.contains(&format!("kubeconfig: {}", lab.kubeconfig().display())),
@@ -305,48 +101,29 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
         assert_eq!(row[3], "True", "{nodes}");
     }
 
-    // Two replicas, one on each worker.
+    // Three replicas, spread over both workers.
     lab.apply(WEB);
-    let pods = eventually(Duration::from_secs(120), "both web pods ready", || {
-        let out = lab.kubectl(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut rows: Vec<(String, String, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(' ').collect();
-                (f.len() == 4 && f[3] == "True")
-                    .then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string()))
-            })
-            .collect();
-        rows.sort_by(|a, b| a.1.cmp(&b.1));
-        (rows.len() == 2).then_some(rows)
-    });
+    let pods = lab.ready_pods("app=web", 3, Duration::from_secs(120));
+    let on = |node: &str| pods.iter().filter(|p| p.node == node).count();
     assert_eq!(
-        (pods[0].1.as_str(), pods[1].1.as_str()),
-        ("w1", "w2"),
+        (on("w1").max(on("w2")), on("w1").min(on("w2"))),
+        (2, 1),
         "{pods:?}"
     );
-    let (on_w1, on_w2) = (&pods[0], &pods[1]);
+    let on_w1 = pods.iter().find(|p| p.node == "w1").expect("a pod on w1");
+    let on_w2 = pods.iter().find(|p| p.node == "w2").expect("a pod on w2");
 
     // Pod to pod across workers, by address (VXLAN between the namespaces).
-    let got = lab.http_in_pod(&on_w1.0, &format!("{}:8080", on_w2.2));
-    assert_eq!(got, on_w2.0);
+    let got = lab.http_in_pod(&on_w1.name, &format!("{}:8080", on_w2.ip));
+    assert_eq!(got, PAGE);
 
     // The Service by ClusterIP and by DNS name, from a pod on each worker.
     let cluster_ip = lab.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
-    let names = [on_w1.0.as_str(), on_w2.0.as_str()];
-    for (pod, _, _) in &pods {
-        let got = lab.http_in_pod(pod, &format!("{cluster_ip}:80"));
-        assert!(names.contains(&got.as_str()), "{got}");
+    for pod in [on_w1, on_w2] {
+        let got = lab.http_in_pod(&pod.name, &format!("{cluster_ip}:80"));
+        assert_eq!(got, PAGE);
         let answer = lab.exec_until(
-            pod,
+            &pod.name,
             &["nslookup", "web.default.svc.cluster.local"],
             "the Service's DNS name",
         );
@@ -358,8 +135,8 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
             .unwrap_or_default()
             .to_string();
         assert_eq!(resolved, cluster_ip, "{answer}");
-        let got = lab.http_in_pod(pod, &format!("{resolved}:80"));
-        assert!(names.contains(&got.as_str()), "{got}");
+        let got = lab.http_in_pod(&pod.name, &format!("{resolved}:80"));
+        assert_eq!(got, PAGE);
     }
 
     // The NodePort from the host, at each worker's address.
@@ -377,16 +154,30 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
             "the NodePort from the host",
             || http_get(&addr, "/"),
         );
-        assert!(names.contains(&body.trim()), "{body}");
+        assert_eq!(body.trim(), PAGE);
     }
 
-    // Logs and exec go through the control plane to each worker's agent.
-    for (pod, _, _) in &pods {
-        let logs = lab.kubectl_ok(&["logs", pod]);
-        assert!(logs.contains(&format!("serving {pod}")), "{logs}");
-        let host = lab.kubectl_ok(&["exec", pod, "--", "hostname"]);
-        assert_eq!(host.trim(), pod);
+    // Logs, exec and port-forward go through the control plane to each worker's agent.
+    for pod in [on_w1, on_w2] {
+        let logs = lab.kubectl_ok(&["logs", &pod.name]);
+        assert!(logs.contains(&format!("serving {}", pod.name)), "{logs}");
+        let host = lab.kubectl_ok(&["exec", &pod.name, "--", "hostname"]);
+        assert_eq!(host.trim(), pod.name);
+        let (mut forward, local) = lab.port_forward(&format!("pod/{}", pod.name), 8080);
+        let body = http_get(&format!("127.0.0.1:{local}"), "/");
+        let _ = forward.kill();
+        let _ = forward.wait();
+        assert_eq!(body.as_deref().map(str::trim), Some(PAGE), "port-forward");
     }
+    let (mut forward, local) = lab.port_forward("svc/web", 80);
+    let body = http_get(&format!("127.0.0.1:{local}"), "/");
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert_eq!(
+        body.as_deref().map(str::trim),
+        Some(PAGE),
+        "port-forward svc/web"
+    );
 
     // A dead worker goes NotReady within the node monitor grace period (20s here).
     ok(
@@ -394,14 +185,7 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
         "skiff lab kill-node",
     );
     eventually(Duration::from_secs(45), "w2 NotReady", || {
-        let s = lab.kubectl_ok(&[
-            "get",
-            "node",
-            "w2",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        (s.trim() != "True").then_some(())
+        (lab.node_ready("w2") != "True").then_some(())
     });
 
     // Back with the credentials it has, Ready again (heartbeats from the new process).
@@ -410,14 +194,7 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
         "skiff lab restart-node",
     );
     assert!(out.contains("w2 is back"), "{out}");
-    let ready = lab.kubectl_ok(&[
-        "get",
-        "node",
-        "w2",
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-    ]);
-    assert_eq!(ready.trim(), "True");
+    assert_eq!(lab.node_ready("w2"), "True");
 
     // Down: no namespace, link, process, cgroup or directory is left.
     ok(lab.skiff(&["lab", "down"]), "skiff lab down");
@@ -428,7 +205,7 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
 
 #[test]
 fn a_lab_whose_up_failed_half_way_is_taken_down() {
-    let lab = Lab::new(1);
+    let lab = Lab::new();
     // No node can be Ready within no time: up fails after making everything.
     let out = lab.up_with(2, &["--timeout-seconds", "0"]);
     assert!(!out.status.success());
