@@ -65,6 +65,10 @@ pub struct UpArgs {
     /// addresses routed to this machine); empty: they stay pending.
     #[arg(long, default_value = "")]
     pub load_balancer_pool: String,
+    /// Where the node keeps what is not under --data-dir (its pods' cgroup and logs):
+    /// two clusters on one machine each need their own. `skiff down` takes the same.
+    #[command(flatten)]
+    pub layout: crate::node::NodeLayout,
 }
 
 impl UpArgs {
@@ -101,6 +105,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
     let mut agent_cfg = agent_config(&data_dir);
     agent_cfg.node_ip = args.node_ip();
+    args.layout.apply(&mut agent_cfg);
     let agent = daemon::run(agent_cfg.clone())
         .await
         .context("starting the node agent")?;
@@ -172,6 +177,19 @@ mod tests {
         assert_eq!(cfg.advertise_address, None);
         assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/skiff/controlplane"));
         assert_eq!(args.node_ip(), None);
+        let mut agent = agent_config(&args.data_dir);
+        args.layout.apply(&mut agent);
+        assert_eq!(agent.cgroup_root, "/kubepods");
+        assert_eq!(agent.pod_logs_dir, PathBuf::from("/var/log/pods"));
+    }
+
+    #[test]
+    fn a_second_cluster_on_the_machine_has_a_cgroup_and_logs_of_its_own() {
+        let args = parse(&["--cgroup-root", "/two", "--pod-logs-dir", "/d/logs"]);
+        let mut agent = agent_config(&args.data_dir);
+        args.layout.apply(&mut agent);
+        assert_eq!(agent.cgroup_root, "/two");
+        assert_eq!(agent.pod_logs_dir, PathBuf::from("/d/logs"));
     }
 
     #[test]
