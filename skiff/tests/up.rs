@@ -4,6 +4,7 @@
 //! `skiff down` then leaves nothing behind. Pod traffic stays inside the namespace.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -117,6 +118,9 @@ impl Cluster {
             .arg("up")
             .args(self.layout_args())
             .args(["--port", &self.port.to_string()])
+            // A group of its own, as a command run at a terminal, so that Ctrl-C can
+            // reach the group as the terminal's does.
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -157,12 +161,13 @@ impl Cluster {
         self.up.as_ref().expect("skiff up runs").id() as i32
     }
 
-    /// Ctrl-C: SIGINT to `skiff up` by PID; it must exit 0 in good time.
+    /// Ctrl-C: SIGINT to `skiff up`'s process group (its PID), as a terminal sends it to
+    /// every process of the foreground job; it must exit 0 in good time.
     fn interrupt(&mut self) {
         let mut child = self.up.take().expect("skiff up runs");
-        // SAFETY: kill(2) on our own child, not yet reaped.
+        // SAFETY: kill(2) on the group our own child leads; the child is not yet reaped.
         unsafe {
-            libc::kill(child.id() as i32, libc::SIGINT);
+            libc::kill(-(child.id() as i32), libc::SIGINT);
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
