@@ -96,9 +96,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     skiff_controlplane::tune_allocator();
     let data_dir = args.data_dir.clone();
     let cfg = controlplane_config(&args);
-    let running = skiff_controlplane::start(cfg)
-        .await
-        .context("starting the control plane")?;
+    let mut stop = StopSignals::listen()?;
+    let running = tokio::select! {
+        r = skiff_controlplane::start(cfg) => r.context("starting the control plane")?,
+        () = stop.recv() => {
+            println!("stopping skiff");
+            return Ok(());
+        }
+    };
     // Keep the kubeconfig where the README says it is.
     let kubeconfig = data_dir.join("admin.kubeconfig");
     std::fs::copy(&running.kubeconfig, &kubeconfig)
@@ -106,12 +111,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut agent_cfg = agent_config(&data_dir);
     agent_cfg.node_ip = args.node_ip();
     args.layout.apply(&mut agent_cfg);
-    let agent = daemon::run(agent_cfg.clone())
-        .await
-        .context("starting the node agent")?;
-    let proxy = skiff_proxy::daemon::start(proxy_options(&data_dir, &agent_cfg))
-        .await
-        .context("starting the service proxy")?;
+    // Stopped half-way, the agent's start is dropped: that kills the private containerd if
+    // it was started (pods' containers live on in their shims, as after a clean stop).
+    let agent = tokio::select! {
+        r = daemon::run(agent_cfg.clone()) => r.context("starting the node agent")?,
+        () = stop.recv() => {
+            println!("stopping skiff");
+            running.shutdown().await;
+            return Ok(());
+        }
+    };
+    let proxy = tokio::select! {
+        r = skiff_proxy::daemon::start(proxy_options(&data_dir, &agent_cfg)) => {
+            r.context("starting the service proxy")?
+        }
+        () = stop.recv() => {
+            println!("stopping skiff");
+            agent.stop().await;
+            running.shutdown().await;
+            return Ok(());
+        }
+    };
     let mut shown = running.address;
     if shown.ip().is_unspecified() {
         shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -135,17 +155,37 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!();
     println!("Ctrl-C stops skiff (pods keep running); `skiff up` again brings it back as it was;");
     println!("`skiff down` removes everything.");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
+    stop.recv().await;
     println!("stopping skiff");
     proxy.stop().await;
     agent.stop().await;
     running.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment `skiff up` starts: one that comes
+/// while the cluster is coming up stops it as cleanly as later. (Left to their default
+/// action they would kill skiff and leave its containerd running.)
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]
