@@ -110,8 +110,8 @@ impl Cluster {
         ]
     }
 
-    /// Starts `skiff up` and waits for the kubeconfig it prints, then for the node Ready.
-    fn start(&mut self) {
+    /// Starts `skiff up`; its stdout's lines come on the channel (and to the test's output).
+    fn spawn_up(&mut self) -> mpsc::Receiver<String> {
         assert!(self.up.is_none(), "skiff up runs already");
         let mut child = self
             .in_netns(SKIFF)
@@ -134,6 +134,12 @@ impl Cluster {
                 let _ = tx.send(line);
             }
         });
+        rx
+    }
+
+    /// Starts `skiff up` and waits for the kubeconfig it prints, then for the node Ready.
+    fn start(&mut self) {
+        let rx = self.spawn_up();
         let want = format!("kubeconfig: {}", self.kubeconfig().display());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -592,6 +598,20 @@ fn skiff_up_stops_on_ctrl_c_comes_back_as_it_was_and_goes_down_without_a_trace()
         workspace_bin(plugin).expect("the CNI plugins are built");
     }
     let mut cluster = Cluster::new();
+
+    // Ctrl-C while the cluster comes up, once its containerd runs: a clean stop all the
+    // same, with nothing left running.
+    let _lines = cluster.spawn_up();
+    let containerd = cluster.data_dir().join("agent/containerd/config.toml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_naming(&containerd).is_empty() {
+        assert!(Instant::now() < deadline, "no containerd within 60s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cluster.interrupt();
+    let procs = processes_naming(&cluster.workdir);
+    assert!(procs.is_empty(), "left running: {procs:?}");
+
     cluster.start();
     let first_pid = cluster.pid();
 
