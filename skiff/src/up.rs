@@ -110,6 +110,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
     let mut agent_cfg = agent_config(&data_dir);
     agent_cfg.node_ip = args.node_ip();
+    args.layout.record(&data_dir)?;
     args.layout.apply(&mut agent_cfg);
     // Stopped half-way, the agent's start is dropped: that kills the private containerd if
     // it was started (pods' containers live on in their shims, as after a clean stop).
