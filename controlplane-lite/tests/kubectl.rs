@@ -1067,3 +1067,66 @@ fn every_kind_applies_gets_and_describes() {
     let sc = cp.kubectl_ok(&["get", "storageclass"]);
     assert!(sc.contains("local (default)"), "{sc}");
 }
+
+const LIST: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: listed}
+  data: {a: "1"}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: listed}
+  spec:
+    replicas: 1
+    selector:
+      matchLabels: {app: listed}
+    template:
+      metadata:
+        labels: {app: listed}
+      spec:
+        containers:
+        - name: c
+          image: busybox:1.36
+          ports:
+          - {containerPort: 80, protocol: TCP}
+          resources:
+            limits: {cpu: 100m, memory: 64Mi}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: listed}
+  spec:
+    selector: {app: listed}
+    ports:
+    - {port: 80, targetPort: 80}
+"#;
+
+/// A `kind: List` is validated by kubectl itself (no server-side field validation applies
+/// to List), against the Swagger 2.0 document it asks for as protobuf.
+#[test]
+fn apply_a_list_with_client_side_validation() {
+    let cp = start();
+    let out = cp.kubectl_stdin(&["apply", "--validate=strict", "-f", "-"], LIST);
+    for line in [
+        "configmap/listed created",
+        "deployment.apps/listed created",
+        "service/listed created",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    // The schemas are really used: a field no schema has is refused by kubectl itself.
+    let bad = LIST.replace("data: {a: \"1\"}", "data: {a: \"1\"}\n  bogus: 1");
+    let out = cp.kubectl_stdin_output(&["apply", "--validate=strict", "-f", "-"], &bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("error validating data")
+            && err.contains("unknown field \"bogus\"")
+            && err.contains("ConfigMap"),
+        "{err}"
+    );
+    let out = cp.kubectl_stdin(&["apply", "-f", "-"], LIST);
+    assert!(out.contains("configmap/listed unchanged"), "{out}");
+}

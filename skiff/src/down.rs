@@ -13,7 +13,7 @@ use crate::up::{agent_config, proxy_options};
 
 pub async fn run(data_dir: PathBuf, layout: NodeLayout) -> anyhow::Result<()> {
     let mut cfg = agent_config(&data_dir);
-    layout.apply(&mut cfg);
+    layout.or_recorded(&data_dir)?.apply(&mut cfg);
     let mut left = daemon::down(&cfg).await;
     if let Err(e) = skiff_proxy::daemon::cleanup(&proxy_options(&data_dir, &cfg)).await {
         left.0.push(format!("the service proxy's rules: {e:#}"));

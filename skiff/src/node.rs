@@ -1,7 +1,7 @@
 //! `skiff join` as a command: the TLS bootstrap (`join::bootstrap`), then this machine's
 //! node agent and proxy with the credentials it got.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -56,18 +56,49 @@ pub struct JoinArgs {
 }
 
 /// Where a node keeps what is not under its data directory; several nodes on one machine
-/// (`skiff lab`) each need their own. `skiff down` takes the same flags.
-#[derive(clap::Args, Debug, Clone, Default)]
+/// (`skiff lab`) each need their own. `skiff down` takes the same flags, and without them
+/// uses what the node recorded in its data directory.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeLayout {
     /// The cgroup of the node's pods (default `/kubepods`).
     #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     cgroup_root: Option<String>,
     /// Where pods' container logs are written (default `/var/log/pods`).
     #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pod_logs_dir: Option<PathBuf>,
 }
 
+/// The file under the data directory that records a node's layout.
+const LAYOUT_FILE: &str = "layout.json";
+
 impl NodeLayout {
+    /// Records the layout in `data_dir`, so that `skiff down` without flags removes what
+    /// this node made, not what the defaults name (maybe another node's).
+    pub fn record(&self, data_dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let file = data_dir.join(LAYOUT_FILE);
+        let text = serde_json::to_vec_pretty(self).context("encoding the node's layout")?;
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))
+    }
+
+    /// The flags given, and for those not given what the node in `data_dir` recorded.
+    pub fn or_recorded(self, data_dir: &Path) -> anyhow::Result<NodeLayout> {
+        let file = data_dir.join(LAYOUT_FILE);
+        let recorded: NodeLayout = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NodeLayout::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        };
+        Ok(NodeLayout {
+            cgroup_root: self.cgroup_root.or(recorded.cgroup_root),
+            pod_logs_dir: self.pod_logs_dir.or(recorded.pod_logs_dir),
+        })
+    }
+
     pub fn apply(&self, cfg: &mut AgentConfig) {
         if let Some(root) = &self.cgroup_root {
             cfg.cgroup_root = root.clone();
@@ -117,6 +148,7 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
     agent_cfg.node_ip = args.node_ip;
     agent_cfg.pod_network = args.pod_network;
     agent_cfg.max_pods = args.max_pods;
+    args.layout.record(&args.data_dir)?;
     args.layout.apply(&mut agent_cfg);
     let agent = daemon::run(agent_cfg)
         .await
@@ -146,4 +178,41 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
     proxy.stop().await;
     agent.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn down_uses_the_recorded_layout_unless_told_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // Nothing recorded: the flags alone (or the defaults).
+        assert_eq!(
+            NodeLayout::default().or_recorded(&data).unwrap(),
+            NodeLayout::default()
+        );
+        let started = NodeLayout {
+            cgroup_root: Some("/two".into()),
+            pod_logs_dir: Some("/two/logs".into()),
+        };
+        started.record(&data).unwrap();
+        assert_eq!(NodeLayout::default().or_recorded(&data).unwrap(), started);
+        let told = NodeLayout {
+            cgroup_root: Some("/other".into()),
+            pod_logs_dir: None,
+        };
+        let got = told.or_recorded(&data).unwrap();
+        assert_eq!(got.cgroup_root.as_deref(), Some("/other"));
+        assert_eq!(got.pod_logs_dir, Some(PathBuf::from("/two/logs")));
+        // A default layout records nothing to override.
+        NodeLayout::default().record(&data).unwrap();
+        assert_eq!(
+            NodeLayout::default().or_recorded(&data).unwrap(),
+            NodeLayout::default()
+        );
+    }
 }

@@ -65,6 +65,10 @@ pub struct UpArgs {
     /// addresses routed to this machine); empty: they stay pending.
     #[arg(long, default_value = "")]
     pub load_balancer_pool: String,
+    /// Where the node keeps what is not under --data-dir (its pods' cgroup and logs):
+    /// two clusters on one machine each need their own. `skiff down` takes the same.
+    #[command(flatten)]
+    pub layout: crate::node::NodeLayout,
 }
 
 impl UpArgs {
@@ -92,21 +96,43 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     skiff_controlplane::tune_allocator();
     let data_dir = args.data_dir.clone();
     let cfg = controlplane_config(&args);
-    let running = skiff_controlplane::start(cfg)
-        .await
-        .context("starting the control plane")?;
+    let mut stop = StopSignals::listen()?;
+    let running = tokio::select! {
+        r = skiff_controlplane::start(cfg) => r.context("starting the control plane")?,
+        () = stop.recv() => {
+            println!("stopping skiff");
+            return Ok(());
+        }
+    };
     // Keep the kubeconfig where the README says it is.
     let kubeconfig = data_dir.join("admin.kubeconfig");
     std::fs::copy(&running.kubeconfig, &kubeconfig)
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
     let mut agent_cfg = agent_config(&data_dir);
     agent_cfg.node_ip = args.node_ip();
-    let agent = daemon::run(agent_cfg.clone())
-        .await
-        .context("starting the node agent")?;
-    let proxy = skiff_proxy::daemon::start(proxy_options(&data_dir, &agent_cfg))
-        .await
-        .context("starting the service proxy")?;
+    args.layout.record(&data_dir)?;
+    args.layout.apply(&mut agent_cfg);
+    // Stopped half-way, the agent's start is dropped: that kills the private containerd if
+    // it was started (pods' containers live on in their shims, as after a clean stop).
+    let agent = tokio::select! {
+        r = daemon::run(agent_cfg.clone()) => r.context("starting the node agent")?,
+        () = stop.recv() => {
+            println!("stopping skiff");
+            running.shutdown().await;
+            return Ok(());
+        }
+    };
+    let proxy = tokio::select! {
+        r = skiff_proxy::daemon::start(proxy_options(&data_dir, &agent_cfg)) => {
+            r.context("starting the service proxy")?
+        }
+        () = stop.recv() => {
+            println!("stopping skiff");
+            agent.stop().await;
+            running.shutdown().await;
+            return Ok(());
+        }
+    };
     let mut shown = running.address;
     if shown.ip().is_unspecified() {
         shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -130,17 +156,37 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!();
     println!("Ctrl-C stops skiff (pods keep running); `skiff up` again brings it back as it was;");
     println!("`skiff down` removes everything.");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
+    stop.recv().await;
     println!("stopping skiff");
     proxy.stop().await;
     agent.stop().await;
     running.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment `skiff up` starts: one that comes
+/// while the cluster is coming up stops it as cleanly as later. (Left to their default
+/// action they would kill skiff and leave its containerd running.)
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +218,19 @@ mod tests {
         assert_eq!(cfg.advertise_address, None);
         assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/skiff/controlplane"));
         assert_eq!(args.node_ip(), None);
+        let mut agent = agent_config(&args.data_dir);
+        args.layout.apply(&mut agent);
+        assert_eq!(agent.cgroup_root, "/kubepods");
+        assert_eq!(agent.pod_logs_dir, PathBuf::from("/var/log/pods"));
+    }
+
+    #[test]
+    fn a_second_cluster_on_the_machine_has_a_cgroup_and_logs_of_its_own() {
+        let args = parse(&["--cgroup-root", "/two", "--pod-logs-dir", "/d/logs"]);
+        let mut agent = agent_config(&args.data_dir);
+        args.layout.apply(&mut agent);
+        assert_eq!(agent.cgroup_root, "/two");
+        assert_eq!(agent.pod_logs_dir, PathBuf::from("/d/logs"));
     }
 
     #[test]

@@ -32,6 +32,15 @@ pub fn raw_json(code: StatusCode, bytes: Vec<u8>) -> Response {
     r
 }
 
+/// `bytes` as they are, of the static media type `content_type`.
+pub fn raw(code: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> Response {
+    let mut r = http::Response::new(full(bytes));
+    *r.status_mut() = code;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
 pub fn text(code: StatusCode, s: &'static str) -> Response {
     let mut r = http::Response::new(full(s));
     *r.status_mut() = code;

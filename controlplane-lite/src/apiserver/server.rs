@@ -268,12 +268,11 @@ async fn route_request(
                 .get(http::header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            // Only the JSON form exists; a client asking for protobuf alone must hear so.
-            if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
-                response::error(&ApiError::new(
-                    406,
-                    "NotAcceptable",
-                    "only application/json is served for /openapi/v2",
+            if openapi::wants_v2_protobuf(accept) {
+                get_only(response::raw(
+                    StatusCode::OK,
+                    openapi::V2_PROTOBUF,
+                    openapi::v2_protobuf().to_vec(),
                 ))
             } else {
                 get_only(response::raw_json(StatusCode::OK, openapi::v2().to_vec()))

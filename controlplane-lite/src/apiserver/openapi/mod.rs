@@ -3,13 +3,15 @@
 //! kubectl reads them for `kubectl explain` (the v3 document of the resource's group/version),
 //! for `kubectl apply` (strategic-merge patch metadata, and whether PATCH takes
 //! `fieldValidation`, which decides between server- and client-side validation) and for
-//! validation. `/openapi/v2` carries the same content in Swagger 2.0 form for older clients.
+//! validation. `/openapi/v2` carries the same content in Swagger 2.0 form, as JSON or as the
+//! protobuf client-go asks for: kubectl validates the items of a `kind: List` against it.
 //!
 //! The documents are built on first use and kept as bytes for the life of the process.
 
 mod extensions;
 mod paths;
 mod schemas;
+mod v2_proto;
 
 #[cfg(test)]
 mod tests;
@@ -21,6 +23,8 @@ use serde_json::{Map, Value, json};
 
 use crate::apiserver::registry::group_versions;
 
+pub use v2_proto::MEDIA_TYPE as V2_PROTOBUF;
+
 struct Group {
     /// `api/v1` or `apis/<group>/<version>`, as in the v3 index.
     path: String,
@@ -30,6 +34,7 @@ struct Group {
 
 struct Documents {
     v2: Vec<u8>,
+    v2_protobuf: Vec<u8>,
     v3_index: Vec<u8>,
     groups: Vec<Group>,
 }
@@ -46,12 +51,14 @@ fn documents() -> &'static Documents {
 }
 
 /// GET /openapi/v2 (JSON, Swagger 2.0).
-///
-/// Note that client-go asks for this document as protobuf
-/// (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`), which these bytes are
-/// not; such requests should be answered with 406 so the client falls back.
 pub fn v2() -> &'static [u8] {
     &documents().v2
+}
+
+/// GET /openapi/v2 as protobuf ([`V2_PROTOBUF`]), the form client-go asks for: the same
+/// document as gnostic's `openapi.v2.Document` message.
+pub fn v2_protobuf() -> &'static [u8] {
+    &documents().v2_protobuf
 }
 
 /// GET /openapi/v3: the index, `{"paths": {"api/v1": {"serverRelativeURL":
@@ -70,6 +77,21 @@ pub fn v3_group(path: &str) -> Option<&'static [u8]> {
 /// request for the current document (cacheable for good) from one for an older version.
 pub fn v3_hash(path: &str) -> Option<&'static str> {
     find_group(path).map(|g| g.hash.as_str())
+}
+
+/// Whether a client's Accept header prefers the protobuf form of `/openapi/v2` (client-go
+/// asks for it alone): it is named before any JSON type or wildcard.
+pub fn wants_v2_protobuf(accept: &str) -> bool {
+    for media in accept.split(',') {
+        let media = media.split(';').next().unwrap_or("").trim();
+        if media.starts_with("application/com.github.proto-openapi.spec.v2") {
+            return true;
+        }
+        if media.contains("json") || media == "*/*" || media == "application/*" {
+            return false;
+        }
+    }
+    false
 }
 
 fn find_group(path: &str) -> Option<&'static Group> {
@@ -153,6 +175,7 @@ fn build() -> Documents {
         .collect();
 
     Documents {
+        v2_protobuf: v2_proto::encode(&v2),
         v2: v2.to_string().into_bytes(),
         v3_index: json!({"paths": index}).to_string().into_bytes(),
         groups,

@@ -439,3 +439,23 @@ fn operation_ids_are_unique() {
     assert!(ids.contains(&"deleteCoreV1CollectionNamespacedPod".to_string()));
     assert!(ids.contains(&"listCoreV1PodForAllNamespaces".to_string()));
 }
+
+#[test]
+fn v2_is_protobuf_when_asked_for_first() {
+    for accept in [
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf, application/json",
+        "text/plain, application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.9",
+    ] {
+        assert!(wants_v2_protobuf(accept), "{accept}");
+    }
+    for accept in [
+        "",
+        "*/*",
+        "application/json",
+        "application/json, application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        "application/vnd.kubernetes.protobuf",
+    ] {
+        assert!(!wants_v2_protobuf(accept), "{accept}");
+    }
+}
