@@ -708,7 +708,15 @@ spec:
     }
     let names = pod_names(&c, "cache").await;
     assert!(names.len() == 2 && !names.contains(&victim), "{names:?}");
-    let rs = c.json(&["get", "rs", "cache"]).await;
+    // The replacement is Ready a moment after it exists, and the status follows.
+    let mut rs = c.json(&["get", "rs", "cache"]).await;
+    for _ in 0..100 {
+        if rs["status"]["readyReplicas"] == 2 && rs["status"]["availableReplicas"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rs = c.json(&["get", "rs", "cache"]).await;
+    }
     assert_eq!(rs["status"]["readyReplicas"], 2, "{rs}");
     assert_eq!(rs["status"]["availableReplicas"], 2);
     assert_eq!(rs["status"]["fullyLabeledReplicas"], 2);
