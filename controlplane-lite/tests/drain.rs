@@ -328,7 +328,17 @@ async fn drain_evicts_within_the_budget() {
 async fn a_drain_the_budget_forbids_times_out() {
     let c = cluster("stuck").await;
     c.apply(&deployment("db", 2)).await;
-    c.apply(&pdb_yaml("db", "db", "minAvailable: 2")).await;
+    // kubectl's generator sends the budget as protobuf.
+    let out = c
+        .ok(&[
+            "create",
+            "pdb",
+            "db",
+            "--selector=app=db",
+            "--min-available=2",
+        ])
+        .await;
+    assert_eq!(out.trim(), "poddisruptionbudget.policy/db created");
     c.apply(
         "apiVersion: apps/v1
 kind: DaemonSet
