@@ -302,9 +302,121 @@ async fn delete_pod(
     name: &str,
     opts: &DeleteOptions,
 ) -> Reply {
-    delete_object(api, pods, ns, name, opts).await?;
+    let mut opts = opts.clone();
+    if !opts.dry_run {
+        mark_disruption_target(api, pods, ns, name, &mut opts).await?;
+    }
+    delete_object(api, pods, ns, name, &opts).await?;
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     Ok(response::json(StatusCode::CREATED, &status))
+}
+
+/// Sets the pod's `DisruptionTarget` condition before it is deleted, as kube-apiserver
+/// does, so whoever watches it (its controller, a Job's pod failure policy) knows why it
+/// goes. The deleteOptions' preconditions hold for this write too; a resourceVersion
+/// precondition then moves to the version written, since that change is the eviction's own.
+async fn mark_disruption_target(
+    api: &Api,
+    pods: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    opts: &mut DeleteOptions,
+) -> Result<(), ApiError> {
+    for _ in 0..16 {
+        let Some((mut pod, kv)) = api.read(pods, ns, name).await? else {
+            return Err(ApiError::not_found(pods, name));
+        };
+        if let Some(uid) = &opts.precondition_uid
+            && uid != object::uid(&pod)
+        {
+            return Err(ApiError::conflict_msg(
+                pods,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    object::uid(&pod)
+                ),
+            ));
+        }
+        if let Some(rv) = &opts.precondition_rv
+            && rv != object::resource_version(&pod)
+        {
+            return Err(ApiError::conflict_msg(
+                pods,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    object::resource_version(&pod)
+                ),
+            ));
+        }
+        if !set_disruption_target(&mut pod) {
+            return Ok(());
+        }
+        let key = api.key(pods, ns, name);
+        match api
+            .store
+            .update(&key, encode_for_store(&pod)?, kv.mod_revision)
+            .await
+        {
+            Ok(rev) => {
+                if opts.precondition_rv.is_some() {
+                    opts.precondition_rv = Some(rev.to_string());
+                }
+                return Ok(());
+            }
+            Err(crate::store::StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_store(pods, name, e)),
+        }
+    }
+    Err(ApiError::conflict(pods, name))
+}
+
+/// Adds or updates the condition; false when it already says so.
+fn set_disruption_target(pod: &mut Value) -> bool {
+    let want = json!({
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+    });
+    let conds = object::entry(pod, &["status", "conditions"]);
+    if !conds.is_array() {
+        *conds = json!([]);
+    }
+    let Some(list) = conds.as_array_mut() else {
+        return false;
+    };
+    let same = |c: &Value| {
+        ["type", "status", "reason", "message"]
+            .iter()
+            .all(|k| c.get(*k) == want.get(*k))
+    };
+    match list
+        .iter_mut()
+        .find(|c| c.get("type") == Some(&json!("DisruptionTarget")))
+    {
+        Some(c) if same(c) => false,
+        Some(c) => {
+            let changed = c.get("status") != want.get("status");
+            let mut next = want.clone();
+            next["lastProbeTime"] = Value::Null;
+            next["lastTransitionTime"] = if changed {
+                json!(object::now_rfc3339())
+            } else {
+                c.get("lastTransitionTime").cloned().unwrap_or(Value::Null)
+            };
+            *c = next;
+            true
+        }
+        None => {
+            let mut next = want;
+            next["lastProbeTime"] = Value::Null;
+            next["lastTransitionTime"] = json!(object::now_rfc3339());
+            list.push(next);
+            true
+        }
+    }
 }
 
 #[cfg(test)]
@@ -362,6 +474,22 @@ mod tests {
                 .expect("all")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn evicted_pods_say_why() {
+        let mut pod = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert!(set_disruption_target(&mut pod));
+        let c = &pod["status"]["conditions"][1];
+        assert_eq!(
+            (&c["type"], &c["reason"], &c["message"]),
+            (
+                &json!("DisruptionTarget"),
+                &json!("EvictionByEvictionAPI"),
+                &json!("Eviction API: evicting")
+            )
+        );
+        assert!(!set_disruption_target(&mut pod), "already set");
     }
 
     #[test]

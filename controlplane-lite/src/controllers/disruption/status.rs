@@ -119,9 +119,9 @@ pub fn compute(
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
             let name = p.metadata.name.as_deref().unwrap_or_default();
-            !disrupted
+            disrupted
                 .get(name)
-                .is_some_and(|at: &Time| after(at.0, DELETION_TIMEOUT) > now)
+                .is_none_or(|at: &Time| after(at.0, DELETION_TIMEOUT) <= now)
         })
         .filter(|p| is_ready(p))
         .count();
