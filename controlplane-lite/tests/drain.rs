@@ -278,6 +278,12 @@ async fn drain_evicts_within_the_budget() {
         )
     );
 
+    let described = c.ok(&["describe", "pdb", "web"]).await;
+    assert!(described.contains("Min available:  2"), "{described}");
+    assert!(described.contains("Allowed disruptions:  1"), "{described}");
+    let explained = c.ok(&["explain", "pdb.spec.minAvailable"]).await;
+    assert!(explained.contains("GROUP:      policy"), "{explained}");
+
     let node = busiest(&pods);
     let on_node: Vec<&String> = pods
         .iter()
