@@ -99,6 +99,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                     "name": format!("{}/binding", r.plural), "singularName": "", "namespaced": r.namespaced,
                     "kind": "Binding", "verbs": ["create"],
                 }),
+                // What `kubectl drain` looks for before it evicts rather than deletes.
+                "eviction" => json!({
+                    "name": format!("{}/eviction", r.plural), "singularName": "", "namespaced": r.namespaced,
+                    "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
+                }),
                 // Connect subresources, named and with the verbs kube-apiserver gives them.
                 "log" => json!({
                     "name": format!("{}/log", r.plural), "singularName": "", "namespaced": r.namespaced,
@@ -172,6 +177,17 @@ mod tests {
             .filter_map(|r| r["name"].as_str())
             .collect();
         assert!(names.contains(&"pods/binding") && names.contains(&"namespaces"));
+        let eviction = core["resources"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == "pods/eviction"))
+            .expect("pods/eviction");
+        assert_eq!(
+            (&eviction["group"], &eviction["version"], &eviction["kind"]),
+            (&json!("policy"), &json!("v1"), &json!("Eviction"))
+        );
+        assert_eq!(eviction["verbs"], json!(["create"]));
+        let policy = resource_list("policy", "v1").expect("policy");
+        assert!(policy.to_string().contains("\"shortNames\":[\"pdb\"]"));
         let apps = resource_list("apps", "v1").expect("apps");
         assert!(apps.to_string().contains("deployments/scale"));
         assert!(groups().to_string().contains("storage.k8s.io"));

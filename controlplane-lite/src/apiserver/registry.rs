@@ -131,7 +131,15 @@ pub static RESOURCES: &[ResourceInfo] = &[
         true,
         &["po"],
         ALL,
-        &["status", "binding", "log", "exec", "attach", "portforward"],
+        &[
+            "status",
+            "binding",
+            "eviction",
+            "log",
+            "exec",
+            "attach",
+            "portforward"
+        ],
         "io.k8s.api.core.v1.Pod"
     ),
     res!(
@@ -388,6 +396,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE,
         NONE,
         "io.k8s.api.storage.v1.StorageClass"
+    ),
+    res!(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        true,
+        &["pdb"],
+        NONE,
+        &["status"],
+        "io.k8s.api.policy.v1.PodDisruptionBudget"
     ),
     res!(
         "certificates.k8s.io",

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{
     ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use tokio::task::JoinHandle;
 
@@ -45,6 +46,7 @@ pub struct Informers {
     pub leases: Informer<Lease>,
     pub hpas: Informer<HorizontalPodAutoscaler>,
     pub csrs: Informer<CertificateSigningRequest>,
+    pub pdbs: Informer<PodDisruptionBudget>,
 }
 
 impl Informers {
@@ -79,6 +81,7 @@ impl Informers {
             leases: start!(),
             hpas: start!(),
             csrs: start!(),
+            pdbs: start!(),
         };
         (informers, tasks)
     }
@@ -106,6 +109,7 @@ impl Informers {
             leases: c.informer(),
             hpas: c.informer(),
             csrs: c.informer(),
+            pdbs: c.informer(),
         }
     }
 
@@ -131,6 +135,7 @@ impl Informers {
         self.leases.synced().await;
         self.hpas.synced().await;
         self.csrs.synced().await;
+        self.pdbs.synced().await;
     }
 }
 

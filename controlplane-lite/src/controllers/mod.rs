@@ -16,6 +16,7 @@ pub mod controller_ref;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod hpa;
@@ -82,6 +83,7 @@ pub fn start_all<C: runtime::Cluster>(ctx: &context::Ctx<C>) -> Vec<tokio::task:
     tasks.extend(replica_set::start(ctx));
     tasks.extend(deployment::start(ctx));
     tasks.extend(hpa::start(ctx));
+    tasks.extend(disruption::start(ctx));
     tasks.extend(apiserver_endpoints::start(ctx));
     tasks.extend(service_lb::start(ctx));
     tasks.extend(certificates::start(ctx));

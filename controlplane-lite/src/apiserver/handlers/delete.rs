@@ -23,31 +23,49 @@ pub struct DeleteOptions {
 }
 
 impl DeleteOptions {
+    /// The options a DeleteOptions object (as JSON) carries.
+    pub fn from_json(b: &Value) -> DeleteOptions {
+        let mut o = DeleteOptions {
+            grace_period: b.get("gracePeriodSeconds").and_then(Value::as_i64),
+            propagation: b
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            precondition_uid: b
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            precondition_rv: b
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            dry_run: b
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All")),
+        };
+        if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+            o.propagation = Some("Orphan".into());
+        }
+        o
+    }
+
+    /// The options of a DELETE: its body (JSON, or protobuf as client-go sends it for
+    /// built-in kinds) and then the query parameters, which win.
     pub fn from_request(req: &Request) -> Result<DeleteOptions, ApiError> {
         let mut o = DeleteOptions::default();
         if !req.body.is_empty() {
-            let b: Value = serde_json::from_slice(&req.body)
-                .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
-            o.grace_period = b.get("gracePeriodSeconds").and_then(Value::as_i64);
-            o.propagation = b
-                .get("propagationPolicy")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
-                o.propagation = Some("Orphan".into());
-            }
-            o.precondition_uid = b
-                .pointer("/preconditions/uid")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            o.precondition_rv = b
-                .pointer("/preconditions/resourceVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            o.dry_run = b
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let b = if req
+                .content_type()
+                .starts_with("application/vnd.kubernetes.protobuf")
+            {
+                crate::apiserver::protobuf::decode(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            } else {
+                serde_json::from_slice(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
+            o = DeleteOptions::from_json(&b);
         }
         if let Some(g) = req.query.get("gracePeriodSeconds") {
             o.grace_period =
@@ -61,7 +79,14 @@ impl DeleteOptions {
         if req.query.flag("orphanDependents") {
             o.propagation = Some("Orphan".into());
         }
-        if let Some(p) = &o.propagation
+        o.check()?;
+        o.dry_run |= req.dry_run();
+        Ok(o)
+    }
+
+    /// Refuses a propagation policy Kubernetes does not know.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if let Some(p) = &self.propagation
             && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
         {
             return Err(ApiError::new(
@@ -72,8 +97,7 @@ impl DeleteOptions {
                 ),
             ));
         }
-        o.dry_run |= req.dry_run();
-        Ok(o)
+        Ok(())
     }
 }
 

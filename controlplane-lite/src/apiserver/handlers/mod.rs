@@ -16,6 +16,7 @@ use crate::store::{DynStore, KeyValue};
 
 pub mod connect;
 pub mod delete;
+pub mod eviction;
 mod read;
 mod services;
 mod watch;
@@ -148,6 +149,7 @@ pub async fn handle(api: &Arc<Api>, req: Request) -> Reply {
         (&Method::GET, Some(n), Some("scale")) => write::get_scale(api, &req, n).await,
         (&Method::POST, None, None) => write::create(api, &req).await,
         (&Method::POST, Some(n), Some("binding")) => write::bind(api, &req, n).await,
+        (&Method::POST, Some(n), Some("eviction")) => eviction::evict(api, &req, n).await,
         (&Method::PUT, Some(n), Some("scale")) => write::update_scale(api, &req, n).await,
         (&Method::PATCH, Some(n), Some("scale")) => write::patch_scale(api, &req, n).await,
         (&Method::PUT, Some(n), s) => write::update(api, &req, n, s).await,

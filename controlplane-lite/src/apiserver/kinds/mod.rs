@@ -11,6 +11,7 @@ pub mod csr;
 pub mod defaults;
 pub mod hpa;
 pub mod hpa_v1;
+pub mod pdb;
 pub mod validation;
 mod validation_apps;
 pub mod validation_batch;
@@ -53,6 +54,7 @@ pub fn normalize(kind: &str, v: Value) -> Result<Value, String> {
             through!(api::certificates::v1::CertificateSigningRequest)
         }
         "HorizontalPodAutoscaler" => through!(api::autoscaling::v2::HorizontalPodAutoscaler),
+        "PodDisruptionBudget" => through!(api::policy::v1::PodDisruptionBudget),
         other => Err(format!("no type for kind {other}")),
     }
     .map(|mut v| {

@@ -107,6 +107,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Causes
         "Service" => service(obj, &mut c),
         super::csr::KIND => super::csr::validate(obj, old, &mut c),
         "HorizontalPodAutoscaler" => super::hpa::validate(obj, old, &mut c),
+        "PodDisruptionBudget" => super::pdb::validate(obj, &mut c),
         "ConfigMap" | "Secret" => {
             for field in ["data", "binaryData"] {
                 for k in obj

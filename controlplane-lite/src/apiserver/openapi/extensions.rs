@@ -13,6 +13,7 @@ pub(super) const BATCH: &str = "io.k8s.api.batch.v1";
 pub(super) const AUTOSCALING: &str = "io.k8s.api.autoscaling.v2";
 pub(super) const DISCOVERY: &str = "io.k8s.api.discovery.v1";
 pub(super) const NETWORKING: &str = "io.k8s.api.networking.v1";
+pub(super) const POLICY: &str = "io.k8s.api.policy.v1";
 pub(super) const STORAGE: &str = "io.k8s.api.storage.v1";
 pub(super) const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
 
@@ -205,6 +206,9 @@ pub(super) static FIELDS: &[FieldFacts] = &[
     f(AUTOSCALING, "HorizontalPodAutoscalerSpec", "metrics").atomic(),
     f(AUTOSCALING, "HorizontalPodAutoscalerStatus", "conditions").merge("type").map(&["type"]),
     f(AUTOSCALING, "HorizontalPodAutoscalerStatus", "currentMetrics").atomic(),
+    f(POLICY, "PodDisruptionBudgetStatus", "conditions")
+        .merge("type")
+        .map(&["type"]),
     f(BATCH, "CronJobStatus", "active").atomic(),
     f(BATCH, "JobStatus", "conditions").merge("type").atomic(),
     f(BATCH, "PodFailurePolicy", "rules").atomic(),

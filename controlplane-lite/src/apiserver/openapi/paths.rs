@@ -11,8 +11,8 @@
 use serde_json::{Map, Value, json};
 
 use super::schemas::{
-    API_RESOURCE_LIST, BINDING, DELETE_OPTIONS, PATCH, SCALE, STATUS, V2_REF_PREFIX, V3_REF_PREFIX,
-    list_definition,
+    API_RESOURCE_LIST, BINDING, DELETE_OPTIONS, EVICTION, PATCH, SCALE, STATUS, V2_REF_PREFIX,
+    V3_REF_PREFIX, list_definition,
 };
 use crate::apiserver::registry::{ResourceInfo, in_group_version};
 
@@ -490,6 +490,18 @@ fn resource_items(r: &'static ResourceInfo, prefix: &str, gv: &str) -> Vec<PathI
                 .params(WRITE_PARAMS)
                 .body(Body::Object(BINDING.into()))
                 .returns(&["200", "201", "202"], BINDING),
+            ],
+            "eviction" => vec![
+                Operation::new(
+                    "post",
+                    "post",
+                    id("create", "Eviction"),
+                    format!("create eviction of a {kind}"),
+                )
+                .gvk(("policy", "v1", "Eviction"))
+                .params(WRITE_PARAMS)
+                .body(Body::Object(EVICTION.into()))
+                .returns(&["200", "201", "202"], EVICTION),
             ],
             _ => continue,
         };

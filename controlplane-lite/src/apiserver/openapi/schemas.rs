@@ -12,7 +12,7 @@ use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v1 as autoscaling, autoscaling::v2 as autoscaling_v2,
     batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
     core::v1 as core, discovery::v1 as discovery, networking::v1 as networking,
-    storage::v1 as storage,
+    policy::v1 as policy, storage::v1 as storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::SchemaSettings;
@@ -32,6 +32,7 @@ pub(super) const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Watch
 pub(super) const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
 pub(super) const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 pub(super) const BINDING: &str = "io.k8s.api.core.v1.Binding";
+pub(super) const EVICTION: &str = "io.k8s.api.policy.v1.Eviction";
 const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
@@ -88,6 +89,8 @@ pub(super) fn add_definition(generator: &mut SchemaGenerator, definition: &str) 
         autoscaling::Scale,
         autoscaling::HorizontalPodAutoscaler,
         autoscaling_v2::HorizontalPodAutoscaler,
+        policy::PodDisruptionBudget,
+        policy::Eviction,
         meta::Status,
         meta::DeleteOptions,
         meta::Patch,
@@ -121,6 +124,7 @@ pub(super) fn definitions() -> Map<String, Value> {
         API_RESOURCE_LIST,
         SCALE,
         BINDING,
+        EVICTION,
     ] {
         add_definition(&mut generator, extra);
     }

@@ -15,6 +15,7 @@ pub mod schema;
 mod tables;
 mod tables_autoscaling;
 mod tables_certificates;
+mod tables_policy;
 pub mod wire;
 
 #[cfg(test)]
@@ -23,6 +24,8 @@ mod tests;
 mod tests_autoscaling;
 #[cfg(test)]
 mod tests_certificates;
+#[cfg(test)]
+mod tests_policy;
 
 use serde_json::{Map, Value};
 

@@ -15,6 +15,7 @@ use super::tables_autoscaling::{
     AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER, AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
 };
 use super::tables_certificates::CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST;
+use super::tables_policy::POLICY_V1_EVICTION;
 
 /// The kinds a protobuf body may carry: (apiVersion, kind, message); "*" matches any apiVersion.
 pub static ROOTS: &[(&str, &str, &Message)] = &[
@@ -73,6 +74,7 @@ pub static ROOTS: &[(&str, &str, &Message)] = &[
         "PodDisruptionBudget",
         &POLICY_V1_POD_DISRUPTION_BUDGET,
     ),
+    ("policy/v1", "Eviction", &POLICY_V1_EVICTION),
     (
         "scheduling.k8s.io/v1",
         "PriorityClass",
