@@ -1,6 +1,6 @@
 //! The README's examples on a two-worker `skiff lab`, with the real kubectl, through the
 //! failures a cluster meets: a rolling update while a client loops requests through the
-//! Service (none lost), a StatefulSet's names, DNS and volumes across a pod delete, a
+//! Service (none lost), a drain within a disruption budget, a StatefulSet's names, DNS and volumes across a pod delete, a
 //! DaemonSet on every worker, a Job and a CronJob, a worker killed (its pods come back on
 //! the other one) and the control plane restarted (nothing lost). Traffic stays inside
 //! the lab's namespaces.
@@ -193,6 +193,67 @@ fn the_examples_survive_rollouts_a_dead_worker_and_a_control_plane_restart() {
         "job/count",
         "--timeout=120s",
     ]);
+
+    // Draining w2 within a disruption budget: web moves to w1 with no request lost; a db
+    // pod whose volume is on w2 waits for w2 to be uncordoned, and comes back there.
+    lab.kubectl_ok(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=2",
+    ]);
+    eventually(Duration::from_secs(30), "the budget's status", || {
+        let allowed = lab.kubectl_ok(&[
+            "get",
+            "pdb",
+            "web",
+            "-o",
+            "jsonpath={.status.disruptionsAllowed}",
+        ]);
+        (allowed.trim() == "1").then_some(())
+    });
+    let db_nodes = lab.ready_pods("app=db", 2, Duration::from_secs(60));
+    let before = results(&lab).len();
+    let out = lab.kubectl_ok(&[
+        "drain",
+        "w2",
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--grace-period=5",
+        "--timeout=180s",
+    ]);
+    assert!(out.contains("node/w2 drained"), "{out}");
+    let web = lab.ready_pods("app=web", 3, Duration::from_secs(60));
+    assert!(web.iter().all(|p| p.node == "w1"), "{web:?}");
+    lab.kubectl_ok(&["uncordon", "w2"]);
+    let after = lab.ready_pods("app=db", 2, Duration::from_secs(120));
+    let nodes = |pods: &[common::lab::PodRow]| -> Vec<(String, String)> {
+        pods.iter()
+            .map(|p| (p.name.clone(), p.node.clone()))
+            .collect()
+    };
+    assert_eq!(
+        nodes(&after),
+        nodes(&db_nodes),
+        "each db pod stays with its volume"
+    );
+    assert!(
+        db.iter().any(|p| p.name == "db-1" && p.node == "w2"),
+        "{db:?}"
+    );
+    // A restart rollout spreads web over both workers again.
+    lab.kubectl_ok(&["rollout", "restart", "deployment/web"]);
+    lab.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let web = eventually(Duration::from_secs(60), "web on both workers", || {
+        let web = lab.ready_pods("app=web", 3, Duration::from_secs(60));
+        web.iter().any(|p| p.node == "w2").then_some(web)
+    });
+    let (lost, n) = lost_since(&lab, before, results(&lab).len() - before + 10);
+    assert_eq!(
+        lost, 0,
+        "{lost} of {n} requests lost during the drain and rollout: {web:?}"
+    );
 
     // A worker dies: it goes NotReady, its web pods come back on the other worker, and the
     // Service answers again from there.
