@@ -43,6 +43,7 @@ fn bench_cluster_measures_a_small_lab_and_takes_it_down() {
         "w1's skiff join (agent + proxy)",
         "w1's containerd shims",
         "5 processes",
+        "w1's container log drivers",
     ] {
         assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");
     }

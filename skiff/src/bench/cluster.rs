@@ -475,13 +475,15 @@ pub fn kib_field(text: &str, name: &str) -> Option<u64> {
         .ok()
 }
 
-/// What a worker's processes are: its `skiff join` (agent and proxy), its containerd and
-/// that containerd's shims, told apart by their command lines (NUL-separated).
+/// What a worker's processes are: its `skiff join` (agent and proxy), its containerd, that
+/// containerd's shims (one per container) and the containers' log drivers (skiff itself,
+/// one per container), told apart by their command lines (NUL-separated).
 #[derive(Debug, PartialEq)]
 pub enum Role {
     Node,
     Containerd,
     Shim,
+    Logger,
 }
 
 pub fn role(cmdline: &[u8], worker_dir: &Path) -> Option<Role> {
@@ -497,8 +499,11 @@ pub fn role(cmdline: &[u8], worker_dir: &Path) -> Option<Role> {
     let program = args
         .first()
         .map(|p| p.rsplit(|b| *b == b'/').next().unwrap_or(p))?;
+    let logger = skiff_agent::logs::logger::MODE_KEY.as_bytes();
     if program.starts_with(b"containerd-shim") {
         Some(Role::Shim)
+    } else if args.contains(&logger) {
+        Some(Role::Logger)
     } else if program == b"containerd" {
         Some(Role::Containerd)
     } else if args.iter().any(|a| *a == b"join") {
@@ -508,9 +513,17 @@ pub fn role(cmdline: &[u8], worker_dir: &Path) -> Option<Role> {
     }
 }
 
-/// The worker's processes by role: (node, containerd, shims) PIDs.
-fn worker_pids(worker_dir: &Path) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
-    let mut by = (Vec::new(), Vec::new(), Vec::new());
+/// The worker's processes by role: PIDs of the node, containerd, shims and loggers.
+#[derive(Default)]
+struct WorkerPids {
+    node: Vec<u32>,
+    containerd: Vec<u32>,
+    shims: Vec<u32>,
+    loggers: Vec<u32>,
+}
+
+fn worker_pids(worker_dir: &Path) -> WorkerPids {
+    let mut by = WorkerPids::default();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return by;
     };
@@ -522,9 +535,10 @@ fn worker_pids(worker_dir: &Path) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
             continue;
         };
         match role(&cmdline, worker_dir) {
-            Some(Role::Node) => by.0.push(pid),
-            Some(Role::Containerd) => by.1.push(pid),
-            Some(Role::Shim) => by.2.push(pid),
+            Some(Role::Node) => by.node.push(pid),
+            Some(Role::Containerd) => by.containerd.push(pid),
+            Some(Role::Shim) => by.shims.push(pid),
+            Some(Role::Logger) => by.loggers.push(pid),
             None => {}
         }
     }
@@ -553,8 +567,8 @@ async fn density(
         "--timeout=60s",
     ]);
     let dir = lab.worker_dir("w1");
-    let (node, containerd, _) = worker_pids(&dir);
-    let (node0, containerd0) = (Usage::of(&node), Usage::of(&containerd));
+    let before = worker_pids(&dir);
+    let (node0, containerd0) = (Usage::of(&before.node), Usage::of(&before.containerd));
     let deploy = serde_json::json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "density", "namespace": "default"},
@@ -585,12 +599,8 @@ async fn density(
         Duration::from_millis(500),
     )
     .await?;
-    let (node_pids, containerd_pids, shims) = worker_pids(&dir);
-    let (node1, containerd1, shims1) = (
-        Usage::of(&node_pids),
-        Usage::of(&containerd_pids),
-        Usage::of(&shims),
-    );
+    let after = worker_pids(&dir);
+    let (node1, containerd1) = (Usage::of(&after.node), Usage::of(&after.containerd));
     let ratio = ready as f64 / DENSITY_TARGET as f64;
     rows.push((
         format!("density, Deployment of {n} on one node"),
@@ -621,16 +631,22 @@ async fn density(
             mib(containerd1.rss_kib)
         ),
     ));
-    rows.push((
-        "  w1's containerd shims".into(),
-        format!(
-            "{} processes, {} CPU, PSS {} (RSS {}) in all",
-            shims1.processes,
-            secs(shims1.cpu),
-            mib(shims1.pss_kib),
-            mib(shims1.rss_kib)
-        ),
-    ));
+    for (what, pids) in [
+        ("  w1's containerd shims", &after.shims),
+        ("  w1's container log drivers", &after.loggers),
+    ] {
+        let u = Usage::of(pids);
+        rows.push((
+            what.into(),
+            format!(
+                "{} processes, {} CPU, PSS {} (RSS {}) in all",
+                u.processes,
+                secs(u.cpu),
+                mib(u.pss_kib),
+                mib(u.rss_kib)
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -794,6 +810,19 @@ mod tests {
                 dir
             ),
             None
+        );
+        assert_eq!(
+            role(
+                &cmd(&[
+                    "/x/skiff",
+                    "path",
+                    "/tmp/skb-1/w1/pod-logs/default_p_u/c/0.log",
+                    "skiff-container-logger",
+                    "1"
+                ]),
+                dir
+            ),
+            Some(Role::Logger)
         );
         assert_eq!(role(&cmd(&["sleep", "100000"]), dir), None);
         assert_eq!(role(b"", dir), None);
