@@ -61,6 +61,41 @@ enum Cmd {
     },
 }
 
+/// Containers' shims start this binary as their log driver (below): one process per
+/// container, with a few KiB of buffers. mimalloc advises its arena for transparent huge
+/// pages, and the runtime's first allocation, before `main`, would fault in 2 MiB pages:
+/// 4 MiB a logger, 1 GiB for 250 pods. So a logger turns them off from a constructor,
+/// which runs before the runtime and sees `argv` without allocating.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LOGGER_WITHOUT_HUGE_PAGES: extern "C" fn(
+    libc::c_int,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) = logger_without_huge_pages;
+
+extern "C" fn logger_without_huge_pages(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+) {
+    if argv.is_null() {
+        return;
+    }
+    let key = skiff_agent::logs::logger::MODE_KEY.as_bytes();
+    for i in 1..usize::try_from(argc).unwrap_or(0) {
+        // SAFETY: glibc passes constructors the process's argc and argv: `argc` pointers
+        // to NUL-terminated strings, each checked for null.
+        let arg = unsafe { *argv.add(i) };
+        if !arg.is_null() && unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes() == key {
+            // SAFETY: prctl(2) with integer arguments, affecting this process only (a
+            // logger starts no children).
+            unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+            return;
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     // `skiff up` runs the agent in this process, so containers' shims start this binary as
     // their log driver.

@@ -217,3 +217,50 @@ fn a_lab_whose_up_failed_half_way_is_taken_down() {
     let again = ok(lab.skiff(&["lab", "down"]), "skiff lab down, again");
     assert!(again.contains("no lab in"), "{again}");
 }
+
+#[test]
+fn a_lab_with_a_wider_node_cidr_mask_runs_more_pods_per_worker() {
+    let lab = Lab::new(2);
+    ok(
+        lab.up_with(1, &["--node-cidr-mask-size", "23", "--max-pods", "300"]),
+        "skiff lab up --node-cidr-mask-size 23",
+    );
+    let node = lab.kubectl_ok(&[
+        "get",
+        "node",
+        "w1",
+        "-o",
+        "jsonpath={.spec.podCIDR} {.status.capacity.pods}",
+    ]);
+    let (cidr, pods) = node.split_once(' ').expect("cidr and pods");
+    assert!(
+        cidr.starts_with("10.244.") && cidr.ends_with(".0/23"),
+        "{node}"
+    );
+    assert_eq!(pods, "300", "{node}");
+    lab.kubectl_ok(&[
+        "run",
+        "one",
+        "--image=busybox:1.36",
+        "--image-pull-policy=IfNotPresent",
+        "--restart=Never",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    lab.kubectl_ok(&["wait", "--for=condition=Ready", "pod/one", "--timeout=60s"]);
+    let ip = lab.kubectl_ok(&["get", "pod", "one", "-o", "jsonpath={.status.podIP}"]);
+    let third: u32 = cidr
+        .split('.')
+        .nth(2)
+        .and_then(|o| o.parse().ok())
+        .expect("octet");
+    let octets: Vec<u32> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    assert_eq!(octets.len(), 4, "{ip}");
+    assert!(
+        octets[0] == 10 && octets[1] == 244 && (octets[2] == third || octets[2] == third + 1),
+        "{ip} is not in {cidr}"
+    );
+    ok(lab.skiff(&["lab", "down"]), "skiff lab down");
+    lab.assert_gone(1);
+}

@@ -35,7 +35,7 @@ pub use rules::{AttachmentKey, PortMapping, Protocol, Rules, SpoofCheck};
 use exec::Exec;
 use iptables::Iptables;
 use nftables::Nftables;
-use state::{LockMode, Record, StateDir};
+use state::{Record, StateDir};
 
 /// The nft table / iptables chain prefix in production.
 pub const DEFAULT_PREFIX: &str = "skiff-cni";
@@ -269,20 +269,6 @@ impl Firewall {
         }
     }
 
-    /// nftables operations on different keys run in parallel (the kernel arbitrates
-    /// hostPorts); anything iptables serialises, as its conflict checks and
-    /// save-then-restore read what others did. Which backend a key's record names is
-    /// peeked before locking: only the runtime changes a key, one operation at a time.
-    fn lock_for(&self, key: &AttachmentKey) -> Result<state::Lock, FirewallError> {
-        let recorded = self.state.read(key).ok().flatten().map(|r| r.backend);
-        let mode = if self.backend == Backend::Iptables || recorded == Some(Backend::Iptables) {
-            LockMode::Exclusive
-        } else {
-            LockMode::Shared
-        };
-        self.state.lock(mode)
-    }
-
     /// Installs the rules for one attachment (ADD again for the same key replaces them)
     /// and records them; one nft exec, or one iptables-restore per family.
     pub fn add(&self, key: &AttachmentKey, rules: &Rules) -> Result<(), FirewallError> {
@@ -292,7 +278,7 @@ impl Firewall {
         if rules.spoof_check.is_some() {
             self.spoof_check_available()?;
         }
-        let _lock = self.lock_for(key)?;
+        let _lock = self.state.lock()?;
         let old = match self.state.read(key) {
             Ok(old) => old,
             // The record is replaced anyway; what it described cannot be known.
@@ -389,7 +375,7 @@ impl Firewall {
     /// Removes what `add` installed for the key, from its record; no record is Ok.
     pub fn del(&self, key: &AttachmentKey) -> Result<(), FirewallError> {
         key.validate()?;
-        let _lock = self.lock_for(key)?;
+        let _lock = self.state.lock()?;
         let record = match self.state.read(key) {
             Ok(Some(record)) => record,
             Ok(None) => return Ok(()),
@@ -427,7 +413,7 @@ impl Firewall {
     /// `keep` (CNI GC), in one transaction per backend.
     pub fn gc(&self, network: &str, keep: &HashSet<(String, String)>) -> Result<(), FirewallError> {
         rules::validate_network(network)?;
-        let _lock = self.state.lock(LockMode::Exclusive)?;
+        let _lock = self.state.lock()?;
         let (records, unreadable) = self.state.list(network)?;
         for e in unreadable {
             tracing::warn!(network, error = %e, "skipping unreadable firewall record");
@@ -465,7 +451,7 @@ impl Firewall {
     /// tools exist, and every record in the state directory: for uninstalling, and for
     /// tests to leave nothing behind.
     pub fn purge(&self) -> Result<(), FirewallError> {
-        let _lock = self.state.lock(LockMode::Exclusive)?;
+        let _lock = self.state.lock()?;
         let mut errors = Vec::new();
         if exec::find_tool("nft").is_ok()
             && let Err(e) = self.driver(Backend::Nftables).purge()

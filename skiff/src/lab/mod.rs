@@ -60,6 +60,10 @@ pub struct UpArgs {
     /// How many pods each worker takes.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// The prefix length of each worker's pod range, cut from the cluster's 10.244.0.0/16
+    /// (24: ~250 addresses per worker; 23 for more pods than that).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(17..=30))]
+    node_cidr_mask_size: u8,
 }
 
 /// The control plane as `skiff lab up` runs it (a process of its own).
@@ -75,6 +79,8 @@ pub struct ControlPlaneArgs {
     node_monitor_grace_period: String,
     #[arg(long)]
     local_path_dir: PathBuf,
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -258,6 +264,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         format!("{}s", grace.as_secs()),
         "--local-path-dir".into(),
         workdir.join("local-path").display().to_string(),
+        "--node-cidr-mask-size".into(),
+        args.node_cidr_mask_size.to_string(),
     ];
     let mut cmd = std::process::Command::new(&exe);
     cmd.args(&st.controlplane_args);
@@ -627,6 +635,7 @@ async fn controlplane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         skiff_controlplane::config::parse_duration(&args.node_monitor_grace_period)
             .map_err(|e| anyhow::anyhow!("--node-monitor-grace-period: {e}"))?;
     cfg.local_path_dir = args.local_path_dir;
+    cfg.node_cidr_mask_size = args.node_cidr_mask_size;
     let running = skiff_controlplane::start(cfg)
         .await
         .context("starting the control plane")?;
