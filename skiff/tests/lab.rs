@@ -220,7 +220,7 @@ fn a_lab_whose_up_failed_half_way_is_taken_down() {
 
 #[test]
 fn a_lab_with_a_wider_node_cidr_mask_runs_more_pods_per_worker() {
-    let lab = Lab::new(2);
+    let lab = Lab::new();
     ok(
         lab.up_with(1, &["--node-cidr-mask-size", "23", "--max-pods", "300"]),
         "skiff lab up --node-cidr-mask-size 23",
