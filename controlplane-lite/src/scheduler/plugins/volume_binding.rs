@@ -358,11 +358,10 @@ fn find_volume<'a>(
             None => {}
             Some(false) => return None,
             Some(true) if is_bound_to(&v.pv, &w.claim) => return Some(v),
-            Some(true) => {
-                if best.is_none_or(|b| capacity(&b.pv) > capacity(&v.pv)) {
-                    best = Some(v);
-                }
+            Some(true) if best.is_none_or(|b| capacity(&b.pv) > capacity(&v.pv)) => {
+                best = Some(v);
             }
+            Some(true) => {}
         }
     }
     best
