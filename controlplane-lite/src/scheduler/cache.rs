@@ -414,6 +414,31 @@ mod tests {
     }
 
     #[test]
+    fn volume_changes_wake_volume_binding() {
+        let mut c = Cache::new();
+        let claim: Arc<PersistentVolumeClaim> = Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": "data", "namespace": "default"}}))
+                .unwrap(),
+        );
+        assert_eq!(c.apply_claim(&claim, false), Plugin::VolumeBinding.bit());
+        assert_eq!(c.apply_claim(&claim, false), PluginSet::EMPTY);
+        assert!(c.volumes().claim("default", "data").is_some());
+        // Deletions wake nobody, as kube-scheduler registers none.
+        assert_eq!(c.apply_claim(&claim, true), PluginSet::EMPTY);
+        assert!(c.volumes().claim("default", "data").is_none());
+        c.upsert_node(&node_obj("n1", "4", "8Gi", 110, &[], json!([])));
+        let relabelled = c.upsert_node(&node_obj(
+            "n1",
+            "4",
+            "8Gi",
+            110,
+            &[("zone", "a")],
+            json!([]),
+        ));
+        assert!(relabelled.contains(Plugin::VolumeBinding));
+    }
+
+    #[test]
     fn nominations_follow_the_pods() {
         let mut c = Cache::new();
         let mut p = pod_obj("p", &[], json!({"cpu": "1"}), json!({}));

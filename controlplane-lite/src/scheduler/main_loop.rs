@@ -1,5 +1,5 @@
 //! The scheduling loop: one task owns the cache and the queue, applies every pod, node,
-//! namespace and Service change as it arrives, takes the next pod from the queue, runs
+//! namespace, Service, claim, volume and StorageClass change as it arrives, takes the next pod from the queue, runs
 //! the pure cycle on the cache's snapshot, assumes the pod on the chosen node and binds
 //! it in the background — so binds overlap while the next pods are placed. Failures
 //! become the pod's PodScheduled=False condition and a FailedScheduling event.
