@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::framework::Nominations;
 use super::node_info::NodeInfo;
@@ -39,6 +40,7 @@ fn node_change(old: &NodeInfo, new: &NodeInfo) -> PluginSet {
             Plugin::NodeAffinity,
             Plugin::PodTopologySpread,
             Plugin::InterPodAffinity,
+            Plugin::VolumeBinding,
         ]);
     }
     if old.taints != new.taints {
@@ -109,6 +111,77 @@ impl Cache {
 
     pub fn remove_namespace(&mut self, name: &str) {
         self.snap.remove_namespace(name);
+    }
+
+    /// A claim appeared, changed or went away. Creations and updates may let pods that
+    /// wait for it be placed (kube-scheduler registers no deletions for VolumeBinding).
+    pub fn apply_claim(&mut self, c: &Arc<PersistentVolumeClaim>, deleted: bool) -> PluginSet {
+        let ns = c.metadata.namespace.as_deref().unwrap_or_default();
+        let name = c.metadata.name.as_deref().unwrap_or_default();
+        let vols = &mut self.snap.volumes;
+        if deleted {
+            vols.remove_claim(ns, name);
+            return PluginSet::EMPTY;
+        }
+        if vols
+            .claim(ns, name)
+            .is_some_and(|old| old.as_ref() == c.as_ref())
+        {
+            return PluginSet::EMPTY;
+        }
+        vols.set_claim(c.clone());
+        Plugin::VolumeBinding.bit()
+    }
+
+    pub fn apply_volume(&mut self, v: &Arc<PersistentVolume>, deleted: bool) -> PluginSet {
+        let vols = &mut self.snap.volumes;
+        if deleted {
+            vols.remove_volume(v.metadata.name.as_deref().unwrap_or_default());
+            return PluginSet::EMPTY;
+        }
+        vols.set_volume(v.clone());
+        Plugin::VolumeBinding.bit()
+    }
+
+    pub fn apply_class(&mut self, c: &Arc<StorageClass>, deleted: bool) -> PluginSet {
+        let vols = &mut self.snap.volumes;
+        if deleted {
+            vols.remove_class(c.metadata.name.as_deref().unwrap_or_default());
+            return PluginSet::EMPTY;
+        }
+        vols.set_class(c.clone());
+        Plugin::VolumeBinding.bit()
+    }
+
+    /// The claims, volumes and classes the scheduler knows of (to find the ones a resync
+    /// no longer lists).
+    pub fn volumes(&self) -> &super::plugins::volume_binding::Volumes {
+        &self.snap.volumes
+    }
+
+    /// Forgets claims, volumes and classes a full list no longer shows.
+    pub fn drop_missing_volumes(
+        &mut self,
+        claims: &std::collections::HashSet<(String, String)>,
+        volumes: &std::collections::HashSet<String>,
+        classes: &std::collections::HashSet<String>,
+    ) {
+        let vols = &mut self.snap.volumes;
+        for (ns, n) in vols.claim_keys() {
+            if !claims.contains(&(ns.clone(), n.clone())) {
+                vols.remove_claim(&ns, &n);
+            }
+        }
+        for n in vols.volume_names() {
+            if !volumes.contains(&n) {
+                vols.remove_volume(&n);
+            }
+        }
+        for n in vols.class_names() {
+            if !classes.contains(&n) {
+                vols.remove_class(&n);
+            }
+        }
     }
 
     pub fn is_assumed(&self, uid: &str) -> bool {
@@ -338,6 +411,31 @@ mod tests {
             json!([{"key": "k", "effect": "NoSchedule"}]),
         ));
         assert_eq!(bigger, Plugin::NodeResourcesFit.bit());
+    }
+
+    #[test]
+    fn volume_changes_wake_volume_binding() {
+        let mut c = Cache::new();
+        let claim: Arc<PersistentVolumeClaim> = Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": "data", "namespace": "default"}}))
+                .unwrap(),
+        );
+        assert_eq!(c.apply_claim(&claim, false), Plugin::VolumeBinding.bit());
+        assert_eq!(c.apply_claim(&claim, false), PluginSet::EMPTY);
+        assert!(c.volumes().claim("default", "data").is_some());
+        // Deletions wake nobody, as kube-scheduler registers none.
+        assert_eq!(c.apply_claim(&claim, true), PluginSet::EMPTY);
+        assert!(c.volumes().claim("default", "data").is_none());
+        c.upsert_node(&node_obj("n1", "4", "8Gi", 110, &[], json!([])));
+        let relabelled = c.upsert_node(&node_obj(
+            "n1",
+            "4",
+            "8Gi",
+            110,
+            &[("zone", "a")],
+            json!([]),
+        ));
+        assert!(relabelled.contains(Plugin::VolumeBinding));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::plugins::node_resources::Reserved;
 use super::plugins::{
     Plugin, PluginSet, Status, inter_pod_affinity as ipa, node_affinity, node_ports,
     node_resources, node_unschedulable, pod_topology_spread as pts, taint_toleration,
+    volume_binding,
 };
 use super::pod_info::PodInfo;
 use super::snapshot::View;
@@ -141,11 +142,13 @@ pub struct CycleState {
     pub names: Option<BTreeSet<String>>,
     spread: Option<pts::FilterState>,
     affinity: Option<ipa::FilterState>,
+    volumes: Option<volume_binding::FilterState>,
 }
 
 impl CycleState {
     pub fn new(view: &View, pod: &PodInfo) -> Result<CycleState, Status> {
         let names = pod.node_affinity.node_names()?;
+        let volumes = volume_binding::pre_filter(view.volumes(), pod)?;
         let spread = pts::pre_filter(view, pod);
         let a = ipa::pre_filter(view, pod);
         let needed = !pod.required_affinity.is_empty()
@@ -155,6 +158,7 @@ impl CycleState {
             names,
             spread,
             affinity: needed.then_some(a),
+            volumes,
         })
     }
 }
@@ -171,6 +175,12 @@ pub fn filter_node(
         .or_else(|| node_affinity::filter(pod, node))
         .or_else(|| node_ports::filter(pod, node))
         .or_else(|| node_resources::filter(pod, node, reserved))
+        .or_else(|| {
+            state
+                .volumes
+                .as_ref()
+                .and_then(|s| volume_binding::filter(s, node))
+        })
         .or_else(|| {
             state
                 .spread

@@ -381,3 +381,104 @@ async fn anti_affinity_places_one_per_node_and_spread_evens_zones() {
         .count();
     assert_eq!(in_b, 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_waits_for_the_node_its_volume_is_pinned_to() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let c = Arc::new(FakeCluster::new());
+    let cordoned = |yes: bool| {
+        let mut n = small_node("b", "4", json!([]));
+        n.spec.get_or_insert_with(Default::default).unschedulable = Some(yes);
+        n
+    };
+    c.put(&small_node("a", "4", json!([])));
+    c.put(&cordoned(true));
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "pv-b"},
+        "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
+                 "capacity": {"storage": "1Gi"}, "hostPath": {"path": "/data"},
+                 "claimRef": {"namespace": "default", "name": "data-db-1", "uid": "c1"},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["b"]}]}]}}},
+        "status": {"phase": "Bound"},
+    }))
+    .unwrap();
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data-db-1", "namespace": "default", "uid": "c1",
+                     "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+        "spec": {"storageClassName": "local-path", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}, "volumeName": "pv-b"},
+        "status": {"phase": "Bound"},
+    }))
+    .unwrap();
+    c.put(&pv);
+    c.put(&pvc);
+    let _s = start(&ctx(c.clone(), &c));
+    c.put(&pod(
+        "db-1",
+        "100m",
+        json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-1"}}]}),
+    ));
+    until("refused", || condition(&c, "db-1").is_some()).await;
+    let want = "0/2 nodes are available: 1 node(s) had volume node affinity conflict, 1 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.";
+    assert_eq!(
+        condition(&c, "db-1").unwrap(),
+        ("False".into(), "Unschedulable".into(), want.into())
+    );
+    assert_eq!(events(&c, "FailedScheduling")[0].message, want);
+    // Nothing that helps: it stays where it is, and never goes to the other node.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(node_of(&c, "db-1").is_none());
+    assert_eq!(events(&c, "FailedScheduling").len(), 1);
+    // Uncordoned: the pod goes back to its volume's node.
+    c.put(&cordoned(false));
+    until("placed on its volume's node", || {
+        node_of(&c, "db-1").as_deref() == Some("b")
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pods_wait_for_their_immediate_claims_to_bind() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let c = Arc::new(FakeCluster::new());
+    c.put(&small_node("a", "4", json!([])));
+    let _s = start(&ctx(c.clone(), &c));
+    let spec =
+        json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]});
+    c.put(&pod("p", "100m", spec));
+    until("refused", || condition(&c, "p").is_some()).await;
+    assert_eq!(
+        condition(&c, "p").unwrap().2,
+        "0/1 nodes are available: persistentvolumeclaim \"data\" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+    );
+    let mut pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data", "namespace": "default", "uid": "c1"},
+        "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    c.put(&pvc);
+    until("told it waits for the binding", || {
+        condition(&c, "p")
+            .is_some_and(|(_, _, m)| m.contains("pod has unbound immediate PersistentVolumeClaims"))
+    })
+    .await;
+    assert!(node_of(&c, "p").is_none());
+    // The binder binds it: the claim's change brings the pod back, and it is placed.
+    let spec = pvc.spec.as_mut().unwrap();
+    spec.volume_name = Some("pv1".into());
+    pvc.metadata.annotations = Some(
+        [(
+            "pv.kubernetes.io/bind-completed".to_string(),
+            "yes".to_string(),
+        )]
+        .into(),
+    );
+    c.put(&serde_json::from_value::<k8s_openapi::api::core::v1::PersistentVolume>(json!({
+        "metadata": {"name": "pv1"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}},
+    })).unwrap());
+    c.put(&pvc);
+    until("placed", || node_of(&c, "p").as_deref() == Some("a")).await;
+}

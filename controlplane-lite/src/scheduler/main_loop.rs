@@ -1,5 +1,5 @@
 //! The scheduling loop: one task owns the cache and the queue, applies every pod, node,
-//! namespace and Service change as it arrives, takes the next pod from the queue, runs
+//! namespace, Service, claim, volume and StorageClass change as it arrives, takes the next pod from the queue, runs
 //! the pure cycle on the cache's snapshot, assumes the pod on the chosen node and binds
 //! it in the background — so binds overlap while the next pods are placed. Failures
 //! become the pod's PodScheduled=False condition and a FailedScheduling event.
@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::{Value, json};
@@ -76,6 +79,9 @@ struct Feeds {
     nodes: Receiver<Change<Node>>,
     namespaces: Receiver<Change<Namespace>>,
     services: Receiver<Change<Service>>,
+    claims: Receiver<Change<PersistentVolumeClaim>>,
+    volumes: Receiver<Change<PersistentVolume>>,
+    classes: Receiver<Change<StorageClass>>,
 }
 
 fn uid_of(pod: &Pod) -> &str {
@@ -107,11 +113,18 @@ impl<C: Cluster> Scheduler<C> {
             nodes: i.nodes.subscribe(),
             namespaces: i.namespaces.subscribe(),
             services: i.services.subscribe(),
+            claims: i.pvcs.subscribe(),
+            volumes: i.pvs.subscribe(),
+            classes: i.storage_classes.subscribe(),
         };
         i.pods.synced().await;
         i.nodes.synced().await;
         i.namespaces.synced().await;
         i.services.synced().await;
+        i.pvcs.synced().await;
+        i.pvs.synced().await;
+        i.storage_classes.synced().await;
+        self.resync_volumes();
         self.resync_nodes();
         self.resync_namespaces();
         self.resync_services();
@@ -167,6 +180,30 @@ impl<C: Cluster> Scheduler<C> {
                 r = feeds.services.recv() => match r {
                     Ok(c) => self.on_service(&c.obj, c.deleted),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync_services(),
+                    Err(_) => return,
+                },
+                r = feeds.claims.recv() => match r {
+                    Ok(c) => {
+                        let helps = self.cache.apply_claim(&c.obj, c.deleted);
+                        self.on_volume_change(helps);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync_volumes(),
+                    Err(_) => return,
+                },
+                r = feeds.volumes.recv() => match r {
+                    Ok(c) => {
+                        let helps = self.cache.apply_volume(&c.obj, c.deleted);
+                        self.on_volume_change(helps);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync_volumes(),
+                    Err(_) => return,
+                },
+                r = feeds.classes.recv() => match r {
+                    Ok(c) => {
+                        let helps = self.cache.apply_class(&c.obj, c.deleted);
+                        self.on_volume_change(helps);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync_volumes(),
                     Err(_) => return,
                 },
                 Some(o) = self.outcomes_rx.recv() => self.on_outcome(o),
@@ -227,6 +264,44 @@ impl<C: Cluster> Scheduler<C> {
                 Err(TryRecvError::Closed) => return false,
                 Err(TryRecvError::Empty) => {}
             }
+            let mut helps = PluginSet::EMPTY;
+            match f.claims.try_recv() {
+                Ok(c) => {
+                    any = true;
+                    helps = helps | self.cache.apply_claim(&c.obj, c.deleted);
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    any = true;
+                    self.resync_volumes();
+                }
+                Err(TryRecvError::Closed) => return false,
+                Err(TryRecvError::Empty) => {}
+            }
+            match f.volumes.try_recv() {
+                Ok(c) => {
+                    any = true;
+                    helps = helps | self.cache.apply_volume(&c.obj, c.deleted);
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    any = true;
+                    self.resync_volumes();
+                }
+                Err(TryRecvError::Closed) => return false,
+                Err(TryRecvError::Empty) => {}
+            }
+            match f.classes.try_recv() {
+                Ok(c) => {
+                    any = true;
+                    helps = helps | self.cache.apply_class(&c.obj, c.deleted);
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    any = true;
+                    self.resync_volumes();
+                }
+                Err(TryRecvError::Closed) => return false,
+                Err(TryRecvError::Empty) => {}
+            }
+            self.on_volume_change(helps);
             if let Ok(o) = self.outcomes_rx.try_recv() {
                 any = true;
                 self.on_outcome(o);
@@ -299,6 +374,43 @@ impl<C: Cluster> Scheduler<C> {
         } else {
             list.insert(name, selector);
         }
+    }
+
+    fn on_volume_change(&mut self, helps: PluginSet) {
+        self.queue.on_event(helps, Instant::now());
+    }
+
+    /// Takes every claim, volume and class anew (at start, and after a watch lagged).
+    fn resync_volumes(&mut self) {
+        let i = &self.ctx.informers;
+        let (claims, volumes, classes) = (i.pvcs.list(), i.pvs.list(), i.storage_classes.list());
+        let key = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            m.name.clone().unwrap_or_default()
+        };
+        self.cache.drop_missing_volumes(
+            &claims
+                .iter()
+                .map(|c| {
+                    (
+                        c.metadata.namespace.clone().unwrap_or_default(),
+                        key(&c.metadata),
+                    )
+                })
+                .collect(),
+            &volumes.iter().map(|v| key(&v.metadata)).collect(),
+            &classes.iter().map(|c| key(&c.metadata)).collect(),
+        );
+        let mut helps = PluginSet::EMPTY;
+        for c in &claims {
+            helps = helps | self.cache.apply_claim(c, false);
+        }
+        for v in &volumes {
+            helps = helps | self.cache.apply_volume(v, false);
+        }
+        for c in &classes {
+            helps = helps | self.cache.apply_class(c, false);
+        }
+        self.on_volume_change(helps);
     }
 
     fn resync_pods(&mut self) {

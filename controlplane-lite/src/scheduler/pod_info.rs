@@ -13,6 +13,7 @@ use super::plugins::node_affinity::{self, PreferredTerm, RequiredNodeAffinity};
 use super::plugins::node_ports::HostPort;
 use super::plugins::pod_topology_spread::Constraints;
 use super::plugins::taint_toleration::Toleration;
+use super::plugins::volume_binding::{PodClaim, pod_claims};
 use super::resources::{Resources, pod_requests};
 
 /// The scheduler's name for itself; pods naming another scheduler are left alone.
@@ -49,6 +50,8 @@ pub struct PodInfo {
     /// When the pod started (or was created): preemption prefers to evict newer pods.
     pub start_time: Option<Timestamp>,
     pub scheduler_name: String,
+    /// The claims its volumes use (VolumeBinding).
+    pub claims: Vec<PodClaim>,
 }
 
 fn terms(
@@ -158,6 +161,7 @@ impl PodInfo {
                 .clone()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| SCHEDULER_NAME.into()),
+            claims: pod_claims(m.name.as_deref().unwrap_or_default(), spec),
             namespace: ns,
             labels,
         }

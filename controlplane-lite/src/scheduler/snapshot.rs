@@ -9,6 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Node;
 
 use super::node_info::NodeInfo;
+use super::plugins::volume_binding::Volumes;
 use super::pod_info::PodInfo;
 
 #[derive(Debug, Default)]
@@ -18,6 +19,8 @@ pub struct Snapshot {
     /// Pods bound to nodes the scheduler has not seen (yet, or any more).
     orphans: HashMap<String, Vec<Arc<PodInfo>>>,
     namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Claims, volumes and classes (VolumeBinding).
+    pub volumes: Volumes,
 }
 
 impl Snapshot {
@@ -161,6 +164,10 @@ impl<'a> View<'a> {
 
     pub fn namespace_labels(&self, ns: &str) -> Option<&'a BTreeMap<String, String>> {
         self.snap.namespaces.get(ns)
+    }
+
+    pub fn volumes(&self) -> &'a Volumes {
+        &self.snap.volumes
     }
 
     /// The same nodes, with node `i` replaced by `node`.
