@@ -126,7 +126,9 @@ async fn a_drained_stateful_pod_waits_for_its_volumes_node() {
     // Drain by hand: cordon the node, delete the pod.
     let out = cp.kubectl_ok(&["cordon", &node]);
     assert!(out.contains(&format!("node/{node} cordoned")), "{out}");
-    cp.kubectl_ok(&["delete", "pod", "db-1"]);
+    // Without waiting: kubectl's wait for a deletion watches the name, and may find the
+    // replacement (which stays Pending here) instead of the pod it deleted.
+    cp.kubectl_ok(&["delete", "pod", "db-1", "--wait=false"]);
     let want = "0/2 nodes are available: 1 node(s) had volume node affinity conflict, 1 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.";
     let new_uid = eventually(WAIT, "the new db-1 refused", || {
         let (u, n, _) = pod(&cp, "db-1")?;
