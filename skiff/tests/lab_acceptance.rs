@@ -238,10 +238,6 @@ fn the_examples_survive_rollouts_a_dead_worker_and_a_control_plane_restart() {
         nodes(&db_nodes),
         "each db pod stays with its volume"
     );
-    assert!(
-        db.iter().any(|p| p.name == "db-1" && p.node == "w2"),
-        "{db:?}"
-    );
     // A restart rollout spreads web over both workers again.
     lab.kubectl_ok(&["rollout", "restart", "deployment/web"]);
     lab.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
