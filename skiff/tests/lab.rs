@@ -127,13 +127,7 @@ fn a_two_worker_lab_runs_pods_across_workers_and_goes_away_without_a_trace() {
             &["nslookup", "web.default.svc.cluster.local"],
             "the Service's DNS name",
         );
-        let resolved = answer
-            .lines()
-            .filter_map(|l| l.strip_prefix("Address:"))
-            .map(str::trim)
-            .next_back()
-            .unwrap_or_default()
-            .to_string();
+        let resolved = skiff_tests::nslookup_address(&answer);
         assert_eq!(resolved, cluster_ip, "{answer}");
         let got = lab.http_in_pod(&pod.name, &format!("{resolved}:80"));
         assert_eq!(got, PAGE);

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use skiff_tests::{eventually, free_port, workspace_bin};
+use skiff_tests::{eventually, free_port, processes_naming, workspace_bin};
 
 const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
 
@@ -307,13 +307,7 @@ impl Cluster {
             &["nslookup", "web.default.svc.cluster.local"],
             "the Service's DNS name",
         );
-        let resolved = answer
-            .lines()
-            .filter_map(|l| l.strip_prefix("Address:"))
-            .map(str::trim)
-            .next_back()
-            .unwrap_or_default()
-            .to_string();
+        let resolved = skiff_tests::nslookup_address(&answer);
         assert_eq!(resolved, cluster_ip, "{answer}");
         assert_eq!(self.http_in_pod(pod, &resolved, 80), PAGE);
     }
@@ -500,24 +494,6 @@ fn ok(out: Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Whether any process's command line names `dir`.
-fn processes_naming(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&needle) {
-                found.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    found
 }
 
 /// `roots` and all their descendants.

@@ -588,3 +588,36 @@ impl Drop for AgentNode {
         let _ = std::fs::remove_file(&self.lock);
     }
 }
+
+/// Every process whose command line names `dir`, as `PID: command line`.
+pub fn processes_naming(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) {
+                found.push(format!("{pid}: {cmd}"));
+            }
+        }
+    }
+    found
+}
+
+/// The answer of busybox `nslookup`: its last `Address:` line (the first ones name the
+/// server).
+pub fn nslookup_address(output: &str) -> String {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("Address:"))
+        .map(str::trim)
+        .next_back()
+        .unwrap_or_default()
+        .to_string()
+}

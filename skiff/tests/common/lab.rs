@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use skiff_tests::{eventually, free_port};
+use skiff_tests::{eventually, free_port, processes_naming};
 
 pub const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
 
@@ -327,22 +327,4 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
     s.read_to_string(&mut body).ok()?;
     body.starts_with("HTTP/1.")
         .then(|| body.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
-}
-
-/// Whether any process's command line names `dir`.
-pub fn processes_naming(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&needle) {
-                found.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    found
 }
