@@ -46,14 +46,7 @@ pub fn encode(doc: &Value) -> Vec<u8> {
     if let Some(defs) = o.get("definitions").and_then(Value::as_object) {
         m.message(9, named_schemas(defs));
     }
-    for req in o
-        .get("security")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        m.message(12, security_requirement(req));
-    }
+    m.messages(12, o.get("security"), security_requirement);
     if let Some(defs) = o.get("securityDefinitions").and_then(Value::as_object) {
         let mut d = Msg::default();
         for (name, def) in defs {
@@ -153,8 +146,13 @@ impl Msg {
     }
 
     fn anys(&mut self, field: u32, v: Option<&Value>) {
+        self.messages(field, v, any);
+    }
+
+    /// A repeated message field: `encode` of each element of the array `v`.
+    fn messages(&mut self, field: u32, v: Option<&Value>, encode: fn(&Value) -> Msg) {
         for item in v.and_then(Value::as_array).into_iter().flatten() {
-            self.message(field, any(item));
+            self.message(field, encode(item));
         }
     }
 
@@ -244,14 +242,7 @@ fn schema(v: &Value) -> Msg {
         }
         _ => {}
     }
-    for s in o
-        .get("allOf")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        m.message(24, schema(s));
-    }
+    m.messages(24, o.get("allOf"), schema);
     if let Some(props) = o.get("properties").and_then(Value::as_object) {
         m.message(25, named_schemas(props));
     }
@@ -281,14 +272,7 @@ fn path_item(v: &Value) -> Msg {
             m.message(field, operation(op));
         }
     }
-    for p in o
-        .get("parameters")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        m.message(9, parameters_item(p));
-    }
+    m.messages(9, o.get("parameters"), parameters_item);
     m.extensions(10, o);
     m
 }
@@ -304,14 +288,7 @@ fn operation(v: &Value) -> Msg {
     m.string(5, str_of(o, "operationId"));
     m.strings(6, o.get("produces"));
     m.strings(7, o.get("consumes"));
-    for p in o
-        .get("parameters")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        m.message(8, parameters_item(p));
-    }
+    m.messages(8, o.get("parameters"), parameters_item);
     if let Some(responses) = o.get("responses").and_then(Value::as_object) {
         let mut r = Msg::default();
         for (code, resp) in responses.iter().filter(|(k, _)| !k.starts_with("x-")) {
@@ -322,14 +299,7 @@ fn operation(v: &Value) -> Msg {
     }
     m.strings(10, o.get("schemes"));
     m.bool(11, o.get("deprecated"));
-    for req in o
-        .get("security")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        m.message(12, security_requirement(req));
-    }
+    m.messages(12, o.get("security"), security_requirement);
     m.extensions(13, o);
     m
 }
